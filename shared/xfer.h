@@ -146,7 +146,9 @@ struct xfer_request {
 
 	/* ---- engine private: do not touch ---- */
 	struct {
+		struct xfer_engine *engine;
 		struct xfer_request *next;
+		void *waiter;        /* set by xfer_perform() */
 		CURL *easy;
 		struct curl_slist *slist;
 		uint64_t due_ms;

@@ -1,0 +1,995 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * xfer: the transfer engine. One thread owns a curl multi handle and every
+ * easy handle; other threads only touch the submission queue under the lock
+ * and wake the thread with curl_multi_wakeup(). Retries wait on a timer list
+ * (exponential backoff with full jitter) and are re-signed when they start.
+ */
+#include "xfer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef HPCOPS_VERSION
+#define HPCOPS_VERSION "0"
+#endif
+
+/* A bigger receive buffer means fewer write callbacks per GiB. */
+#define XFER_RECV_BUFFER (256 * 1024)
+/* Same for the upload side (curl caps it at 2 MiB). */
+#define XFER_SEND_BUFFER (512 * 1024)
+
+struct xfer_engine {
+	struct xfer_config cfg;
+	char *ca_bundle;
+	char *user_agent;
+	CURLM *multi;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	/* Protected by lock: */
+	struct xfer_request *sub_head, *sub_tail;
+	bool stopping;
+	unsigned cancels; /* xfer_cancel() calls not yet looked at */
+
+	/* Engine thread only: */
+	struct xfer_request *ready_head, *ready_tail; /* waiting for a slot */
+	struct xfer_request *delayed;                /* retries, sorted by due_ms */
+	struct xfer_request **inflight;              /* max_connections slots */
+	int n_inflight;
+	CURL **idle; /* easy handles kept for reuse */
+	int n_idle;
+	uint64_t rng;
+};
+
+struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+};
+
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode g_curl_init_rc;
+
+static void curl_init_once(void)
+{
+	g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t rng_next(struct xfer_engine *e)
+{
+	/* xorshift64*: jitter only needs to decorrelate clients, not be secret. */
+	uint64_t x = e->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	e->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+const char *xfer_strstatus(enum xfer_status s)
+{
+	switch (s) {
+	case XFER_OK: return "ok";
+	case XFER_ERR_NETWORK: return "network error";
+	case XFER_ERR_TIMEOUT: return "timed out";
+	case XFER_ERR_CANCELLED: return "cancelled";
+	case XFER_ERR_TOO_LARGE: return "response larger than the buffer";
+	case XFER_ERR_SIGN: return "could not sign the request";
+	case XFER_ERR_NOMEM: return "out of memory";
+	case XFER_ERR_INVALID: return "invalid request";
+	}
+	return "unknown transfer status";
+}
+
+bool xfer_is_retryable_code(const char *code, size_t len)
+{
+	static const char *const codes[] = {
+		"SlowDown",
+		"Throttling",
+		"ThrottlingException",
+		"ThrottledException",
+		"RequestThrottled",
+		"RequestThrottledException",
+		"TooManyRequestsException",
+		"ProvisionedThroughputExceededException",
+		"RequestLimitExceeded",
+		"BandwidthLimitExceeded",
+		"LimitExceededException",
+		"RequestTimeout",
+		"RequestTimeoutException",
+		"PriorRequestNotComplete",
+		"InternalError",
+		"ServiceUnavailable",
+		"EC2ThrottledException",
+		"TransactionInProgressException",
+	};
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strlen(codes[i]) == len && memcmp(codes[i], code, len) == 0)
+			return true;
+	return false;
+}
+
+/* Does an error document ask us to come back later? */
+static bool body_says_retry(const char *body, size_t len)
+{
+	const char *p, *q;
+
+	if (!body || !len)
+		return false;
+	p = memmem(body, len, "<Code>", 6);
+	if (p) {
+		p += 6;
+		q = memmem(p, len - (size_t)(p - body), "</Code>", 7);
+		if (q && xfer_is_retryable_code(p, (size_t)(q - p)))
+			return true;
+	}
+	/* CloudFormation's throttling message, whatever the code says. */
+	return memmem(body, len, "Rate exceeded", 13) != NULL;
+}
+
+static bool status_is_retryable(long st)
+{
+	return st == 500 || st == 502 || st == 503 || st == 504 || st == 429;
+}
+
+static bool curl_rc_is_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- curl callbacks (engine thread) ---- */
+
+static size_t on_header_cb(char *buf, size_t size, size_t n, void *ud)
+{
+	struct xfer_request *req = ud;
+	size_t len = size * n, nlen, vlen;
+	const char *colon, *v, *end;
+
+	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+		const char *sp = memchr(buf, ' ', len);
+		long st = 0;
+
+		if (sp)
+			for (sp++; sp < buf + len && *sp >= '0' && *sp <= '9'; sp++)
+				st = st * 10 + (*sp - '0');
+		req->priv_.status = st;
+		return len;
+	}
+	colon = memchr(buf, ':', len);
+	if (!colon)
+		return len;
+	nlen = (size_t)(colon - buf);
+	end = buf + len;
+	while (end > colon + 1 && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+				   end[-1] == '\t'))
+		end--;
+	v = colon + 1;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	vlen = (size_t)(end - v);
+	/* "x-amz-request-id" and "x-amzn-RequestId" are both 16 bytes. */
+	if (nlen == 16 && (strncasecmp(buf, "x-amz-request-id", 16) == 0 ||
+			   strncasecmp(buf, "x-amzn-requestid", 16) == 0)) {
+		size_t c = vlen < sizeof(req->result.request_id) - 1
+				   ? vlen
+				   : sizeof(req->result.request_id) - 1;
+		memcpy(req->result.request_id, v, c);
+		req->result.request_id[c] = '\0';
+	}
+	if (req->on_header)
+		req->on_header(req->user, buf, nlen, v, vlen);
+	return len;
+}
+
+/* Append to a malloc'd buffer, keeping a NUL after the data. */
+static int grow_append(char **buf, size_t *len, size_t *cap, size_t max, const void *data,
+		       size_t n)
+{
+	if (*len + n > max)
+		return -1;
+	if (*len + n + 1 > *cap) {
+		size_t nc = *cap ? *cap : 4096;
+		char *nb;
+
+		while (nc < *len + n + 1)
+			nc *= 2;
+		if (nc > max + 1)
+			nc = max + 1;
+		nb = realloc(*buf, nc);
+		if (!nb)
+			return -2;
+		*buf = nb;
+		*cap = nc;
+	}
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+static size_t on_write_cb(char *data, size_t size, size_t n, void *ud)
+{
+	struct xfer_request *req = ud;
+	size_t len = size * n;
+
+	if (__atomic_load_n(&req->priv_.cancel, __ATOMIC_RELAXED))
+		return 0;
+	if (req->priv_.status < 200 || req->priv_.status >= 300) {
+		/* An error document: keep its head, drop the rest. */
+		size_t max = req->priv_.engine->cfg.max_error_body;
+		size_t room = max > req->result.err_body_len ? max - req->result.err_body_len : 0;
+
+		if (room)
+			grow_append(&req->result.err_body, &req->result.err_body_len,
+				    &req->priv_.err_cap, max, data, len < room ? len : room);
+		return len;
+	}
+	if (req->write) {
+		if (req->write(req->user, data, len)) {
+			req->priv_.write_failed = true;
+			return 0;
+		}
+		req->priv_.delivered += len;
+		return len;
+	}
+	if (req->resp_buf) {
+		if (len > req->resp_cap - req->result.body_len) {
+			req->priv_.too_large = true;
+			return 0;
+		}
+		memcpy((char *)req->resp_buf + req->result.body_len, data, len);
+		req->result.body_len += len;
+		return len;
+	}
+	if (req->resp_max) {
+		int r = grow_append(&req->result.body, &req->result.body_len, &req->priv_.grow_cap,
+				    req->resp_max, data, len);
+		if (r) {
+			req->priv_.too_large = r == -1;
+			req->priv_.write_failed = r == -2;
+			return 0;
+		}
+	}
+	return len;
+}
+
+static size_t on_read_cb(char *buf, size_t size, size_t n, void *ud)
+{
+	struct xfer_request *req = ud;
+	size_t len = size * n, left;
+
+	if (__atomic_load_n(&req->priv_.cancel, __ATOMIC_RELAXED))
+		return CURL_READFUNC_ABORT;
+	if (req->read) {
+		long r = req->read(req->user, buf, len);
+
+		if (r < 0)
+			return CURL_READFUNC_ABORT;
+		req->priv_.body_off += (size_t)r;
+		return (size_t)r;
+	}
+	left = req->body_len - req->priv_.body_off;
+	if (len > left)
+		len = left;
+	memcpy(buf, (const char *)req->body + req->priv_.body_off, len);
+	req->priv_.body_off += len;
+	return len;
+}
+
+/* curl rewinds by itself when a reused connection turns out dead. */
+static int on_seek_cb(void *ud, curl_off_t off, int origin)
+{
+	struct xfer_request *req = ud;
+
+	if (origin != SEEK_SET || off < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	if (req->read) {
+		if (off != 0 || !req->rewind || req->rewind(req->user))
+			return CURL_SEEKFUNC_CANTSEEK;
+		req->priv_.body_off = 0;
+		return CURL_SEEKFUNC_OK;
+	}
+	if ((size_t)off > req->body_len)
+		return CURL_SEEKFUNC_FAIL;
+	req->priv_.body_off = (size_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* ---- request lists (engine thread) ---- */
+
+static void ready_push(struct xfer_engine *e, struct xfer_request *r, bool front)
+{
+	if (front) {
+		r->priv_.next = e->ready_head;
+		e->ready_head = r;
+		if (!e->ready_tail)
+			e->ready_tail = r;
+		return;
+	}
+	r->priv_.next = NULL;
+	if (e->ready_tail)
+		e->ready_tail->priv_.next = r;
+	else
+		e->ready_head = r;
+	e->ready_tail = r;
+}
+
+static struct xfer_request *ready_pop(struct xfer_engine *e)
+{
+	struct xfer_request *r = e->ready_head;
+
+	if (r) {
+		e->ready_head = r->priv_.next;
+		if (!e->ready_head)
+			e->ready_tail = NULL;
+		r->priv_.next = NULL;
+	}
+	return r;
+}
+
+static void delayed_insert(struct xfer_engine *e, struct xfer_request *r)
+{
+	struct xfer_request **pp = &e->delayed;
+
+	while (*pp && (*pp)->priv_.due_ms <= r->priv_.due_ms)
+		pp = &(*pp)->priv_.next;
+	r->priv_.next = *pp;
+	*pp = r;
+}
+
+static void release_easy(struct xfer_engine *e, struct xfer_request *r)
+{
+	CURL *h = r->priv_.easy;
+
+	if (h) {
+		curl_multi_remove_handle(e->multi, h);
+		if (e->n_idle < e->cfg.max_connections)
+			e->idle[e->n_idle++] = h;
+		else
+			curl_easy_cleanup(h);
+		r->priv_.easy = NULL;
+	}
+	curl_slist_free_all(r->priv_.slist);
+	r->priv_.slist = NULL;
+}
+
+static void inflight_remove(struct xfer_engine *e, struct xfer_request *r)
+{
+	for (int i = 0; i < e->n_inflight; i++) {
+		if (e->inflight[i] == r) {
+			e->inflight[i] = e->inflight[--e->n_inflight];
+			return;
+		}
+	}
+}
+
+/* Report the outcome. @r may be freed by its owner once this returns. */
+static void complete(struct xfer_engine *e, struct xfer_request *r, enum xfer_status st)
+{
+	struct waiter *w = r->priv_.waiter;
+
+	(void)e;
+	r->result.status = st;
+	r->result.http_status = r->priv_.status;
+	if (log_level() >= LOG_DEBUG) {
+		if (st == XFER_OK)
+			log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
+				"%s %s %s -> HTTP %ld after %d attempt(s)",
+				r->log_name ? r->log_name : "request", r->method, r->url,
+				r->result.http_status, r->result.attempts);
+		else
+			log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
+				"%s %s %s failed after %d attempt(s): %s%s%s",
+				r->log_name ? r->log_name : "request", r->method, r->url,
+				r->result.attempts, xfer_strstatus(st),
+				r->result.errmsg[0] ? ": " : "", r->result.errmsg);
+	}
+	if (w) {
+		pthread_mutex_lock(&w->m);
+		w->done = true;
+		pthread_cond_signal(&w->c);
+		pthread_mutex_unlock(&w->m);
+	} else {
+		r->done(r->user, r);
+	}
+}
+
+static struct curl_slist *build_headers(struct xfer_request *r, bool *ok)
+{
+	struct curl_slist *l = NULL, *n;
+	char small[512];
+
+	*ok = false;
+	for (size_t i = 0; i < r->n_headers; i++) {
+		const char *name = r->headers[i].name, *val = r->headers[i].value;
+		char *line = small;
+		size_t need = strlen(name) + (val ? strlen(val) : 0) + 3;
+
+		if (need > sizeof(small)) {
+			line = malloc(need);
+			if (!line)
+				goto fail;
+		}
+		/* curl's syntax for a header with an empty value is "Name;". */
+		if (val && *val)
+			snprintf(line, need, "%s: %s", name, val);
+		else
+			snprintf(line, need, "%s;", name);
+		n = curl_slist_append(l, line);
+		if (line != small)
+			free(line);
+		if (!n)
+			goto fail;
+		l = n;
+	}
+	/* No 100-continue round trip before each body. */
+	n = curl_slist_append(l, "Expect:");
+	if (!n)
+		goto fail;
+	l = n;
+	*ok = true;
+	return l;
+fail:
+	curl_slist_free_all(l);
+	return NULL;
+}
+
+/* Set up one attempt and hand it to curl. On failure @r is completed. */
+static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
+{
+	CURL *h;
+	bool ok;
+	enum xfer_status fail = XFER_ERR_NOMEM;
+	const char *m = r->method;
+
+	r->result.attempts++;
+	r->result.request_id[0] = '\0';
+	r->result.errmsg[0] = '\0';
+	r->result.err_body_len = 0;
+	if (r->result.err_body)
+		r->result.err_body[0] = '\0';
+	r->result.http_status = 0;
+	r->priv_.status = 0;
+	r->priv_.body_off = 0;
+	r->priv_.too_large = false;
+	r->priv_.write_failed = false;
+	if (r->priv_.delivered && r->write_reset)
+		r->write_reset(r->user);
+	r->priv_.delivered = 0;
+	r->result.body_len = 0;
+
+	if (e->n_idle) {
+		h = e->idle[--e->n_idle];
+		curl_easy_reset(h);
+	} else {
+		h = curl_easy_init();
+		if (!h)
+			goto fail;
+	}
+	r->priv_.easy = h;
+
+	r->priv_.slist = build_headers(r, &ok);
+	if (!ok)
+		goto fail;
+	if (r->sign && r->sign(r->sign_user, r, &r->priv_.slist)) {
+		fail = XFER_ERR_SIGN;
+		if (!r->result.errmsg[0])
+			snprintf(r->result.errmsg, sizeof(r->result.errmsg), "signing failed");
+		goto fail;
+	}
+
+	curl_easy_setopt(h, CURLOPT_URL, r->url);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->result.errmsg);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (e->ca_bundle)
+		curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_bundle);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 r->connect_timeout_ms ? r->connect_timeout_ms : e->cfg.connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, e->cfg.low_speed_limit);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, e->cfg.low_speed_time);
+	if (r->timeout_ms)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)XFER_RECV_BUFFER);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->priv_.slist);
+
+	if (strcmp(m, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(m, "GET") == 0 && !r->body_len && !r->read) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(m, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_cb);
+		curl_easy_setopt(h, CURLOPT_READDATA, r);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek_cb);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
+	} else if (strcmp(m, "PUT") == 0 || r->body_len || r->read) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, (long)XFER_SEND_BUFFER);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_cb);
+		curl_easy_setopt(h, CURLOPT_READDATA, r);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek_cb);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
+		if (strcmp(m, "PUT") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	}
+
+	if (curl_multi_add_handle(e->multi, h) != CURLM_OK)
+		goto fail;
+	e->inflight[e->n_inflight++] = r;
+	return;
+fail:
+	release_easy(e, r);
+	complete(e, r, fail);
+}
+
+static void start_ready(struct xfer_engine *e)
+{
+	uint64_t now = 0;
+
+	if (e->delayed)
+		now = now_ms();
+	/* Due retries go first: they have waited already. */
+	while (e->delayed && e->delayed->priv_.due_ms <= now) {
+		struct xfer_request *r = e->delayed;
+
+		e->delayed = r->priv_.next;
+		ready_push(e, r, true);
+	}
+	while (e->n_inflight < e->cfg.max_connections && e->ready_head)
+		start_attempt(e, ready_pop(e));
+}
+
+/* Can the body be sent again and the response delivered again? */
+static bool can_repeat(struct xfer_request *r)
+{
+	if (r->read && r->priv_.body_off && (!r->rewind || r->rewind(r->user)))
+		return false;
+	if (r->write && r->priv_.delivered && !r->write_reset)
+		return false;
+	return true;
+}
+
+static void schedule_retry(struct xfer_engine *e, struct xfer_request *r, const char *why)
+{
+	long base = e->cfg.backoff_base_ms, cap = e->cfg.backoff_max_ms, ceil = base;
+	long delay;
+
+	for (int i = 1; i < r->result.attempts && ceil < cap; i++)
+		ceil *= 2;
+	if (ceil > cap)
+		ceil = cap;
+	/* Full jitter: uniform in [0, ceil]. */
+	delay = (long)(rng_next(e) % (uint64_t)(ceil + 1));
+	r->priv_.due_ms = now_ms() + (uint64_t)delay;
+	log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
+		"%s %s %s: %s; retry %d in %ld ms", r->log_name ? r->log_name : "request",
+		r->method, r->url, why, r->result.attempts + 1, delay);
+	delayed_insert(e, r);
+}
+
+static void finish_attempt(struct xfer_engine *e, struct xfer_request *r, CURLcode rc)
+{
+	int max = r->max_attempts > 0 ? r->max_attempts : e->cfg.max_attempts;
+	bool more = r->result.attempts < max;
+	char why[96];
+
+	inflight_remove(e, r);
+	release_easy(e, r);
+
+	if (__atomic_load_n(&r->priv_.cancel, __ATOMIC_RELAXED) || r->priv_.write_failed) {
+		complete(e, r, r->priv_.write_failed && !r->write ? XFER_ERR_NOMEM
+								 : XFER_ERR_CANCELLED);
+		return;
+	}
+	if (r->priv_.too_large) {
+		complete(e, r, XFER_ERR_TOO_LARGE);
+		return;
+	}
+	if (rc == CURLE_OK) {
+		long st = r->priv_.status;
+		bool retry = status_is_retryable(st) ||
+			     (st >= 400 && body_says_retry(r->result.err_body, r->result.err_body_len));
+
+		if (retry && more && can_repeat(r)) {
+			snprintf(why, sizeof(why), "HTTP %ld", st);
+			schedule_retry(e, r, why);
+			return;
+		}
+		complete(e, r, XFER_OK);
+		return;
+	}
+	if (curl_rc_is_retryable(rc) && more && can_repeat(r)) {
+		snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
+		schedule_retry(e, r, why);
+		return;
+	}
+	if (!r->result.errmsg[0])
+		snprintf(r->result.errmsg, sizeof(r->result.errmsg), "%s", curl_easy_strerror(rc));
+	complete(e, r, rc == CURLE_OPERATION_TIMEDOUT ? XFER_ERR_TIMEOUT : XFER_ERR_NETWORK);
+}
+
+static void drain_done(struct xfer_engine *e)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(e->multi, &left))) {
+		struct xfer_request *r = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (r)
+			finish_attempt(e, r, msg->data.result);
+	}
+}
+
+/* Complete every request whose cancel flag is set, wherever it waits. */
+static void sweep_cancelled(struct xfer_engine *e, bool all)
+{
+	struct xfer_request *keep = NULL, **kt = &keep, *r, *next, *cancelled = NULL;
+
+#define IS_CANCELLED(x) (all || __atomic_load_n(&(x)->priv_.cancel, __ATOMIC_RELAXED))
+	for (r = e->ready_head; r; r = next) {
+		next = r->priv_.next;
+		if (IS_CANCELLED(r)) {
+			r->priv_.next = cancelled;
+			cancelled = r;
+		} else {
+			*kt = r;
+			kt = &r->priv_.next;
+		}
+	}
+	*kt = NULL;
+	e->ready_head = keep;
+	e->ready_tail = NULL;
+	for (r = keep; r; r = r->priv_.next)
+		e->ready_tail = r;
+
+	keep = NULL;
+	kt = &keep;
+	for (r = e->delayed; r; r = next) {
+		next = r->priv_.next;
+		if (IS_CANCELLED(r)) {
+			r->priv_.next = cancelled;
+			cancelled = r;
+		} else {
+			*kt = r;
+			kt = &r->priv_.next;
+		}
+	}
+	*kt = NULL;
+	e->delayed = keep;
+
+	for (int i = 0; i < e->n_inflight;) {
+		r = e->inflight[i];
+		if (IS_CANCELLED(r)) {
+			e->inflight[i] = e->inflight[--e->n_inflight];
+			release_easy(e, r);
+			r->priv_.next = cancelled;
+			cancelled = r;
+		} else {
+			i++;
+		}
+	}
+#undef IS_CANCELLED
+	for (r = cancelled; r; r = next) {
+		next = r->priv_.next;
+		complete(e, r, XFER_ERR_CANCELLED);
+	}
+}
+
+static void *engine_main(void *arg)
+{
+	struct xfer_engine *e = arg;
+
+	for (;;) {
+		struct xfer_request *sub;
+		bool stopping;
+		unsigned cancels;
+		int running, timeout;
+		long ct = -1;
+
+		pthread_mutex_lock(&e->lock);
+		sub = e->sub_head;
+		e->sub_head = e->sub_tail = NULL;
+		stopping = e->stopping;
+		cancels = e->cancels;
+		e->cancels = 0;
+		pthread_mutex_unlock(&e->lock);
+
+		while (sub) {
+			struct xfer_request *next = sub->priv_.next;
+
+			ready_push(e, sub, false);
+			sub = next;
+		}
+		if (stopping) {
+			sweep_cancelled(e, true);
+			/* Completions may have submitted more; cancel those too. */
+			pthread_mutex_lock(&e->lock);
+			sub = e->sub_head;
+			e->sub_head = e->sub_tail = NULL;
+			pthread_mutex_unlock(&e->lock);
+			if (!sub)
+				break;
+			while (sub) {
+				struct xfer_request *next = sub->priv_.next;
+
+				ready_push(e, sub, false);
+				sub = next;
+			}
+			continue;
+		}
+		if (cancels)
+			sweep_cancelled(e, false);
+
+		start_ready(e);
+		curl_multi_perform(e->multi, &running);
+		drain_done(e);
+		start_ready(e);
+
+		curl_multi_timeout(e->multi, &ct);
+		timeout = ct < 0 || ct > 1000 ? 1000 : (int)ct;
+		if (e->delayed) {
+			uint64_t now = now_ms(), due = e->delayed->priv_.due_ms;
+			int d = due <= now ? 0 : (int)(due - now);
+
+			if (d < timeout)
+				timeout = d;
+		}
+		if (e->ready_head && e->n_inflight < e->cfg.max_connections)
+			timeout = 0;
+		if (timeout > 0 || e->n_inflight)
+			curl_multi_poll(e->multi, NULL, 0, timeout, NULL);
+	}
+	return NULL;
+}
+
+/* ---- public API ---- */
+
+struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
+{
+	struct xfer_engine *e;
+	struct xfer_config zero = {0};
+
+	pthread_once(&g_curl_once, curl_init_once);
+	if (g_curl_init_rc != CURLE_OK) {
+		log_err("xfer: curl_global_init failed: %s", curl_easy_strerror(g_curl_init_rc));
+		return NULL;
+	}
+	if (!cfg)
+		cfg = &zero;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->cfg = *cfg;
+	if (e->cfg.max_connections <= 0)
+		e->cfg.max_connections = 16;
+	if (e->cfg.max_attempts <= 0)
+		e->cfg.max_attempts = 5;
+	if (e->cfg.connect_timeout_ms <= 0)
+		e->cfg.connect_timeout_ms = 5000;
+	if (e->cfg.low_speed_limit <= 0)
+		e->cfg.low_speed_limit = 1;
+	if (e->cfg.low_speed_time <= 0)
+		e->cfg.low_speed_time = 30;
+	if (e->cfg.backoff_base_ms <= 0)
+		e->cfg.backoff_base_ms = 100;
+	if (e->cfg.backoff_max_ms <= 0)
+		e->cfg.backoff_max_ms = 20000;
+	if (e->cfg.backoff_max_ms < e->cfg.backoff_base_ms)
+		e->cfg.backoff_max_ms = e->cfg.backoff_base_ms;
+	if (e->cfg.max_error_body == 0)
+		e->cfg.max_error_body = 65536;
+	e->cfg.ca_bundle = NULL;
+	e->cfg.user_agent = NULL;
+	if (cfg->ca_bundle) {
+		if (access(cfg->ca_bundle, R_OK) != 0) {
+			log_err("xfer: cannot read the CA bundle %s: %s; give a readable PEM file to "
+				"--ca-bundle",
+				cfg->ca_bundle, strerror(errno));
+			goto fail;
+		}
+		e->ca_bundle = strdup(cfg->ca_bundle);
+		if (!e->ca_bundle)
+			goto fail;
+	}
+	e->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "hpcops/" HPCOPS_VERSION);
+	e->inflight = calloc((size_t)e->cfg.max_connections, sizeof(*e->inflight));
+	e->idle = calloc((size_t)e->cfg.max_connections, sizeof(*e->idle));
+	e->multi = curl_multi_init();
+	if (!e->user_agent || !e->inflight || !e->idle || !e->multi)
+		goto fail;
+	curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)e->cfg.max_connections);
+	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->cfg.max_connections);
+	e->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)e ^
+		 now_ms();
+	if (!e->rng)
+		e->rng = 0x9E3779B97F4A7C15ULL;
+	pthread_mutex_init(&e->lock, NULL);
+	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+		pthread_mutex_destroy(&e->lock);
+		log_err("xfer: cannot start the transfer thread");
+		goto fail;
+	}
+	e->thread_started = true;
+	return e;
+fail:
+	if (e->multi)
+		curl_multi_cleanup(e->multi);
+	free(e->inflight);
+	free(e->idle);
+	free(e->ca_bundle);
+	free(e->user_agent);
+	free(e);
+	return NULL;
+}
+
+void xfer_engine_free(struct xfer_engine *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stopping = true;
+	pthread_mutex_unlock(&e->lock);
+	curl_multi_wakeup(e->multi);
+	pthread_join(e->thread, NULL);
+	for (int i = 0; i < e->n_idle; i++)
+		curl_easy_cleanup(e->idle[i]);
+	curl_multi_cleanup(e->multi);
+	pthread_mutex_destroy(&e->lock);
+	free(e->inflight);
+	free(e->idle);
+	free(e->ca_bundle);
+	free(e->user_agent);
+	free(e);
+}
+
+void xfer_request_init(struct xfer_request *req)
+{
+	memset(req, 0, sizeof(*req));
+}
+
+void xfer_request_cleanup(struct xfer_request *req)
+{
+	free(req->result.err_body);
+	free(req->result.body);
+	memset(&req->result, 0, sizeof(req->result));
+	req->priv_.err_cap = 0;
+	req->priv_.grow_cap = 0;
+}
+
+static int enqueue(struct xfer_engine *e, struct xfer_request *req)
+{
+	bool stopping;
+
+	/* Keep what a previous use left in result: cleanup is the caller's. */
+	char *eb = req->result.err_body, *b = req->result.body;
+	size_t ec = req->priv_.err_cap, gc = req->priv_.grow_cap;
+	void *w = req->priv_.waiter;
+
+	memset(&req->priv_, 0, sizeof(req->priv_));
+	memset(&req->result, 0, sizeof(req->result));
+	req->result.err_body = eb;
+	req->priv_.err_cap = ec;
+	/* A body left from a previous use would be appended to: drop it. */
+	free(b);
+	(void)gc;
+	req->priv_.waiter = w;
+	req->priv_.engine = e;
+
+	if (!req->method || !req->url || (!req->done && !w) ||
+	    (req->body_len && !req->body && !req->read) || (req->resp_buf && !req->resp_cap)) {
+		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
+			 "request without method, url, done callback or body source");
+		req->result.status = XFER_ERR_INVALID;
+		return -1;
+	}
+	pthread_mutex_lock(&e->lock);
+	stopping = e->stopping;
+	if (!stopping) {
+		if (e->sub_tail)
+			e->sub_tail->priv_.next = req;
+		else
+			e->sub_head = req;
+		e->sub_tail = req;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (stopping) {
+		snprintf(req->result.errmsg, sizeof(req->result.errmsg), "engine is shutting down");
+		req->result.status = XFER_ERR_CANCELLED;
+		return -1;
+	}
+	curl_multi_wakeup(e->multi);
+	return 0;
+}
+
+int xfer_submit(struct xfer_engine *e, struct xfer_request *req)
+{
+	req->priv_.waiter = NULL;
+	return enqueue(e, req);
+}
+
+int xfer_perform(struct xfer_engine *e, struct xfer_request *req)
+{
+	struct waiter w = {.done = false};
+	int ret;
+
+	if (pthread_equal(pthread_self(), e->thread)) {
+		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
+			 "blocking transfer called on the transfer thread");
+		req->result.status = XFER_ERR_INVALID;
+		return -1;
+	}
+	pthread_mutex_init(&w.m, NULL);
+	pthread_cond_init(&w.c, NULL);
+	req->priv_.waiter = &w;
+	ret = enqueue(e, req);
+	if (ret == 0) {
+		pthread_mutex_lock(&w.m);
+		while (!w.done)
+			pthread_cond_wait(&w.c, &w.m);
+		pthread_mutex_unlock(&w.m);
+		ret = req->result.status == XFER_OK ? 0 : -1;
+	}
+	req->priv_.waiter = NULL;
+	pthread_mutex_destroy(&w.m);
+	pthread_cond_destroy(&w.c);
+	return ret;
+}
+
+void xfer_cancel(struct xfer_engine *e, struct xfer_request *req)
+{
+	__atomic_store_n(&req->priv_.cancel, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&e->lock);
+	e->cancels++;
+	pthread_mutex_unlock(&e->lock);
+	curl_multi_wakeup(e->multi);
+}
