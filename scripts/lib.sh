@@ -69,32 +69,36 @@ pid_ours() {
 # alive DIR NAME: true while the daemon recorded as NAME runs.
 alive() { pid_ours "$1" "$1/pids/$2" >/dev/null; }
 
-# stop_pids DIR NAME...: SIGTERM the named daemons in that order, wait up to
-# 15 s for all of them, then SIGKILL what is left and wait for it.
+# stop_pids DIR GRACE NAME...: SIGTERM the named daemons, wait up to GRACE
+# seconds for all of them, then SIGKILL what is left and wait for it to go.
+# GRACE 0 sends SIGKILL at once (for daemons whose state is thrown away).
+# Only processes whose command line names DIR are signalled (see pid_ours).
 stop_pids() {
-	local dir=$1 name pid i left
-	shift
+	local dir=$1 grace=$2 name pid i
+	shift 2
 	local pids=()
 	for name in "$@"; do
 		pid=$(pid_ours "$dir" "$dir/pids/$name") || continue
-		kill -TERM "$pid" 2>/dev/null || true
 		pids+=("$pid")
 	done
-	for i in $(seq 150); do
+	[ ${#pids[@]} -gt 0 ] || return 0
+	if [ "$grace" != 0 ]; then
+		kill -TERM "${pids[@]}" 2>/dev/null || true
+		wait_gone $((grace * 10)) "${pids[@]}" && return 0
+	fi
+	kill -KILL "${pids[@]}" 2>/dev/null || true
+	wait_gone 100 "${pids[@]}"
+}
+
+# wait_gone TENTHS PID...: wait up to TENTHS/10 s until no PID exists.
+wait_gone() {
+	local n=$1 i pid left
+	shift
+	for i in $(seq "$n"); do
 		left=0
-		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && left=1
-		done
-		[ $left = 0 ] && return 0
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	for i in $(seq 50); do
-		left=0
-		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && left=1
+		for pid in "$@"; do
+			# a zombie still answers kill -0; count it as gone
+			[ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && left=1
 		done
 		[ $left = 0 ] && return 0
 		sleep 0.1
