@@ -62,7 +62,7 @@ pid_ours() {
 	pid=$(cat "$f" 2>/dev/null) || return 1
 	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
 	[ -r "/proc/$pid/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir" || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir" || return 1
 	echo "$pid"
 }
 
