@@ -54,8 +54,13 @@ struct creds_options {
 	const char *profile;
 	/* Explicit region (--region); NULL = AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS, us-east-1. */
 	const char *region;
-	/* Borrowed engine for IMDS / container / STS requests; NULL = the
-	 * provider makes a small private one when it first needs HTTP. */
+	/*
+	 * Borrowed engine for IMDS / container / STS requests. NULL (advised)
+	 * = the provider starts a small private one when it first needs HTTP,
+	 * which makes creds_get() safe to call from any engine's callbacks.
+	 * Never pass an engine whose sign callbacks call creds_get(): a renewal
+	 * would then wait on that engine from its own thread.
+	 */
 	struct xfer_engine *xfer;
 	/* CA bundle for HTTPS to STS (NULL = system default). */
 	const char *ca_bundle;
@@ -87,7 +92,10 @@ void creds_provider_free(struct creds_provider *p);
 
 /**
  * creds_get() - current credentials, renewed first if they expire within
- * the refresh window. Thread-safe; concurrent callers wait for one renewal.
+ * the refresh window (renewal walks the chain again: HTTP may happen, so
+ * prefer calling it before submitting rather than from a sign callback on
+ * a latency-critical path). Thread-safe; concurrent callers wait for one
+ * renewal.
  * @out: receives a copy the caller owns: creds_clear() it when done.
  * Returns 0, or -1 with @err filled (on failure @out holds nothing).
  * If a renewal fails while the cached credentials are still valid, those
