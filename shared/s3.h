@@ -216,6 +216,9 @@ int s3_abort_multipart(struct s3_client *c, const char *key, const char *upload_
 int s3_list_parts(struct s3_client *c, const char *key, const char *upload_id,
 		  struct s3_part **parts, size_t *n, struct s3_error *err);
 
+/** Most uploads s3_list_multipart_uploads() collects before it asks for a longer prefix. */
+#define S3_MAX_LISTED_UPLOADS 100000
+
 struct s3_upload_entry {
 	char *key;
 	char *upload_id;

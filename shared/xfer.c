@@ -442,8 +442,10 @@ static struct curl_slist *build_headers(struct xfer_request *r, bool *ok)
 			if (!line)
 				goto fail;
 		}
-		/* curl's syntax for a header with an empty value is "Name;". */
-		if (val && *val)
+		/* curl: "Name:" removes its own header, "Name;" sends an empty one. */
+		if (!val)
+			snprintf(line, need, "%s:", name);
+		else if (*val)
 			snprintf(line, need, "%s: %s", name, val);
 		else
 			snprintf(line, need, "%s;", name);

@@ -45,7 +45,11 @@ enum xfer_status {
 	XFER_ERR_INVALID,    /* bad request fields, or a blocking call on the engine thread */
 };
 
-/** One request header. Same layout as struct sigv4_header. */
+/**
+ * One request header. Same layout as struct sigv4_header. A NULL @value
+ * removes a header curl would add by itself (e.g. POST's Content-Type);
+ * "" sends the header with an empty value.
+ */
 struct xfer_header {
 	const char *name;
 	const char *value;

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * s3_test: hooks into the S3 client that only tests use, kept out of s3.h
+ * so no program can turn them on by accident.
+ */
+#ifndef HPCOPS_S3_TEST_H
+#define HPCOPS_S3_TEST_H
+
+#include <stdbool.h>
+
+struct s3_client;
+
+/**
+ * s3_client_test_corrupt_md5() - when @on, every Content-MD5 this client
+ * sends with a body (PutObject, UploadPart) is wrong by one character, so
+ * a test can see the server refuse the bytes (BadDigest).
+ */
+void s3_client_test_corrupt_md5(struct s3_client *c, bool on);
+
+#endif
