@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * test_creds: the parts of the credential chain that need no network:
+ * environment, shared credentials/config files and profiles, the errors a
+ * user meets, region order, and that secrets never reach the log.
+ * IMDS is disabled (AWS_EC2_METADATA_DISABLED) and HOME is a temp dir.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "creds.h"
+#include "log.h"
+#include "util.h"
+
+static char tmpdir[256];
+
+static const char *const aws_vars[] = {
+	"AWS_ACCESS_KEY_ID",
+	"AWS_SECRET_ACCESS_KEY",
+	"AWS_SESSION_TOKEN",
+	"AWS_PROFILE",
+	"AWS_DEFAULT_PROFILE",
+	"AWS_SHARED_CREDENTIALS_FILE",
+	"AWS_CONFIG_FILE",
+	"AWS_REGION",
+	"AWS_DEFAULT_REGION",
+	"AWS_WEB_IDENTITY_TOKEN_FILE",
+	"AWS_ROLE_ARN",
+	"AWS_ROLE_SESSION_NAME",
+	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+	"AWS_EC2_METADATA_SERVICE_ENDPOINT",
+	"AWS_ENDPOINT_URL",
+	"AWS_ENDPOINT_URL_STS",
+};
+
+static void write_file(const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	char path[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(aws_vars) / sizeof(aws_vars[0]); i++)
+		unsetenv(aws_vars[i]);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/hpcops-test-creds-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	setenv("HOME", tmpdir, 1);
+	snprintf(path, sizeof(path), "%s/.aws", tmpdir);
+	mkdir(path, 0700);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[600];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char credentials_file[] =
+	"# comment\n"
+	"[default]\n"
+	"aws_access_key_id = AKIADEFAULT\n"
+	"aws_secret_access_key = secret-default\n"
+	"\n"
+	"[dev]\r\n"
+	"AWS_ACCESS_KEY_ID=AKIADEV\r\n"
+	"aws_secret_access_key =   secret-dev  \r\n"
+	"aws_session_token = token-dev\r\n"
+	"; another comment\n"
+	"[half]\n"
+	"aws_access_key_id = AKIAHALF\n";
+
+static const char config_file[] =
+	"[default]\n"
+	"region = eu-central-1\n"
+	"[profile   dev ]\n"
+	"region = ap-south-1\n"
+	"s3 =\n"
+	"  region = not-this-one\n"
+	"  max_concurrent_requests = 4\n"
+	"output = json\n"
+	"[profile onlyconfig]\n"
+	"aws_access_key_id = AKIACONFIG\n"
+	"aws_secret_access_key = secret-config\n"
+	"[profile norole]\n"
+	"role_arn = arn:aws:iam::123456789012:role/x\n"
+	"[profile badsource]\n"
+	"role_arn = arn:aws:iam::123456789012:role/x\n"
+	"source_profile = ghost\n"
+	"[profile both]\n"
+	"role_arn = arn:aws:iam::123456789012:role/x\n"
+	"source_profile = dev\n"
+	"credential_source = Environment\n"
+	"[profile weird]\n"
+	"role_arn = arn:aws:iam::123456789012:role/x\n"
+	"credential_source = Mars\n"
+	"[profile loop-a]\n"
+	"role_arn = arn:aws:iam::123456789012:role/a\n"
+	"source_profile = loop-b\n"
+	"[profile loop-b]\n"
+	"role_arn = arn:aws:iam::123456789012:role/b\n"
+	"source_profile = loop-a\n";
+
+static void write_aws_files(void)
+{
+	write_file(".aws/credentials", credentials_file);
+	write_file(".aws/config", config_file);
+}
+
+static void expect_get(const char *profile, const char *akid, const char *secret,
+		       const char *token, const char *source)
+{
+	struct creds_options o = { .profile = profile };
+	struct creds_provider *p = creds_provider_new(&o);
+	struct creds c;
+	struct creds_error e;
+
+	assert_non_null(p);
+	if (creds_get(p, &c, &e))
+		fail_msg("creds_get: %s", e.message);
+	assert_string_equal(c.access_key_id, akid);
+	assert_string_equal(c.secret_access_key, secret);
+	if (token)
+		assert_string_equal(c.session_token, token);
+	else
+		assert_null(c.session_token);
+	assert_string_equal(c.source, source);
+	creds_clear(&c);
+	creds_clear(&c);
+	creds_provider_free(p);
+}
+
+static void expect_error(const char *profile, enum creds_err code, const char *needle1,
+			 const char *needle2)
+{
+	struct creds_options o = { .profile = profile };
+	struct creds_provider *p = creds_provider_new(&o);
+	struct creds c;
+	struct creds_error e;
+
+	assert_non_null(p);
+	if (creds_get(p, &c, &e) == 0)
+		fail_msg("profile %s: expected an error, got key %s from %s",
+			 profile ? profile : "(none)", c.access_key_id, c.source);
+	assert_null(c.access_key_id);
+	assert_int_equal(e.err, code);
+	if (!strstr(e.message, needle1) || (needle2 && !strstr(e.message, needle2)))
+		fail_msg("message '%s' lacks '%s' / '%s'", e.message, needle1,
+			 needle2 ? needle2 : "");
+	creds_provider_free(p);
+}
+
+static void ini_parsing(void **state)
+{
+	char path[512];
+	char *v;
+
+	(void)state;
+	write_aws_files();
+	snprintf(path, sizeof(path), "%s/.aws/config", tmpdir);
+	v = creds_ini_get(path, "profile dev", "region");
+	assert_string_equal(v, "ap-south-1");
+	free(v);
+	/* indented sub-settings are not the profile's own keys */
+	v = creds_ini_get(path, "profile dev", "max_concurrent_requests");
+	assert_null(v);
+	v = creds_ini_get(path, "profile dev", "output");
+	assert_string_equal(v, "json");
+	free(v);
+	assert_null(creds_ini_get(path, "profile dev", "nope"));
+	assert_null(creds_ini_get(path, "profile ghost", "region"));
+	assert_null(creds_ini_get("/nonexistent/file", "default", "region"));
+
+	snprintf(path, sizeof(path), "%s/.aws/credentials", tmpdir);
+	/* CRLF line ends, key case, whitespace around values */
+	v = creds_ini_get(path, "dev", "aws_access_key_id");
+	assert_string_equal(v, "AKIADEV");
+	free(v);
+	v = creds_ini_get(path, "dev", "aws_secret_access_key");
+	assert_string_equal(v, "secret-dev");
+	free(v);
+
+	/* credentials file first, then "[profile x]" in config, "[default]" in both */
+	v = creds_profile_get("dev", "region");
+	assert_string_equal(v, "ap-south-1");
+	free(v);
+	v = creds_profile_get("default", "region");
+	assert_string_equal(v, "eu-central-1");
+	free(v);
+	v = creds_profile_get("onlyconfig", "aws_access_key_id");
+	assert_string_equal(v, "AKIACONFIG");
+	free(v);
+}
+
+static void env_then_profiles(void **state)
+{
+	(void)state;
+	write_aws_files();
+	expect_get(NULL, "AKIADEFAULT", "secret-default", NULL, "profile");
+	expect_get("dev", "AKIADEV", "secret-dev", "token-dev", "profile");
+	expect_get("onlyconfig", "AKIACONFIG", "secret-config", NULL, "profile");
+
+	setenv("AWS_PROFILE", "dev", 1);
+	expect_get(NULL, "AKIADEV", "secret-dev", "token-dev", "profile");
+
+	/* environment keys beat AWS_PROFILE ... */
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret-env", 1);
+	expect_get(NULL, "AKIAENV", "secret-env", NULL, "env");
+	setenv("AWS_SESSION_TOKEN", "token-env", 1);
+	expect_get(NULL, "AKIAENV", "secret-env", "token-env", "env");
+	/* ... but an explicit --profile beats the environment (AWS CLI rule) */
+	expect_get("onlyconfig", "AKIACONFIG", "secret-config", NULL, "profile");
+
+	/* other file locations */
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_PROFILE");
+	write_file("elsewhere", "[default]\naws_access_key_id=AKIAELSE\naws_secret_access_key=s-else\n");
+	{
+		char path[512];
+		snprintf(path, sizeof(path), "%s/elsewhere", tmpdir);
+		setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+	}
+	expect_get(NULL, "AKIAELSE", "s-else", NULL, "profile");
+}
+
+static void errors_explain(void **state)
+{
+	(void)state;
+	/* nothing anywhere */
+	expect_error(NULL, CREDS_ERR_NOT_FOUND, "no AWS credentials found", "AWS_ACCESS_KEY_ID");
+	/* container credentials over plain http only to loopback or the ECS/EKS agent */
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://evil.example.com/creds", 1);
+	expect_error(NULL, CREDS_ERR_CONFIG, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://");
+	unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+
+	write_aws_files();
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+	expect_error(NULL, CREDS_ERR_CONFIG, "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_ACCESS_KEY_ID");
+
+	expect_error("ghost", CREDS_ERR_CONFIG, "profile 'ghost'", "--profile");
+	setenv("AWS_PROFILE", "ghost2", 1);
+	expect_error(NULL, CREDS_ERR_CONFIG, "profile 'ghost2'", "AWS_PROFILE");
+	unsetenv("AWS_PROFILE");
+
+	expect_error("half", CREDS_ERR_CONFIG, "aws_secret_access_key", "half");
+	expect_error("norole", CREDS_ERR_CONFIG, "source_profile", "credential_source");
+	expect_error("badsource", CREDS_ERR_CONFIG, "ghost", "does not exist");
+	expect_error("both", CREDS_ERR_CONFIG, "both source_profile and credential_source",
+		     NULL);
+	expect_error("weird", CREDS_ERR_CONFIG, "Mars", "Ec2InstanceMetadata");
+	expect_error("loop-a", CREDS_ERR_CONFIG, "circular", NULL);
+
+
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token", 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
+	expect_error("default", CREDS_ERR_CONFIG, "/nonexistent/token", "web identity");
+}
+
+static void region_order(void **state)
+{
+	struct creds_options o = { 0 };
+	struct creds_provider *p;
+	char r[64];
+
+	(void)state;
+	/* nothing: the default */
+	p = creds_provider_new(&o);
+	creds_region(p, r, sizeof(r));
+	assert_string_equal(r, "us-east-1");
+	creds_provider_free(p);
+
+	write_aws_files();
+	p = creds_provider_new(&o);
+	creds_region(p, r, sizeof(r));
+	assert_string_equal(r, "eu-central-1");
+	creds_provider_free(p);
+
+	o.profile = "dev";
+	p = creds_provider_new(&o);
+	creds_region(p, r, sizeof(r));
+	assert_string_equal(r, "ap-south-1");
+	creds_provider_free(p);
+
+	setenv("AWS_DEFAULT_REGION", "us-west-1", 1);
+	p = creds_provider_new(&o);
+	creds_region(p, r, sizeof(r));
+	assert_string_equal(r, "us-west-1");
+	creds_provider_free(p);
+
+	setenv("AWS_REGION", "us-west-2", 1);
+	p = creds_provider_new(&o);
+	creds_region(p, r, sizeof(r));
+	assert_string_equal(r, "us-west-2");
+	creds_provider_free(p);
+
+	o.region = "sa-east-1";
+	p = creds_provider_new(&o);
+	creds_region(p, r, sizeof(r));
+	assert_string_equal(r, "sa-east-1");
+	creds_provider_free(p);
+}
+
+static void static_provider_and_copies(void **state)
+{
+	struct creds_provider *p = creds_provider_new_static("AKIASTATIC", "s-static", "t-static");
+	struct creds a, b;
+	struct creds_error e;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(creds_get(p, &a, &e), 0);
+	assert_int_equal(creds_get(p, &b, &e), 0);
+	/* each caller owns an independent copy */
+	assert_ptr_not_equal(a.secret_access_key, b.secret_access_key);
+	assert_string_equal(a.secret_access_key, "s-static");
+	assert_string_equal(b.session_token, "t-static");
+	creds_clear(&a);
+	assert_string_equal(b.access_key_id, "AKIASTATIC");
+	creds_invalidate(p); /* static keys cannot be forgotten */
+	creds_clear(&b);
+	assert_int_equal(creds_get(p, &b, &e), 0);
+	assert_string_equal(b.access_key_id, "AKIASTATIC");
+	creds_clear(&b);
+	creds_provider_free(p);
+	assert_null(creds_provider_new_static(NULL, "x", NULL));
+}
+
+struct race {
+	struct creds_provider *p;
+	int ok;
+};
+
+static void *racer(void *arg)
+{
+	struct race *r = arg;
+
+	for (int i = 0; i < 200; i++) {
+		struct creds c;
+		struct creds_error e;
+		if (creds_get(r->p, &c, &e) == 0 && !strcmp(c.secret_access_key, "secret-dev"))
+			r->ok++;
+		creds_clear(&c);
+		if (i % 50 == 0)
+			creds_invalidate(r->p);
+	}
+	return NULL;
+}
+
+static void concurrent_gets(void **state)
+{
+	struct creds_options o = { .profile = "dev" };
+	struct race r[4];
+	pthread_t t[4];
+	struct creds_provider *p;
+
+	(void)state;
+	write_aws_files();
+	p = creds_provider_new(&o);
+	for (int i = 0; i < 4; i++) {
+		r[i].p = p;
+		r[i].ok = 0;
+		pthread_create(&t[i], NULL, racer, &r[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].ok, 200);
+	}
+	creds_provider_free(p);
+}
+
+/* Run resolutions at LOG_DEBUG into a file; the secrets must not be in it. */
+static void secrets_stay_out_of_logs(void **state)
+{
+	char logpath[512];
+	char *text;
+	static const char *const secrets[] = { "secret-default", "secret-dev", "token-dev",
+					       "secret-env-XYZ", "token-env-XYZ",
+					       "secret-config" };
+
+	(void)state;
+	snprintf(logpath, sizeof(logpath), "%s/log.txt", tmpdir);
+	assert_int_equal(log_init(LOG_DEST_FILE, logpath, "test_creds", LOG_DEBUG), 0);
+	write_aws_files();
+	expect_get(NULL, "AKIADEFAULT", "secret-default", NULL, "profile");
+	expect_get("dev", "AKIADEV", "secret-dev", "token-dev", "profile");
+	expect_error("half", CREDS_ERR_CONFIG, "half", NULL);
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENVLOG", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret-env-XYZ", 1);
+	setenv("AWS_SESSION_TOKEN", "token-env-XYZ", 1);
+	expect_get(NULL, "AKIAENVLOG", "secret-env-XYZ", "token-env-XYZ", "env");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	expect_error(NULL, CREDS_ERR_CONFIG, "AWS_ACCESS_KEY_ID", NULL);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SESSION_TOKEN");
+	{
+		struct creds_options o = { .profile = "onlyconfig" };
+		struct creds_provider *p = creds_provider_new(&o);
+		char r[64];
+		creds_region(p, r, sizeof(r));
+		creds_provider_free(p);
+	}
+	log_close();
+	log_init(LOG_DEST_STDERR, NULL, "test_creds", LOG_WARNING);
+
+	text = util_read_file(logpath, 1 << 20);
+	assert_non_null(text);
+	/* the log did record the resolutions, by key id */
+	assert_non_null(strstr(text, "AKIADEFAULT"));
+	assert_non_null(strstr(text, "AKIADEV"));
+	assert_non_null(strstr(text, "AKIAENVLOG"));
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (strstr(text, secrets[i]))
+			fail_msg("secret '%s' found in the log:\n%s", secrets[i], text);
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(ini_parsing, setup, teardown),
+		cmocka_unit_test_setup_teardown(env_then_profiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(errors_explain, setup, teardown),
+		cmocka_unit_test_setup_teardown(region_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(static_provider_and_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(concurrent_gets, setup, teardown),
+		cmocka_unit_test_setup_teardown(secrets_stay_out_of_logs, setup, teardown),
+	};
+
+	log_init(LOG_DEST_STDERR, NULL, "test_creds", LOG_WARNING);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
