@@ -9,7 +9,7 @@
 #define HPCOPS_FS_H
 
 #ifndef FUSE_USE_VERSION
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #endif
 
 #include <fuse_lowlevel.h>

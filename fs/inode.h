@@ -38,6 +38,7 @@ struct inode {
 	uint64_t size;
 	struct timespec mtime;
 	char etag[80];          /* ETag of the version last seen ("" for dirs / not yet uploaded) */
+	char cache_etag[80];    /* ETag of the version the kernel page cache may hold (read opens) */
 	double expires;         /* monotonic time after which attributes must be refetched */
 	bool local;             /* exists only on this node: mkdir'd dir or a file being written */
 	bool unlinked;          /* no longer reachable by name (replaced, unlinked, renamed away) */
