@@ -81,6 +81,10 @@ struct s3_req {
 	char *etag_out;
 };
 
+static struct s3_req *req_new(struct s3_client *c, const char *method, const char *op,
+			      const char *key, const char *query);
+static void req_free(struct s3_req *r);
+
 /* ---- errors ---- */
 
 const char *s3_strerror(enum s3_err err)
@@ -371,6 +375,22 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 void s3_client_test_corrupt_md5(struct s3_client *c, bool on)
 {
 	c->test_corrupt_md5 = on;
+}
+
+int s3_client_test_url(struct s3_client *c, const char *key, const char *query, char *url,
+		       size_t url_len, char *host, size_t host_len, char *path, size_t path_len)
+{
+	struct s3_req *r = req_new(c, "GET", "test", key, query);
+	int ret = -1;
+
+	if (!r)
+		return -1;
+	if ((size_t)snprintf(url, url_len, "%s", r->url) < url_len &&
+	    (size_t)snprintf(host, host_len, "%s", c->host) < host_len &&
+	    (size_t)snprintf(path, path_len, "%s", r->path) < path_len)
+		ret = 0;
+	req_free(r);
+	return ret;
 }
 
 static bool bucket_name_ok(const char *b)
@@ -1051,6 +1071,28 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t
 		memcpy(etag_out, r->info.etag, sizeof(r->info.etag));
 	req_free(r);
 	return ret;
+}
+
+int s3_put_object_async(struct s3_client *c, const char *key, const void *data, size_t len,
+			char *etag_out, s3_done_fn done, void *user, struct s3_error *err)
+{
+	struct s3_req *r;
+
+	if (!done) {
+		set_err(err, S3_ERR_INVALID_ARGUMENT, "PutObject: no completion callback");
+		return -1;
+	}
+	r = req_new(c, "PUT", "PutObject", key, NULL);
+	if (!r) {
+		set_err(err, S3_ERR_NOMEM, "PutObject: out of memory");
+		return -1;
+	}
+	req_set_md5(r, data, len);
+	r->payload_hash = SIGV4_UNSIGNED_PAYLOAD;
+	r->x.body = len ? data : NULL;
+	r->x.body_len = len;
+	r->etag_out = etag_out;
+	return req_submit(r, done, user, err);
 }
 
 int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,

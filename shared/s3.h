@@ -176,6 +176,14 @@ void s3_list_page_free(struct s3_list_page *page);
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
 		  char *etag_out, struct s3_error *err);
 
+/**
+ * s3_put_object_async() - as s3_put_object() without waiting. @data and
+ * @etag_out (80 bytes, or NULL) must stay valid until @done has run.
+ * 0 = queued, -1 = @err filled (then @done is not called).
+ */
+int s3_put_object_async(struct s3_client *c, const char *key, const void *data, size_t len,
+			char *etag_out, s3_done_fn done, void *user, struct s3_error *err);
+
 /** s3_create_multipart() - CreateMultipartUpload; @upload_id is malloc'd, caller frees. */
 int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
 			struct s3_error *err);

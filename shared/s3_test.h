@@ -7,6 +7,7 @@
 #define HPCOPS_S3_TEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct s3_client;
 
@@ -16,5 +17,14 @@ struct s3_client;
  * a test can see the server refuse the bytes (BadDigest).
  */
 void s3_client_test_corrupt_md5(struct s3_client *c, bool on);
+
+/**
+ * s3_client_test_url() - the URL, Host header and signed path the client
+ * would use for @key (NULL = the bucket) and @query (encoded, or NULL), so
+ * addressing styles can be checked without a server. 0, or -1 if a buffer
+ * is too small or memory ran out.
+ */
+int s3_client_test_url(struct s3_client *c, const char *key, const char *query, char *url,
+		       size_t url_len, char *host, size_t host_len, char *path, size_t path_len);
 
 #endif
