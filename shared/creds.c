@@ -53,6 +53,8 @@ struct creds_provider {
 	bool have;
 	char region[64];
 	bool have_region;
+	char *imds_token; /* IMDSv2 session token (a secret), reused until imds_token_exp */
+	time_t imds_token_exp;
 };
 
 const char *creds_strerror(enum creds_err err)
@@ -364,6 +366,7 @@ void creds_provider_free(struct creds_provider *p)
 		return;
 	xfer_engine_free(p->xfer_own);
 	creds_clear(&p->cached);
+	util_free_secret(p->imds_token);
 	free(p->profile_opt);
 	free(p->region_opt);
 	free(p->ca_bundle);
@@ -683,51 +686,86 @@ static char *imds_endpoint(void)
 	return strndup(e, n);
 }
 
-/* IMDSv2: PUT a session token, then GET @path with it. Body (heap) in *out. */
-static int imds_get_locked(struct creds_provider *p, const char *path, char **out,
-			   struct creds_error *err)
+/* IMDSv2 session token: reuse the cached one, else PUT for a new one. */
+static int imds_token_locked(struct creds_provider *p, const char *base, struct creds_error *err)
 {
-	char *base = imds_endpoint(), *url = NULL, *token = NULL;
 	struct xfer_header put_h[] = { { "X-aws-ec2-metadata-token-ttl-seconds", IMDS_TOKEN_TTL } };
-	struct xfer_header get_h[1];
-	struct http_call call = { .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
+	struct http_call call = { .method = "PUT",
+				  .headers = put_h,
+				  .n_headers = 1,
+				  .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
 				  .attempts = 2,
 				  .what = "EC2 instance metadata (IMDS)" };
+	char *url = NULL, *token = NULL;
+	time_t now = time(NULL);
 	long status;
 	int rc = -1;
 
-	*out = NULL;
-	if (!base || asprintf(&url, "%s/latest/api/token", base) < 0) {
-		url = NULL;
+	if (p->imds_token && now < p->imds_token_exp)
+		return 0;
+	util_free_secret(p->imds_token);
+	p->imds_token = NULL;
+	if (asprintf(&url, "%s/latest/api/token", base) < 0) {
 		set_err(err, CREDS_ERR_NOMEM, "out of memory");
-		goto out;
+		return -1;
 	}
-	call.method = "PUT";
 	call.url = url;
-	call.headers = put_h;
-	call.n_headers = 1;
 	if (http_call_locked(p, &call, &token, &status, err))
 		goto out;
-	if (!token || !*token) {
+	if (!token || !*trim(token)) {
 		set_err(err, CREDS_ERR_REMOTE,
 			"IMDS at %s refused a session token (HTTP %ld): IMDSv2 may be disabled "
 			"or the hop limit too low",
 			base, status);
 		goto out;
 	}
+	memmove(token, trim(token), strlen(trim(token)) + 1);
+	p->imds_token = token;
+	token = NULL;
+	/* renew well before the TTL we asked for */
+	p->imds_token_exp = now + atoi(IMDS_TOKEN_TTL) - 300;
+	rc = 0;
+out:
+	util_free_secret(token);
 	free(url);
-	if (asprintf(&url, "%s%s", base, path) < 0) {
+	return rc;
+}
+
+/* IMDSv2 GET of @path with a session token. Body (heap) in *out. */
+static int imds_get_locked(struct creds_provider *p, const char *path, char **out,
+			   struct creds_error *err)
+{
+	char *base = imds_endpoint(), *url = NULL;
+	struct xfer_header get_h[1];
+	struct http_call call = { .method = "GET",
+				  .headers = get_h,
+				  .n_headers = 1,
+				  .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
+				  .attempts = 2,
+				  .what = "EC2 instance metadata (IMDS)" };
+	long status = 0;
+	int rc = -1;
+
+	*out = NULL;
+	if (!base || asprintf(&url, "%s%s", base, path) < 0) {
 		url = NULL;
 		set_err(err, CREDS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	get_h[0].name = "X-aws-ec2-metadata-token";
-	get_h[0].value = trim(token);
-	call.method = "GET";
 	call.url = url;
-	call.headers = get_h;
-	if (http_call_locked(p, &call, out, &status, err))
-		goto out;
+	/* a cached token may have been revoked (401): get a new one once */
+	for (int i = 0; i < 2; i++) {
+		if (imds_token_locked(p, base, err))
+			goto out;
+		get_h[0].name = "X-aws-ec2-metadata-token";
+		get_h[0].value = p->imds_token;
+		if (http_call_locked(p, &call, out, &status, err))
+			goto out;
+		if (status != 401)
+			break;
+		util_free_secret(p->imds_token);
+		p->imds_token = NULL;
+	}
 	if (!*out) {
 		set_err(err, status == 404 ? CREDS_ERR_NOT_FOUND : CREDS_ERR_REMOTE,
 			"IMDS %s answered HTTP %ld%s", path, status,
@@ -736,7 +774,6 @@ static int imds_get_locked(struct creds_provider *p, const char *path, char **ou
 	}
 	rc = 0;
 out:
-	util_free_secret(token);
 	free(url);
 	free(base);
 	return rc;
