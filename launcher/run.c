@@ -1,0 +1,878 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * run: the pipeline side of a run: `up` (create the stack), `wait` (follow
+ * the stack and the records, cost guard), `down`, `status`, and `run`, which
+ * chains them and reports. Whatever happens, the stack is deleted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aws.h"
+#include "cfn.h"
+#include "launch.h"
+#include "log.h"
+#include "runrec.h"
+#include "s3.h"
+#include "slurm.h"
+#include "stack.h"
+#include "submit.h"
+#include "util.h"
+
+/* Bound on the outputs listed in a report. */
+#define RUN_MAX_OUTPUTS 1000
+/* How long the cleanup waits for a stack deletion before giving up. */
+#define RUN_DELETE_WAIT_S (45 * 60)
+/* After cancelling jobs, how long to wait for their wrappers' final records. */
+#define RUN_CANCEL_GRACE_S 15
+/* Consecutive failed polls of S3/CloudFormation before giving up. */
+#define RUN_MAX_POLL_ERRORS 20
+
+enum follow_end {
+	FOLLOW_DONE,       /* the run record is there */
+	FOLLOW_BUDGET,     /* --max-minutes passed */
+	FOLLOW_SIGNAL,     /* SIGINT / SIGTERM */
+	FOLLOW_STACK_GONE, /* the stack ended (deleted or failed) without a run record */
+	FOLLOW_LOST,       /* the teardown job ended without writing the run record */
+	FOLLOW_API,        /* S3 / CloudFormation kept failing */
+};
+
+struct follow {
+	struct launch_opts *o;
+	struct aws *a;
+	const char *stack;        /* id or name; NULL with --provider slurm */
+	double start;
+	double deadline;
+	struct submitted sub;
+	bool have_sub;
+	struct run_job *shown;    /* states already printed */
+	size_t n_shown;
+	json_t *run;              /* the run record once read */
+	char stack_status[64];
+	char note[1024];          /* why it ended, for the report */
+	char stack_note[1024];    /* what happened to the stack */
+	bool stack_deleted;
+};
+
+static void run_key(const struct follow *f, char *buf, size_t len, const char *leaf)
+{
+	runrec_key(buf, len, f->o->spec.run_id, leaf);
+}
+
+/* Print job state changes since the last poll. */
+static int show_job_progress(struct follow *f, char *errbuf, size_t errlen)
+{
+	struct run_job *jobs = NULL;
+	size_t n = 0;
+
+	if (runrec_list_jobs(f->a->s3, f->o->spec.run_id, &jobs, &n, errbuf, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct run_job *j = &jobs[i];
+		bool same = false;
+		for (size_t k = 0; k < f->n_shown; k++) {
+			if (!strcmp(f->shown[k].job_id, j->job_id)) {
+				same = !strcmp(f->shown[k].state, j->state);
+				break;
+			}
+		}
+		if (same || f->o->json)
+			continue;
+		if (j->exit_code >= 0 && strcmp(j->state, "RUNNING"))
+			say("job %s (%s): %s, exit code %d", j->name ? j->name : "?", j->job_id, j->state,
+			    j->exit_code);
+		else
+			say("job %s (%s): %s on %s", j->name ? j->name : "?", j->job_id, j->state,
+			    j->node ? j->node : "?");
+	}
+	runrec_jobs_free(f->shown, f->n_shown);
+	f->shown = jobs;
+	f->n_shown = n;
+	return 0;
+}
+
+static bool read_run_record(struct follow *f, char *errbuf, size_t errlen, bool *err)
+{
+	char key[512];
+	bool missing;
+
+	*err = false;
+	run_key(f, key, sizeof(key), "run.json");
+	f->run = runrec_get(f->a->s3, key, &missing, NULL, errbuf, errlen);
+	if (!f->run && !missing)
+		*err = true;
+	return f->run != NULL;
+}
+
+static enum follow_end follow(struct follow *f)
+{
+	struct launch_opts *o = f->o;
+	char eb[1024], status[64];
+	int errors = 0, lost_checks = 0;
+
+	for (;;) {
+		bool bad = false, rec_err;
+
+		if (show_job_progress(f, eb, sizeof(eb)) != 0) {
+			log_warn("%s", eb);
+			bad = true;
+		}
+		if (read_run_record(f, eb, sizeof(eb), &rec_err)) {
+			snprintf(f->note, sizeof(f->note), "the teardown job wrote the run record");
+			show_job_progress(f, eb, sizeof(eb));
+			return FOLLOW_DONE;
+		}
+		if (rec_err) {
+			log_warn("%s", eb);
+			bad = true;
+		}
+		if (f->stack) {
+			if (stack_status(f->a->cfn, f->stack, status, sizeof(status), eb, sizeof(eb)) != 0) {
+				log_warn("%s", eb);
+				bad = true;
+			} else {
+				if (strcmp(status, f->stack_status) && !o->json)
+					say("stack %s: %s", o->spec.stack_name, status);
+				snprintf(f->stack_status, sizeof(f->stack_status), "%s", status);
+				if (!strcmp(status, "DELETE_COMPLETE") || cfn_status_is_failed(status)) {
+					/* The teardown writes the record before it deletes: look once more. */
+					if (read_run_record(f, eb, sizeof(eb), &rec_err)) {
+						show_job_progress(f, eb, sizeof(eb));
+						return FOLLOW_DONE;
+					}
+					snprintf(f->note, sizeof(f->note),
+						 "stack %s went %s before any run record was written",
+						 o->spec.stack_name, status);
+					return FOLLOW_STACK_GONE;
+				}
+			}
+		} else {
+			if (!f->have_sub) {
+				int r = submit_read(f->a, o->spec.run_id, &f->sub, eb, sizeof(eb));
+				if (r == 0)
+					f->have_sub = true;
+				else if (r < 0)
+					log_warn("%s", eb);
+			}
+			if (f->have_sub && f->sub.teardown_id[0]) {
+				struct slurm_job sj;
+				int r = slurm_show_job(f->sub.teardown_id, &sj, eb, sizeof(eb));
+				if (r < 0)
+					log_warn("%s", eb);
+				else if (r == 1 || slurm_state_is_final(sj.state))
+					lost_checks++;
+				/* Give the record a couple of polls to land after the job ends. */
+				if (lost_checks > 3) {
+					snprintf(f->note, sizeof(f->note),
+						 "teardown job %s ended (%s) without writing the run record",
+						 f->sub.teardown_id, r == 1 ? "unknown to Slurm" : sj.state);
+					return FOLLOW_LOST;
+				}
+			}
+		}
+		errors = bad ? errors + 1 : 0;
+		if (errors >= RUN_MAX_POLL_ERRORS) {
+			snprintf(f->note, sizeof(f->note), "%d polls in a row failed; last: %.900s", errors, eb);
+			return FOLLOW_API;
+		}
+		if (now_s() > f->deadline) {
+			snprintf(f->note, sizeof(f->note), "budget of %g minutes exceeded", o->spec.max_minutes);
+			return FOLLOW_BUDGET;
+		}
+		if (!launch_sleep(o->spec.poll_seconds)) {
+			snprintf(f->note, sizeof(f->note), "interrupted by signal %d", (int)launch_signal);
+			return FOLLOW_SIGNAL;
+		}
+	}
+}
+
+static const char *end_state(enum follow_end end)
+{
+	switch (end) {
+	case FOLLOW_BUDGET: return "BUDGET_EXCEEDED";
+	case FOLLOW_SIGNAL: return "INTERRUPTED";
+	default: return "FAILED";
+	}
+}
+
+/* Cancel the run's jobs on a Slurm we can reach, and let the wrappers record it. */
+static void cancel_slurm_jobs(struct follow *f)
+{
+	const char *ids[SPEC_MAX_WORKLOADS + 1];
+	size_t n = 0;
+	char eb[512];
+
+	if (!f->have_sub && submit_read(f->a, f->o->spec.run_id, &f->sub, eb, sizeof(eb)) == 0)
+		f->have_sub = true;
+	if (!f->have_sub)
+		return;
+	for (size_t i = 0; i < f->sub.n && n < SPEC_MAX_WORKLOADS; i++)
+		ids[n++] = f->sub.job_ids[i];
+	if (f->sub.teardown_id[0])
+		ids[n++] = f->sub.teardown_id;
+	if (!f->o->json)
+		say("cancelling %zu Slurm job(s) of run %s", n, f->o->spec.run_id);
+	if (slurm_cancel(ids, n, eb, sizeof(eb)) != 0)
+		log_err("%s", eb);
+}
+
+/* Wait a little for every job record to be final (wrappers write on SIGTERM). */
+static void settle_records(struct follow *f)
+{
+	double until = now_s() + RUN_CANCEL_GRACE_S;
+	char eb[512];
+
+	while (now_s() < until) {
+		bool live = false;
+		if (show_job_progress(f, eb, sizeof(eb)) != 0)
+			break;
+		for (size_t i = 0; i < f->n_shown; i++)
+			live |= !strcmp(f->shown[i].state, "RUNNING");
+		if (!live)
+			break;
+		struct timespec ts = {0, 500 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* No teardown wrote a run record: write one saying how the run ended. */
+static void write_own_run_record(struct follow *f, enum follow_end end)
+{
+	char key[512], eb[512], ts[32];
+	json_t *r = json_object(), *jobs = json_array();
+
+	if (!r || !jobs) {
+		json_decref(r);
+		json_decref(jobs);
+		return;
+	}
+	for (size_t i = 0; i < f->n_shown; i++)
+		json_array_append_new(jobs, runrec_job_json(&f->shown[i]));
+	json_object_set_new(r, "run_id", json_string(f->o->spec.run_id));
+	json_object_set_new(r, "stack_name",
+			    f->o->spec.stack_name ? json_string(f->o->spec.stack_name) : json_null());
+	json_object_set_new(r, "state", json_string(end_state(end)));
+	json_object_set_new(r, "reason", json_string(f->note));
+	json_object_set_new(r, "jobs", jobs);
+	json_object_set_new(r, "end", json_string(runrec_time(time(NULL), ts, sizeof(ts))));
+	json_object_set_new(r, "written_by", json_string("wait"));
+	run_key(f, key, sizeof(key), "run.json");
+	if (runrec_put(f->a->s3, key, r, eb, sizeof(eb)) != 0)
+		log_err("%s", eb);
+	json_decref(f->run);
+	f->run = r;
+}
+
+/* Jobs of the report: the run record's list when there is one, else the records. */
+static void report_jobs(struct follow *f, json_t *out_jobs, bool *all_ok, size_t *n_jobs)
+{
+	json_t *rj = f->run ? json_object_get(f->run, "jobs") : NULL;
+	struct run_job *v = f->shown;
+	size_t n = f->n_shown;
+	struct run_job *tmp = NULL;
+	size_t i;
+	json_t *e;
+
+	if (json_is_array(rj) && json_array_size(rj) > 0) {
+		tmp = calloc(json_array_size(rj), sizeof(*tmp));
+		n = 0;
+		json_array_foreach(rj, i, e) {
+			if (tmp && runrec_job_from_json(e, &tmp[n]) == 0)
+				n++;
+		}
+		v = tmp;
+	}
+	*all_ok = n > 0;
+	*n_jobs = n;
+	if (!f->o->json && n) {
+		printf("  %-10s %-20s %-14s %5s  %-16s %-20s %s\n", "JOB", "NAME", "STATE", "EXIT",
+		       "NODE", "START", "END");
+	}
+	for (size_t k = 0; k < n; k++) {
+		char s1[32], s2[32], ec[16];
+		if (!runrec_job_ok(&v[k]))
+			*all_ok = false;
+		json_array_append_new(out_jobs, runrec_job_json(&v[k]));
+		if (f->o->json)
+			continue;
+		snprintf(ec, sizeof(ec), "%d", v[k].exit_code);
+		printf("  %-10s %-20s %-14s %5s  %-16s %-20s %s\n", v[k].job_id,
+		       v[k].name ? v[k].name : "?", v[k].state, v[k].exit_code >= 0 ? ec : "-",
+		       v[k].node ? v[k].node : "-", runrec_time(v[k].start, s1, sizeof(s1)),
+		       runrec_time(v[k].end, s2, sizeof(s2)));
+	}
+	if (tmp)
+		runrec_jobs_free(tmp, n);
+}
+
+static time_t first_start(const struct follow *f)
+{
+	time_t t = 0;
+
+	for (size_t i = 0; i < f->n_shown; i++)
+		if (f->shown[i].start && (!t || f->shown[i].start < t))
+			t = f->shown[i].start;
+	return t;
+}
+
+/* Delete the stack / cancel the jobs as needed, report, and pick the exit code. */
+static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
+{
+	struct launch_opts *o = f->o;
+	struct launch_spec *s = &o->spec;
+	json_t *doc = json_object(), *jobs = json_array(), *outs = json_array();
+	struct run_output *ov = NULL;
+	size_t nout = 0, n_jobs = 0;
+	bool all_ok = false;
+	const char *result;
+	char eb[1024];
+	int rc;
+
+	if (end == FOLLOW_BUDGET && !o->json)
+		say("budget of %g minutes exceeded: %s", s->max_minutes,
+		    f->stack ? "deleting the stack anyway (cost guard)" : "cancelling the jobs (cost guard)");
+	if (end == FOLLOW_SIGNAL && !o->json)
+		say("interrupted (signal %d): %s", (int)launch_signal,
+		    f->stack ? "deleting the stack before exiting" : "cancelling the jobs before exiting");
+	if (f->stack) {
+		enum stack_result sr = stack_delete(f->a->cfn, f->stack, s->role_arn, s->poll_seconds,
+						    now_s() + RUN_DELETE_WAIT_S, o->json,
+						    f->stack_note, sizeof(f->stack_note));
+		f->stack_deleted = sr == STACK_OK;
+		if (!f->stack_deleted && !o->json)
+			say("stack %s could NOT be deleted: %s. It may still be running and billing: "
+			    "run `hpcops-launch down --stack-name %s`", s->stack_name, f->stack_note,
+			    s->stack_name);
+	} else if (end != FOLLOW_DONE) {
+		cancel_slurm_jobs(f);
+	}
+	if (end != FOLLOW_DONE) {
+		settle_records(f);
+		if (!f->run) {
+			bool err;
+			if (!read_run_record(f, eb, sizeof(eb), &err))
+				write_own_run_record(f, end);
+		}
+	}
+
+	if (!o->json)
+		printf("Run %s (%s%s%s)\n", s->run_id, spec_provider_name(s->provider),
+		       s->stack_name && f->stack ? ", stack " : "",
+		       s->stack_name && f->stack ? s->stack_name : "");
+	report_jobs(f, jobs, &all_ok, &n_jobs);
+	if (!outputs_since)
+		outputs_since = first_start(f);
+	if (runrec_list_outputs(f->a->s3, s->outputs_prefix ? s->outputs_prefix : "output-",
+				outputs_since ? outputs_since - 5 : 0, RUN_MAX_OUTPUTS, &ov, &nout, eb,
+				sizeof(eb)) != 0)
+		log_warn("%s", eb);
+	if (!o->json)
+		printf("Outputs in s3://%s (prefix \"%s\"): %zu\n", s->bucket,
+		       s->outputs_prefix ? s->outputs_prefix : "output-", nout);
+	for (size_t i = 0; i < nout; i++) {
+		json_t *e = json_object();
+		json_object_set_new(e, "key", json_string(ov[i].key));
+		json_object_set_new(e, "size", json_integer((json_int_t)ov[i].size));
+		json_array_append_new(outs, e);
+		if (!o->json)
+			printf("  s3://%s/%s (%llu bytes)\n", s->bucket, ov[i].key, ov[i].size);
+	}
+	runrec_outputs_free(ov, nout);
+
+	switch (end) {
+	case FOLLOW_DONE: {
+		const char *st = json_string_value(json_object_get(f->run, "state"));
+		if (n_jobs == 0 && st && strcmp(st, "COMPLETED")) {
+			const char *why = json_string_value(json_object_get(f->run, "error"));
+			snprintf(f->note, sizeof(f->note), "the run failed before any job ran: %s",
+				 why ? why : st);
+			rc = LAUNCH_EXIT_INFRA;
+			result = "infrastructure_failure";
+		} else if (all_ok) {
+			rc = LAUNCH_EXIT_OK;
+			result = "succeeded";
+		} else {
+			rc = LAUNCH_EXIT_JOB_FAILED;
+			result = "job_failed";
+		}
+		break;
+	}
+	case FOLLOW_BUDGET:
+		rc = LAUNCH_EXIT_BUDGET;
+		result = "budget_exceeded";
+		break;
+	case FOLLOW_SIGNAL:
+		rc = LAUNCH_EXIT_INTERRUPTED;
+		result = "interrupted";
+		break;
+	default:
+		rc = LAUNCH_EXIT_INFRA;
+		result = "infrastructure_failure";
+		break;
+	}
+	if (f->stack && !f->stack_deleted)
+		rc = LAUNCH_EXIT_STACK_LEFT;
+
+	if (o->json) {
+		json_object_set_new(doc, "run_id", json_string(s->run_id));
+		json_object_set_new(doc, "provider", json_string(spec_provider_name(s->provider)));
+		json_object_set_new(doc, "stack_name", f->stack && s->stack_name ?
+						       json_string(s->stack_name) : json_null());
+		json_object_set_new(doc, "stack_deleted", f->stack ? json_boolean(f->stack_deleted)
+								  : json_null());
+		if (f->stack_note[0])
+			json_object_set_new(doc, "stack_note", json_string(f->stack_note));
+		json_object_set_new(doc, "result", json_string(result));
+		json_object_set_new(doc, "reason", json_string(f->note));
+		json_object_set_new(doc, "exit_code", json_integer(rc));
+		json_object_set_new(doc, "bucket", json_string(s->bucket));
+		json_object_set_new(doc, "jobs", jobs);
+		json_object_set_new(doc, "outputs", outs);
+		jobs = outs = NULL;
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		if (f->stack)
+			printf("Stack %s: %s%s%s\n", s->stack_name,
+			       f->stack_deleted ? "deleted" : "NOT DELETED", f->stack_note[0] ? " - " : "",
+			       f->stack_note);
+		printf("Result: %s", result);
+		if (rc == LAUNCH_EXIT_OK)
+			printf(" - all %zu job(s) completed with exit code 0", n_jobs);
+		else if (f->note[0])
+			printf(" - %s", f->note);
+		printf(" (exit %d)\n", rc);
+	}
+	fflush(stdout);
+	json_decref(doc);
+	json_decref(jobs);
+	json_decref(outs);
+	return rc;
+}
+
+static void follow_free(struct follow *f)
+{
+	runrec_jobs_free(f->shown, f->n_shown);
+	submitted_free(&f->sub);
+	json_decref(f->run);
+	memset(f, 0, sizeof(*f));
+}
+
+/* ---------------------------------------------------------------- up */
+
+/* The ClientRequestToken for a run: stable, so a retried `up` never makes a second stack. */
+static void request_token(const char *run_id, char *buf, size_t len)
+{
+	size_t k = (size_t)snprintf(buf, len, "hpcops-%s", run_id);
+
+	for (size_t i = 0; i < k && i < len; i++)
+		if (!(buf[i] == '-' || (buf[i] >= 'a' && buf[i] <= 'z') ||
+		      (buf[i] >= 'A' && buf[i] <= 'Z') || (buf[i] >= '0' && buf[i] <= '9')))
+			buf[i] = '-';
+}
+
+static int store_spec(struct launch_opts *o, struct aws *a, char *errbuf, size_t errlen)
+{
+	char key[512];
+	json_t *doc = spec_to_json(&o->spec);
+	int rc;
+
+	if (!doc) {
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
+	rc = runrec_put(a->s3, runrec_key(key, sizeof(key), o->spec.run_id, "spec.json"), doc,
+			errbuf, errlen);
+	json_decref(doc);
+	return rc;
+}
+
+/* Create the stack; on any failure delete it. Returns an exit code. */
+static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double deadline)
+{
+	struct launch_spec *s = &o->spec;
+	struct cfn_create_params p = {0};
+	struct cfn_kv *params = NULL, *tags = NULL;
+	static const char *const default_caps[] = {"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"};
+	char *body = NULL, *url = NULL, token[160], reason[4096], eb[1024];
+	size_t np = 0, nt = 0;
+	enum stack_result sr;
+	int rc = LAUNCH_EXIT_INFRA;
+
+	*stack_id = NULL;
+	if (store_spec(o, a, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch: cannot store the launch spec for the head node: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	if (s->template_path) {
+		body = util_read_file(s->template_path, 1u << 20);
+		if (!body) {
+			fprintf(stderr, "hpcops-launch: cannot read template %s: %s\n", s->template_path,
+				strerror(errno));
+			return LAUNCH_EXIT_USAGE;
+		}
+		if (strlen(body) > CFN_MAX_TEMPLATE_BODY) {
+			/* Too big for TemplateBody: CloudFormation fetches it from the bucket. */
+			char key[512];
+			struct s3_error se;
+
+			runrec_key(key, sizeof(key), s->run_id, "template");
+			if (s3_put_object(a->s3, key, body, strlen(body), NULL, &se) != 0) {
+				fprintf(stderr, "hpcops-launch: template %s is over %d bytes and could not "
+					"be put in s3://%s/%s: %s\n", s->template_path,
+					CFN_MAX_TEMPLATE_BODY, s->bucket, key,
+					s3_error_format(&se, eb, sizeof(eb)));
+				free(body);
+				return LAUNCH_EXIT_INFRA;
+			}
+			if (!o->json)
+				say("template is over %d bytes: passing it by URL from s3://%s/%s",
+				    CFN_MAX_TEMPLATE_BODY, s->bucket, key);
+			url = aws_object_url(a, s->bucket, key);
+		}
+	}
+	params = calloc(s->n_parameters + 2, sizeof(*params));
+	tags = calloc(s->n_tags + 1, sizeof(*tags));
+	if (!params || !tags) {
+		fprintf(stderr, "hpcops-launch: out of memory\n");
+		goto out;
+	}
+	for (size_t i = 0; i < s->n_parameters; i++)
+		params[np++] = (struct cfn_kv){s->parameters[i].key, s->parameters[i].value};
+	/* The cluster template takes the run id and the bucket; fill them in unless given. */
+	if (!spec_get_kv(s->parameters, s->n_parameters, "RunId") &&
+	    (!body || strstr(body, "RunId")))
+		params[np++] = (struct cfn_kv){"RunId", s->run_id};
+	if (!spec_get_kv(s->parameters, s->n_parameters, "ArtifactBucketName") &&
+	    (!body || strstr(body, "ArtifactBucketName")))
+		params[np++] = (struct cfn_kv){"ArtifactBucketName", s->bucket};
+	for (size_t i = 0; i < s->n_tags; i++)
+		tags[nt++] = (struct cfn_kv){s->tags[i].key, s->tags[i].value};
+	tags[nt++] = (struct cfn_kv){"hpcops:run-id", s->run_id};
+	request_token(s->run_id, token, sizeof(token));
+	p.stack_name = s->stack_name;
+	p.template_body = url ? NULL : body;
+	p.template_url = url ? url : s->template_url;
+	p.parameters = params;
+	p.n_parameters = np;
+	p.capabilities = s->n_capabilities ? (const char *const *)s->capabilities : default_caps;
+	p.n_capabilities = s->n_capabilities ? s->n_capabilities : 2;
+	p.tags = tags;
+	p.n_tags = nt;
+	p.client_request_token = token;
+	p.role_arn = s->role_arn;
+	if (!o->json)
+		say("run %s: creating stack %s in %s", s->run_id, s->stack_name, a->region);
+	sr = stack_create(a->cfn, &p, s->poll_seconds, deadline, o->json, stack_id, reason,
+			  sizeof(reason));
+	switch (sr) {
+	case STACK_OK:
+		if (!o->json)
+			say("stack %s: CREATE_COMPLETE", s->stack_name);
+		rc = LAUNCH_EXIT_OK;
+		goto out;
+	case STACK_FAILED:
+		fprintf(stderr, "hpcops-launch: stack %s failed to create:\n  %s\n", s->stack_name,
+			reason);
+		rc = LAUNCH_EXIT_INFRA;
+		break;
+	case STACK_INTERRUPTED:
+		say("%s: deleting the stack before exiting", reason);
+		rc = LAUNCH_EXIT_INTERRUPTED;
+		break;
+	case STACK_TIMED_OUT:
+		say("budget of %g minutes exceeded while creating: deleting the stack (cost guard)",
+		    s->max_minutes);
+		rc = LAUNCH_EXIT_BUDGET;
+		break;
+	case STACK_API_ERROR:
+		fprintf(stderr, "hpcops-launch: %s\n", reason);
+		rc = LAUNCH_EXIT_INFRA;
+		break;
+	}
+	if (*stack_id) {
+		char note[1024];
+		if (stack_delete(a->cfn, *stack_id, s->role_arn, s->poll_seconds,
+				 now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note)) != STACK_OK) {
+			fprintf(stderr, "hpcops-launch: stack %s could NOT be deleted: %s\n",
+				s->stack_name, note);
+			rc = LAUNCH_EXIT_STACK_LEFT;
+		}
+	}
+	if (o->json) {
+		json_t *d = json_object();
+		json_object_set_new(d, "run_id", json_string(s->run_id));
+		json_object_set_new(d, "stack_name", json_string(s->stack_name));
+		json_object_set_new(d, "stack_id", *stack_id ? json_string(*stack_id) : json_null());
+		json_object_set_new(d, "result", json_string(sr == STACK_FAILED ? "create_failed" :
+							     sr == STACK_INTERRUPTED ? "interrupted" :
+							     sr == STACK_TIMED_OUT ? "budget_exceeded" :
+							     "infrastructure_failure"));
+		json_object_set_new(d, "reason", json_string(reason));
+		json_object_set_new(d, "stack_deleted", json_boolean(rc != LAUNCH_EXIT_STACK_LEFT));
+		json_object_set_new(d, "exit_code", json_integer(rc));
+		json_dumpf(d, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(d);
+	}
+out:
+	free(params);
+	free(tags);
+	free(body);
+	free(url);
+	return rc;
+}
+
+static void ensure_run_id(struct launch_spec *s)
+{
+	char id[64];
+
+	if (s->run_id)
+		return;
+	runrec_new_run_id(id, sizeof(id));
+	s->run_id = strdup(id);
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+	fprintf(stderr, "hpcops-launch %s: %s\n(see hpcops-launch %s --help)\n", cmd, msg, cmd);
+	return LAUNCH_EXIT_USAGE;
+}
+
+int cmd_up(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct aws a;
+	char eb[1024], *stack_id = NULL;
+	int rc;
+
+	if (s->provider != SPEC_PROVIDER_CLOUDFORMATION)
+		return usage_error("up", "`up` creates a CloudFormation stack: it has nothing to do "
+				   "with --provider slurm (use `run` or `submit`)");
+	if (spec_validate(s, true, false, eb, sizeof(eb)) != 0)
+		return usage_error("up", eb);
+	ensure_run_id(s);
+	if (!s->run_id)
+		return LAUNCH_EXIT_INFRA;
+	if (aws_open(&a, o, true, true, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch up: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	rc = do_up(o, &a, &stack_id, now_s() + s->max_minutes * 60);
+	if (rc == LAUNCH_EXIT_OK) {
+		if (o->json) {
+			json_t *d = json_object();
+			json_object_set_new(d, "run_id", json_string(s->run_id));
+			json_object_set_new(d, "stack_name", json_string(s->stack_name));
+			json_object_set_new(d, "stack_id", json_string(stack_id));
+			json_object_set_new(d, "result", json_string("created"));
+			json_dumpf(d, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(d);
+		} else {
+			printf("Stack %s created: %s\nRun id: %s\nFollow it with: hpcops-launch wait "
+			       "--stack-name %s --run-id %s --bucket %s\n", s->stack_name, stack_id,
+			       s->run_id, s->stack_name, s->run_id, s->bucket);
+		}
+	}
+	free(stack_id);
+	aws_close(&a);
+	return rc;
+}
+
+int cmd_wait(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct follow f = {0};
+	struct aws a;
+	char eb[1024];
+	enum follow_end end;
+	int rc;
+
+	if (spec_validate(s, false, false, eb, sizeof(eb)) != 0)
+		return usage_error("wait", eb);
+	if (!s->run_id)
+		return usage_error("wait", "which run? give --run-id RUN (printed by `up`)");
+	if (s->provider == SPEC_PROVIDER_CLOUDFORMATION && !s->stack_name)
+		return usage_error("wait", "give --stack-name NAME (or --provider slurm)");
+	if (aws_open(&a, o, true, s->provider == SPEC_PROVIDER_CLOUDFORMATION, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch wait: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	f.o = o;
+	f.a = &a;
+	f.stack = s->provider == SPEC_PROVIDER_CLOUDFORMATION ? s->stack_name : NULL;
+	f.start = now_s();
+	f.deadline = f.start + s->max_minutes * 60;
+	end = follow(&f);
+	rc = finish(&f, end, 0);
+	follow_free(&f);
+	aws_close(&a);
+	return rc;
+}
+
+int cmd_down(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct aws a;
+	char eb[1024], note[1024];
+	enum stack_result sr;
+	int rc;
+
+	if (s->provider != SPEC_PROVIDER_CLOUDFORMATION)
+		return usage_error("down", "`down` deletes a CloudFormation stack; with --provider "
+				   "slurm there is none (scancel the jobs instead)");
+	if (!s->stack_name)
+		return usage_error("down", "which stack? give --stack-name NAME");
+	if (aws_open(&a, o, false, true, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch down: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	sr = stack_delete(a.cfn, s->stack_name, s->role_arn, s->poll_seconds,
+			  now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note));
+	rc = sr == STACK_OK ? LAUNCH_EXIT_OK : LAUNCH_EXIT_STACK_LEFT;
+	if (o->json) {
+		json_t *d = json_object();
+		json_object_set_new(d, "stack_name", json_string(s->stack_name));
+		json_object_set_new(d, "stack_deleted", json_boolean(sr == STACK_OK));
+		json_object_set_new(d, "note", json_string(note));
+		json_object_set_new(d, "exit_code", json_integer(rc));
+		json_dumpf(d, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(d);
+	} else if (sr == STACK_OK) {
+		printf("Stack %s: deleted%s%s\n", s->stack_name, note[0] ? " - " : "", note);
+	} else {
+		fprintf(stderr, "hpcops-launch down: stack %s could NOT be deleted: %s\n",
+			s->stack_name, note);
+	}
+	aws_close(&a);
+	return rc;
+}
+
+int cmd_status(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct aws a;
+	char eb[1024], status[64] = "", key[512];
+	struct run_job *jobs = NULL;
+	size_t n = 0;
+	json_t *run = NULL, *d = NULL, *ja = NULL;
+	bool want_stack = s->provider == SPEC_PROVIDER_CLOUDFORMATION && s->stack_name;
+	bool missing = true;
+	int rc = LAUNCH_EXIT_INFRA;
+
+	if (!want_stack && !s->run_id)
+		return usage_error("status", "give --stack-name NAME and/or --run-id RUN with --bucket");
+	if (s->run_id && !s->bucket)
+		return usage_error("status", "give --bucket BUCKET to read the run's records");
+	if (aws_open(&a, o, s->run_id != NULL, want_stack, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch status: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	if (want_stack && stack_status(a.cfn, s->stack_name, status, sizeof(status), eb,
+				       sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch status: %s\n", eb);
+		goto out;
+	}
+	if (s->run_id) {
+		if (runrec_list_jobs(a.s3, s->run_id, &jobs, &n, eb, sizeof(eb)) != 0) {
+			fprintf(stderr, "hpcops-launch status: %s\n", eb);
+			goto out;
+		}
+		run = runrec_get(a.s3, runrec_key(key, sizeof(key), s->run_id, "run.json"), &missing,
+				 NULL, eb, sizeof(eb));
+		if (!run && !missing) {
+			fprintf(stderr, "hpcops-launch status: %s\n", eb);
+			goto out;
+		}
+	}
+	if (o->json) {
+		d = json_object();
+		ja = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(ja, runrec_job_json(&jobs[i]));
+		json_object_set_new(d, "stack_name", want_stack ? json_string(s->stack_name) : json_null());
+		json_object_set_new(d, "stack_status", want_stack ? json_string(status) : json_null());
+		json_object_set_new(d, "run_id", s->run_id ? json_string(s->run_id) : json_null());
+		json_object_set_new(d, "jobs", ja);
+		json_object_set_new(d, "run", run ? json_incref(run) : json_null());
+		json_dumpf(d, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		if (want_stack)
+			printf("Stack %s: %s\n", s->stack_name,
+			       !strcmp(status, "DELETE_COMPLETE") ? "DELETE_COMPLETE (does not exist)"
+								  : status);
+		if (s->run_id) {
+			const char *st = run ? json_string_value(json_object_get(run, "state")) : NULL;
+			printf("Run %s: %s\n", s->run_id, st ? st : "no run record yet");
+			for (size_t i = 0; i < n; i++)
+				printf("  job %-10s %-20s %-12s exit %d on %s\n", jobs[i].job_id,
+				       jobs[i].name ? jobs[i].name : "?", jobs[i].state, jobs[i].exit_code,
+				       jobs[i].node ? jobs[i].node : "?");
+		}
+	}
+	rc = LAUNCH_EXIT_OK;
+out:
+	json_decref(d);
+	json_decref(run);
+	runrec_jobs_free(jobs, n);
+	aws_close(&a);
+	return rc;
+}
+
+int cmd_run(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct follow f = {0};
+	struct aws a;
+	char eb[1024], *stack_id = NULL;
+	double start = now_s();
+	time_t started = time(NULL);
+	enum follow_end end;
+	int rc;
+
+	if (spec_validate(s, true, true, eb, sizeof(eb)) != 0)
+		return usage_error("run", eb);
+	ensure_run_id(s);
+	if (!s->run_id)
+		return LAUNCH_EXIT_INFRA;
+	if (aws_open(&a, o, true, s->provider == SPEC_PROVIDER_CLOUDFORMATION, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch run: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	f.o = o;
+	f.a = &a;
+	f.start = start;
+	f.deadline = start + s->max_minutes * 60;
+	if (s->provider == SPEC_PROVIDER_CLOUDFORMATION) {
+		rc = do_up(o, &a, &stack_id, f.deadline);
+		if (rc != LAUNCH_EXIT_OK)
+			goto out;
+		f.stack = stack_id;
+		if (!o->json)
+			say("run %s: waiting for the head node to submit the workloads (budget %g min)",
+			    s->run_id, s->max_minutes);
+	} else {
+		if (!o->json)
+			say("run %s: submitting %zu workload(s) to Slurm", s->run_id, s->n_workloads);
+		if (store_spec(o, &a, eb, sizeof(eb)) != 0)
+			log_warn("could not store the launch spec: %s", eb);
+		if (submit_run(o, &a, &f.sub, eb, sizeof(eb)) != 0) {
+			fprintf(stderr, "hpcops-launch run: %s\n", eb);
+			rc = LAUNCH_EXIT_INFRA;
+			goto out;
+		}
+		f.have_sub = true;
+	}
+	end = follow(&f);
+	rc = finish(&f, end, started);
+out:
+	follow_free(&f);
+	free(stack_id);
+	aws_close(&a);
+	return rc;
+}

@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * submit: the head node's commands. `submit` sbatches the workloads and the
+ * teardown job; `job` (hidden) wraps one workload and writes its job
+ * record; `teardown` (hidden) writes the run record and deletes the stack.
+ */
+#include "submit.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aws.h"
+#include "cfn.h"
+#include "launch.h"
+#include "log.h"
+#include "runrec.h"
+#include "slurm.h"
+#include "util.h"
+
+void submitted_free(struct submitted *s)
+{
+	free(s->job_ids);
+	memset(s, 0, sizeof(*s));
+}
+
+/* 'single-quoted' for /bin/sh. */
+static void sh_quote(struct util_buf *b, const char *s)
+{
+	util_buf_puts(b, "'");
+	for (; *s; s++) {
+		if (*s == '\'')
+			util_buf_puts(b, "'\\''");
+		else
+			util_buf_append(b, s, 1);
+	}
+	util_buf_puts(b, "'");
+}
+
+static void sh_arg(struct util_buf *b, const char *flag, const char *v)
+{
+	if (!v)
+		return;
+	util_buf_printf(b, " %s ", flag);
+	sh_quote(b, v);
+}
+
+static int self_exe(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return 0;
+}
+
+/* Flags every head-node subcommand passes on to the next. */
+static void common_args(struct util_buf *b, const struct launch_opts *o)
+{
+	const struct launch_spec *s = &o->spec;
+
+	sh_arg(b, "--run-id", s->run_id);
+	sh_arg(b, "--bucket", s->bucket);
+	sh_arg(b, "--region", s->region);
+	sh_arg(b, "--s3-endpoint-url", o->s3_endpoint);
+	sh_arg(b, "--cloudformation-endpoint-url", o->cfn_endpoint);
+	sh_arg(b, "--sts-endpoint-url", o->sts_endpoint);
+	sh_arg(b, "--profile", o->profile);
+	sh_arg(b, "--ca-bundle", o->ca_bundle);
+	if (o->force_path_style)
+		util_buf_puts(b, " --force-path-style");
+	sh_arg(b, "--stack-name", s->stack_name);
+}
+
+static void write_failed_run(struct launch_opts *o, struct aws *a, const char *why)
+{
+	char key[512], eb[512], ts[32];
+	json_t *r = json_object();
+
+	if (!r)
+		return;
+	json_object_set_new(r, "run_id", json_string(o->spec.run_id));
+	json_object_set_new(r, "state", json_string("FAILED"));
+	json_object_set_new(r, "error", json_string(why));
+	json_object_set_new(r, "jobs", json_array());
+	json_object_set_new(r, "end", json_string(runrec_time(time(NULL), ts, sizeof(ts))));
+	json_object_set_new(r, "written_by", json_string("submit"));
+	if (runrec_put(a->s3, runrec_key(key, sizeof(key), o->spec.run_id, "run.json"), r, eb,
+		       sizeof(eb)) != 0)
+		log_err("%s", eb);
+	json_decref(r);
+}
+
+int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char *errbuf,
+	       size_t errlen)
+{
+	struct launch_spec *s = &o->spec;
+	char self[4096], logdir[4096] = "", comment[512], key[512], eb[512];
+	struct util_buf deps = {0};
+	json_t *rec = NULL, *jobs;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (self_exe(self, sizeof(self)) != 0) {
+		snprintf(errbuf, errlen, "cannot find my own executable: %s", strerror(errno));
+		goto fail;
+	}
+	out->job_ids = calloc(s->n_workloads + 1, sizeof(*out->job_ids));
+	if (!out->job_ids) {
+		snprintf(errbuf, errlen, "out of memory");
+		goto fail;
+	}
+	if (o->log_dir)
+		snprintf(logdir, sizeof(logdir), "%s", o->log_dir);
+	else if (s->mount_dir)
+		snprintf(logdir, sizeof(logdir), "%s/" RUNREC_PREFIX "%s/logs", s->mount_dir,
+			 s->run_id);
+	if (logdir[0]) {
+		/* mkdir -p: in the mount, directories are local until a file lands in them. */
+		for (char *p = logdir + 1; *p; p++) {
+			if (*p == '/') {
+				*p = 0;
+				mkdir(logdir, 0755);
+				*p = '/';
+			}
+		}
+		if (mkdir(logdir, 0755) != 0 && errno != EEXIST) {
+			snprintf(errbuf, errlen, "cannot make the log directory %s: %s (is the bucket "
+				 "mounted at %s?)", logdir, strerror(errno),
+				 s->mount_dir ? s->mount_dir : "--mount-dir");
+			goto fail;
+		}
+	}
+	snprintf(comment, sizeof(comment), "--comment=hpcops-stack=%s hpcops-run=%s",
+		 s->stack_name ? s->stack_name : "-", s->run_id);
+
+	for (size_t i = 0; i < s->n_workloads; i++) {
+		const struct spec_workload *w = &s->workloads[i];
+		struct util_buf script = {0};
+		char jn[128], outf[4200], tl[96], nd[32];
+		const char *args[96];
+		size_t k = 0;
+
+		util_buf_printf(&script, "#!/bin/sh\n# hpcops run %s, workload %s\n", s->run_id,
+				w->name);
+		for (size_t e = 0; e < w->n_env; e++) {
+			util_buf_printf(&script, "export %s=", w->env[e].key);
+			sh_quote(&script, w->env[e].value);
+			util_buf_puts(&script, "\n");
+		}
+		util_buf_puts(&script, "exec ");
+		sh_quote(&script, self);
+		util_buf_puts(&script, " job");
+		common_args(&script, o);
+		sh_arg(&script, "--name", w->name);
+		sh_arg(&script, "--mount-dir", s->mount_dir);
+		util_buf_puts(&script, " --");
+		for (size_t j = 0; j < w->argc; j++) {
+			util_buf_puts(&script, " ");
+			sh_quote(&script, w->argv[j]);
+		}
+		util_buf_puts(&script, "\n");
+
+		snprintf(jn, sizeof(jn), "--job-name=%s", w->name);
+		args[k++] = jn;
+		args[k++] = comment;
+		if (logdir[0]) {
+			snprintf(outf, sizeof(outf), "--output=%s/%s-%%j.out", logdir, w->name);
+			args[k++] = outf;
+		}
+		if (w->time_limit) {
+			snprintf(tl, sizeof(tl), "--time=%s", w->time_limit);
+			args[k++] = tl;
+		}
+		if (w->nodes) {
+			snprintf(nd, sizeof(nd), "--nodes=%d", w->nodes);
+			args[k++] = nd;
+		}
+		for (size_t j = 0; j < w->n_sbatch_args && k < 90; j++)
+			args[k++] = w->sbatch_args[j];
+		args[k] = NULL;
+		if (!script.data || slurm_sbatch(args, script.data, out->job_ids[i],
+						 sizeof(out->job_ids[i]), eb, sizeof(eb)) != 0) {
+			snprintf(errbuf, errlen, "workload %s: %s", w->name,
+				 script.data ? eb : "out of memory");
+			util_buf_free(&script);
+			goto fail;
+		}
+		util_buf_free(&script);
+		out->n = i + 1;
+		if (!o->json)
+			say("submitted workload %s as Slurm job %s", w->name, out->job_ids[i]);
+		util_buf_printf(&deps, "%s%s", i ? ":" : "", out->job_ids[i]);
+	}
+
+	/* The teardown job runs whatever happened to the workloads. */
+	{
+		struct util_buf script = {0}, jobsarg = {0};
+		char dep[4096], outf[4200];
+		const char *args[8];
+		size_t k = 0;
+
+		for (size_t i = 0; i < out->n; i++)
+			util_buf_printf(&jobsarg, "%s%s=%s", i ? "," : "", s->workloads[i].name,
+					out->job_ids[i]);
+		util_buf_puts(&script, "#!/bin/sh\n# hpcops teardown: run record, then delete the stack\nexec ");
+		sh_quote(&script, self);
+		util_buf_puts(&script, " teardown");
+		common_args(&script, o);
+		sh_arg(&script, "--termination-role", s->termination_role);
+		sh_arg(&script, "--jobs", jobsarg.data ? jobsarg.data : "");
+		util_buf_puts(&script, "\n");
+		snprintf(dep, sizeof(dep), "--dependency=afterany:%s", deps.data ? deps.data : "");
+		args[k++] = "--job-name=hpcops-teardown";
+		args[k++] = comment;
+		args[k++] = dep;
+		args[k++] = "--kill-on-invalid-dep=yes";
+		if (logdir[0]) {
+			snprintf(outf, sizeof(outf), "--output=%s/teardown-%%j.out", logdir);
+			args[k++] = outf;
+		}
+		args[k] = NULL;
+		if (!script.data || !deps.data ||
+		    slurm_sbatch(args, script.data, out->teardown_id, sizeof(out->teardown_id), eb,
+				 sizeof(eb)) != 0) {
+			snprintf(errbuf, errlen, "teardown job: %s", script.data ? eb : "out of memory");
+			util_buf_free(&script);
+			util_buf_free(&jobsarg);
+			goto fail;
+		}
+		util_buf_free(&script);
+		util_buf_free(&jobsarg);
+		if (!o->json)
+			say("submitted the teardown job as Slurm job %s (after all workloads)",
+			    out->teardown_id);
+	}
+
+	rec = json_object();
+	jobs = json_array();
+	if (!rec || !jobs) {
+		json_decref(jobs);
+		snprintf(errbuf, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < out->n; i++) {
+		json_t *j = json_object();
+		json_object_set_new(j, "name", json_string(s->workloads[i].name));
+		json_object_set_new(j, "job_id", json_string(out->job_ids[i]));
+		json_array_append_new(jobs, j);
+	}
+	json_object_set_new(rec, "run_id", json_string(s->run_id));
+	json_object_set_new(rec, "jobs", jobs);
+	json_object_set_new(rec, "teardown_job_id", json_string(out->teardown_id));
+	{
+		char ts[32], host[256] = "";
+		gethostname(host, sizeof(host) - 1);
+		json_object_set_new(rec, "submitted", json_string(runrec_time(time(NULL), ts,
+									      sizeof(ts))));
+		json_object_set_new(rec, "host", json_string(host));
+	}
+	if (runrec_put(a->s3, runrec_key(key, sizeof(key), s->run_id, "submitted.json"), rec, eb,
+		       sizeof(eb)) != 0)
+		log_warn("%s (wait will follow the job records alone)", eb);
+	rc = 0;
+	goto out;
+fail:
+	{
+		const char *ids[SPEC_MAX_WORKLOADS + 1];
+		size_t n = 0;
+		char ceb[256];
+		for (size_t i = 0; i < out->n; i++)
+			ids[n++] = out->job_ids[i];
+		if (out->teardown_id[0])
+			ids[n++] = out->teardown_id;
+		if (slurm_cancel(ids, n, ceb, sizeof(ceb)) != 0)
+			log_err("%s", ceb);
+		write_failed_run(o, a, errbuf);
+	}
+out:
+	json_decref(rec);
+	util_buf_free(&deps);
+	return rc;
+}
+
+int submit_read(struct aws *a, const char *run_id, struct submitted *out, char *errbuf,
+		size_t errlen)
+{
+	char key[512];
+	bool missing;
+	json_t *doc, *jobs, *j;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	doc = runrec_get(a->s3, runrec_key(key, sizeof(key), run_id, "submitted.json"), &missing,
+			 NULL, errbuf, errlen);
+	if (!doc)
+		return missing ? 1 : -1;
+	jobs = json_object_get(doc, "jobs");
+	out->job_ids = calloc(json_array_size(jobs) + 1, sizeof(*out->job_ids));
+	if (!out->job_ids) {
+		json_decref(doc);
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
+	json_array_foreach(jobs, i, j) {
+		const char *id = json_string_value(json_object_get(j, "job_id"));
+		if (id)
+			snprintf(out->job_ids[out->n++], sizeof(out->job_ids[0]), "%s", id);
+	}
+	if (json_string_value(json_object_get(doc, "teardown_job_id")))
+		snprintf(out->teardown_id, sizeof(out->teardown_id), "%s",
+			 json_string_value(json_object_get(doc, "teardown_job_id")));
+	json_decref(doc);
+	return 0;
+}
+
+/* Keep the values given as flags while the stored spec is loaded under them. */
+static int load_stored_spec(struct launch_opts *o, struct aws *a, char *errbuf, size_t errlen)
+{
+	struct launch_spec *s = &o->spec, stored;
+	char key[512], what[600];
+	bool missing;
+	json_t *doc;
+	int rc;
+
+	doc = runrec_get(a->s3, runrec_key(key, sizeof(key), s->run_id, "spec.json"), &missing, NULL,
+			 errbuf, errlen);
+	if (!doc) {
+		if (missing)
+			snprintf(errbuf, errlen, "no launch spec at s3://%s/%s: `hpcops-launch up` stores "
+				 "it there; or give the workloads with --workload / --spec", s->bucket, key);
+		return -1;
+	}
+	spec_init(&stored);
+	snprintf(what, sizeof(what), "s3://%s/%s", s->bucket, key);
+	rc = spec_load_json(&stored, doc, what, errbuf, errlen);
+	json_decref(doc);
+	if (rc != 0) {
+		spec_free(&stored);
+		return -1;
+	}
+	/* Workloads and what the head node cannot know come from the stored spec. */
+	s->workloads = stored.workloads;
+	s->n_workloads = stored.n_workloads;
+	stored.workloads = NULL;
+	stored.n_workloads = 0;
+#define TAKE(f)                                                                                  \
+	do {                                                                                     \
+		if (!s->f) {                                                                     \
+			s->f = stored.f;                                                         \
+			stored.f = NULL;                                                         \
+		}                                                                                \
+	} while (0)
+	TAKE(mount_dir);
+	TAKE(termination_role);
+	TAKE(stack_name);
+#undef TAKE
+	spec_free(&stored);
+	return 0;
+}
+
+int cmd_submit(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct aws a;
+	struct submitted sub = {0};
+	char eb[1024];
+	int rc = LAUNCH_EXIT_INFRA;
+
+	if (!s->run_id || !s->bucket) {
+		fprintf(stderr, "hpcops-launch submit: needs --run-id RUN and --bucket BUCKET\n");
+		return LAUNCH_EXIT_USAGE;
+	}
+	if (spec_validate(s, false, false, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		return LAUNCH_EXIT_USAGE;
+	}
+	if (aws_open(&a, o, true, false, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	if (s->n_workloads == 0 && load_stored_spec(o, &a, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		write_failed_run(o, &a, eb);
+		goto out;
+	}
+	if (spec_validate(s, false, true, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		write_failed_run(o, &a, eb);
+		goto out;
+	}
+	if (submit_run(o, &a, &sub, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		goto out;
+	}
+	if (o->json) {
+		json_t *r = json_object(), *ids = json_array();
+		for (size_t i = 0; i < sub.n; i++)
+			json_array_append_new(ids, json_string(sub.job_ids[i]));
+		json_object_set_new(r, "run_id", json_string(s->run_id));
+		json_object_set_new(r, "job_ids", ids);
+		json_object_set_new(r, "teardown_job_id", json_string(sub.teardown_id));
+		json_dumpf(r, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(r);
+	}
+	rc = LAUNCH_EXIT_OK;
+out:
+	if (rc != LAUNCH_EXIT_OK && s->stack_name) {
+		/* Nothing will run: do not leave the cluster billing. */
+		struct cfn_error ce;
+		struct aws b;
+		if (aws_open(&b, o, false, true, eb, sizeof(eb)) == 0) {
+			struct cfn_client *c = b.cfn;
+			if (s->termination_role &&
+			    aws_assume_termination_role(&b, s->termination_role, "hpcops-submit", eb,
+							sizeof(eb)) == 0)
+				c = b.role_cfn;
+			if (cfn_delete_stack(c, s->stack_name, NULL, false, NULL, &ce) == 0)
+				say("submit failed: requested deletion of stack %s", s->stack_name);
+			aws_close(&b);
+		}
+	}
+	submitted_free(&sub);
+	aws_close(&a);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- job wrapper */
+
+/* Seconds a workload gets between SIGTERM and SIGKILL (below Slurm's KillWait of 30). */
+#define JOB_KILL_AFTER_S 20
+
+static volatile sig_atomic_t job_signal;
+
+static void on_job_signal(int sig)
+{
+	if (sig != SIGALRM)
+		job_signal = sig;
+}
+
+static int put_job(struct aws *a, const struct run_job *j)
+{
+	char key[512], leaf[128], eb[512];
+	json_t *doc = runrec_job_json(j);
+	int rc;
+
+	if (!doc)
+		return -1;
+	snprintf(leaf, sizeof(leaf), "jobs/%s.json", j->job_id);
+	rc = runrec_put(a->s3, runrec_key(key, sizeof(key), j->run_id, leaf), doc, eb, sizeof(eb));
+	if (rc)
+		fprintf(stderr, "hpcops-launch job: %s\n", eb);
+	json_decref(doc);
+	return rc;
+}
+
+int cmd_job(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct run_job j = {0};
+	struct sigaction sa = {.sa_handler = on_job_signal};
+	char host[256] = "", idbuf[32];
+	const char *id = getenv("SLURM_JOB_ID"), *node = getenv("SLURMD_NODENAME");
+	struct aws a;
+	char eb[1024];
+	int status = 0, code;
+	double killed_at = 0;
+	pid_t pid;
+
+	if (!s->run_id || !s->bucket || !o->job_name || o->argc_rest < 1) {
+		fprintf(stderr, "hpcops-launch job: needs --run-id, --bucket, --name and -- COMMAND\n");
+		return LAUNCH_EXIT_USAGE;
+	}
+	if (!id) {
+		snprintf(idbuf, sizeof(idbuf), "local-%d", (int)getpid());
+		id = idbuf;
+	}
+	gethostname(host, sizeof(host) - 1);
+	if (aws_open(&a, o, true, false, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch job: %s (no job record will be written)\n", eb);
+		a.s3 = NULL;
+	}
+	j.run_id = s->run_id;
+	j.job_id = (char *)id;
+	j.name = (char *)o->job_name;
+	j.node = node ? (char *)node : host;
+	j.state = (char *)"RUNNING";
+	j.exit_code = -1;
+	j.start = time(NULL);
+	fprintf(stderr, "hpcops: run %s job %s (%s) starting on %s\n", s->run_id, o->job_name, id,
+		j.node);
+	if (a.s3)
+		put_job(&a, &j);
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGALRM, SIG_DFL);
+		setenv("HPCOPS_RUN_ID", s->run_id, 1);
+		setenv("HPCOPS_JOB_NAME", o->job_name, 1);
+		if (s->stack_name)
+			setenv("HPCOPS_STACK_NAME", s->stack_name, 1);
+		if (s->mount_dir)
+			setenv("HPCOPS_OUTPUT_DIR", s->mount_dir, 1);
+		execvp(o->argv_rest[0], o->argv_rest);
+		fprintf(stderr, "hpcops-launch job: cannot run %s: %s\n", o->argv_rest[0],
+			strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "hpcops-launch job: fork: %s\n", strerror(errno));
+		status = 127 << 8;
+	} else {
+		for (;;) {
+			pid_t r = waitpid(pid, &status, 0);
+			if (r == pid)
+				break;
+			if (r < 0 && errno != EINTR)
+				break;
+			if (job_signal && !killed_at) {
+				/* Slurm cancelled us (scancel, time limit): pass it on. */
+				kill(pid, SIGTERM);
+				killed_at = now_s();
+			} else if (killed_at && now_s() - killed_at >= JOB_KILL_AFTER_S) {
+				kill(pid, SIGKILL);
+			}
+			if (killed_at)
+				alarm(1); /* wake up to escalate if the workload ignores SIGTERM */
+		}
+	}
+	if (WIFEXITED(status))
+		code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		code = 128 + WTERMSIG(status);
+	else
+		code = 127;
+	j.exit_code = code;
+	j.end = time(NULL);
+	j.state = (char *)(job_signal ? "CANCELLED" : code == 0 ? "COMPLETED" : "FAILED");
+	fprintf(stderr, "hpcops: run %s job %s (%s) %s, exit code %d\n", s->run_id, o->job_name, id,
+		j.state, code);
+	if (a.s3)
+		put_job(&a, &j);
+	aws_close(&a);
+	return code;
+}
+
+/* ---------------------------------------------------------------- teardown */
+
+/* Slurm's word on a finished job wins over a record its wrapper could not finish. */
+static void reconcile(struct run_job *j, const struct slurm_job *sj, bool known)
+{
+	bool rec_final = j->state && strcmp(j->state, "RUNNING");
+
+	if (!known) {
+		if (!j->state)
+			j->state = strdup("UNKNOWN");
+		return;
+	}
+	if (slurm_state_is_final(sj->state)) {
+		free(j->state);
+		j->state = strdup(sj->state);
+		if (!rec_final || j->exit_code < 0)
+			j->exit_code = sj->exit_signal ? 128 + sj->exit_signal : sj->exit_code;
+	} else if (!j->state) {
+		j->state = strdup(sj->state);
+	}
+	if (!j->node && sj->node[0])
+		j->node = strdup(sj->node);
+	if (!j->start && sj->start)
+		j->start = sj->start;
+	if (!j->end && sj->end)
+		j->end = sj->end;
+}
+
+int cmd_teardown(struct launch_opts *o)
+{
+	struct launch_spec *s = &o->spec;
+	struct aws a;
+	char eb[1024], key[512], ts[32], host[256] = "";
+	char *list = NULL, *save = NULL, *tok;
+	json_t *run = NULL, *jobs = NULL;
+	bool all_ok = true;
+	time_t first = 0;
+	int rc = LAUNCH_EXIT_INFRA;
+
+	if (!s->run_id || !s->bucket || !o->jobs_arg) {
+		fprintf(stderr, "hpcops-launch teardown: needs --run-id, --bucket and --jobs NAME=ID,...\n");
+		return LAUNCH_EXIT_USAGE;
+	}
+	if (aws_open(&a, o, true, s->stack_name != NULL, eb, sizeof(eb)) != 0) {
+		fprintf(stderr, "hpcops-launch teardown: %s\n", eb);
+		return LAUNCH_EXIT_INFRA;
+	}
+	list = strdup(o->jobs_arg);
+	run = json_object();
+	jobs = json_array();
+	if (!list || !run || !jobs)
+		goto out;
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '='), leaf[128];
+		struct run_job j;
+		struct slurm_job sj;
+		bool missing, changed;
+		json_t *doc;
+		int known;
+
+		if (!eq)
+			continue;
+		*eq = 0;
+		snprintf(leaf, sizeof(leaf), "jobs/%s.json", eq + 1);
+		doc = runrec_get(a.s3, runrec_key(key, sizeof(key), s->run_id, leaf), &missing, NULL,
+				 eb, sizeof(eb));
+		if (!doc || runrec_job_from_json(doc, &j) != 0) {
+			memset(&j, 0, sizeof(j));
+			j.exit_code = -1;
+			j.job_id = strdup(eq + 1);
+			j.run_id = strdup(s->run_id);
+		}
+		if (!j.name)
+			j.name = strdup(tok);
+		json_decref(doc);
+		known = slurm_show_job(eq + 1, &sj, eb, sizeof(eb));
+		if (known < 0)
+			fprintf(stderr, "hpcops-launch teardown: %s\n", eb);
+		{
+			char *before = j.state ? strdup(j.state) : NULL;
+			int before_code = j.exit_code;
+			reconcile(&j, &sj, known == 0);
+			changed = !before || strcmp(before, j.state) || before_code != j.exit_code;
+			free(before);
+		}
+		if (changed && j.state) {
+			/* Fix the job record too: its wrapper never ran, or was killed. */
+			json_t *fixed = runrec_job_json(&j);
+			if (fixed) {
+				json_object_set_new(fixed, "written_by", json_string("teardown"));
+				if (runrec_put(a.s3, key, fixed, eb, sizeof(eb)) != 0)
+					fprintf(stderr, "hpcops-launch teardown: %s\n", eb);
+				json_decref(fixed);
+			}
+		}
+		if (!runrec_job_ok(&j))
+			all_ok = false;
+		if (j.start && (!first || j.start < first))
+			first = j.start;
+		json_array_append_new(jobs, runrec_job_json(&j));
+		runrec_job_clear(&j);
+	}
+	gethostname(host, sizeof(host) - 1);
+	json_object_set_new(run, "run_id", json_string(s->run_id));
+	json_object_set_new(run, "stack_name", s->stack_name ? json_string(s->stack_name) : json_null());
+	json_object_set_new(run, "state", json_string(all_ok ? "COMPLETED" : "FAILED"));
+	json_object_set_new(run, "jobs", jobs);
+	jobs = NULL;
+	json_object_set_new(run, "start", first ? json_string(runrec_time(first, ts, sizeof(ts)))
+						: json_null());
+	json_object_set_new(run, "end", json_string(runrec_time(time(NULL), ts, sizeof(ts))));
+	json_object_set_new(run, "written_by", json_string("teardown"));
+	json_object_set_new(run, "teardown_job_id",
+			    getenv("SLURM_JOB_ID") ? json_string(getenv("SLURM_JOB_ID")) : json_null());
+	json_object_set_new(run, "host", json_string(host));
+	if (runrec_put(a.s3, runrec_key(key, sizeof(key), s->run_id, "run.json"), run, eb,
+		       sizeof(eb)) != 0)
+		fprintf(stderr, "hpcops-launch teardown: %s\n", eb);
+	else
+		fprintf(stderr, "hpcops: run %s record written: %s\n", s->run_id,
+			all_ok ? "COMPLETED" : "FAILED");
+	rc = LAUNCH_EXIT_OK;
+	if (s->stack_name) {
+		struct cfn_client *c = a.cfn;
+		struct cfn_error ce;
+		if (s->termination_role) {
+			if (aws_assume_termination_role(&a, s->termination_role, "hpcops-teardown", eb,
+							sizeof(eb)) != 0) {
+				fprintf(stderr, "hpcops-launch teardown: %s; trying with my own "
+					"credentials\n", eb);
+			} else {
+				c = a.role_cfn;
+			}
+		}
+		if (cfn_delete_stack(c, s->stack_name, NULL, false, NULL, &ce) != 0) {
+			fprintf(stderr, "hpcops-launch teardown: could not delete stack %s: %s\n",
+				s->stack_name, cfn_error_format(&ce, eb, sizeof(eb)));
+			rc = LAUNCH_EXIT_STACK_LEFT;
+		} else {
+			fprintf(stderr, "hpcops: requested deletion of stack %s%s%s\n", s->stack_name,
+				c == a.role_cfn ? " as " : "",
+				c == a.role_cfn ? s->termination_role : "");
+		}
+	}
+out:
+	free(list);
+	json_decref(jobs);
+	json_decref(run);
+	aws_close(&a);
+	return rc;
+}
