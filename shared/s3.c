@@ -1452,8 +1452,12 @@ int s3_list_multipart_uploads(struct s3_client *c, const char *prefix,
 		struct s3_req *r;
 		struct s3_upload_entry *na;
 
-		if (query_add(&q, "encoding-type", "url") ||
-		    (key_marker && query_add(&q, "key-marker", key_marker)) ||
+		/*
+		 * No encoding-type=url here: radosgw encodes the keys but not
+		 * NextKeyMarker and does not say EncodingType, so keys could
+		 * not be told apart from literal '%' names.
+		 */
+		if ((key_marker && query_add(&q, "key-marker", key_marker)) ||
 		    (prefix && prefix[0] && query_add(&q, "prefix", prefix)) ||
 		    (id_marker && query_add(&q, "upload-id-marker", id_marker)) ||
 		    query_add(&q, "uploads", NULL)) {
