@@ -479,9 +479,11 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	r->result.attempts++;
 	r->result.request_id[0] = '\0';
 	r->result.errmsg[0] = '\0';
+	/* An error body of an earlier attempt says nothing about this one. */
+	free(r->result.err_body);
+	r->result.err_body = NULL;
 	r->result.err_body_len = 0;
-	if (r->result.err_body)
-		r->result.err_body[0] = '\0';
+	r->priv_.err_cap = 0;
 	r->result.http_status = 0;
 	r->priv_.status = 0;
 	r->priv_.body_off = 0;
