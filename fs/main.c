@@ -823,7 +823,7 @@ static int serve(struct hpcops_fs *fs, bool detached)
 		goto out;
 	}
 	mounted = true;
-	raise_readahead(o->mountpoint, 16384);
+	raise_readahead(o->mountpoint, 4096);
 	log_notice("mounted s3://%s/%s on %s", o->bucket, o->prefix, o->mountpoint);
 	if (detached) {
 		report_parent(0);

@@ -1079,8 +1079,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_read = 0;
 	conn->max_readahead = 16 * 1024 * 1024;
 	/* many readahead requests in flight: the prefetcher answers them from one window */
-	conn->max_background = 64;
-	conn->congestion_threshold = 48;
+	conn->max_background = 16;
+	conn->congestion_threshold = 12;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_READDIRPLUS) {

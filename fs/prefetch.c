@@ -21,6 +21,8 @@
 #define FIRST_PART (1 * MIB)   /* the first request after open or a far seek */
 #define MAX_PARTS_AHEAD 8      /* window cap, in --read-part-size parts */
 #define MAX_SEGS 16            /* parts one reply may span */
+#define FAR_SEEK (32 * MIB)    /* a forward jump past the window by more is a seek */
+#define KEEP_BEHIND (8 * MIB)  /* fetched bytes kept behind the furthest read */
 
 enum part_state {
 	PART_PENDING = 0,
@@ -42,6 +44,7 @@ struct pf_part {
 	bool orphan;          /* no longer in the window: free when done and unpinned */
 	bool from_net;        /* fetched from S3 (so worth a cache_put) */
 	bool cached;          /* cache_put done */
+	bool touched;         /* a read used it already */
 	struct pf_part *next;
 };
 
@@ -58,6 +61,7 @@ struct prefetch {
 	uint64_t window;              /* bytes to keep requested ahead of the reader */
 	size_t next_len;              /* size of the next part (grows to read_part_size) */
 	uint64_t held;                /* buffer bytes of parts in the window */
+	uint64_t hi;                  /* furthest end of a read in this window */
 	int refs;                     /* the handle + one per GET in flight */
 	int sticky_err;               /* ESTALE once the object changed */
 	bool delivered;               /* some bytes went to the reader */
@@ -330,6 +334,8 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		p->len = len;
 		p->cls = class_of(len);
 		p->buf = buf;
+		log_debug("prefetch %s: GET [%llu, +%zu) window %llu", pf->key,
+			  (unsigned long long)p->off, len, (unsigned long long)pf->window);
 		if (pf->tail)
 			pf->tail->next = p;
 		else
@@ -358,28 +364,38 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 }
 
 /* Position the window for a read at @off: keep it, slide it, or reset it. */
-static void window_seek_locked(struct prefetch *pf, uint64_t off)
+static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 {
-	uint64_t fwd = pf->window > pf->fs->opt.read_part_size ? pf->window
-							       : pf->fs->opt.read_part_size;
+	uint64_t part = pf->fs->opt.read_part_size;
+	uint64_t fwd = pf->window > FAR_SEEK ? pf->window : FAR_SEEK;
+	uint64_t behind = part > KEEP_BEHIND ? part : KEEP_BEHIND;
 
 	if (!pf->head || off < pf->head->off || off > pf->next_off + fwd) {
 		/* far seek (or first read): start small again, 1 MiB aligned for the cache */
+		if (pf->head)
+			log_debug("prefetch %s: seek to %llu resets the window [%llu, %llu)",
+				  pf->key, (unsigned long long)off,
+				  (unsigned long long)pf->head->off,
+				  (unsigned long long)pf->next_off);
 		window_clear_locked(pf);
 		pf->next_off = off / MIB * MIB;
 		pf->window = FIRST_PART;
 		pf->next_len = FIRST_PART;
+		pf->hi = end;
 		return;
 	}
-	/* keep one consumed part behind the reader for small backward seeks */
-	while (pf->head->next && pf->head->next->off + pf->head->next->len <= off) {
+	if (end > pf->hi)
+		pf->hi = end;
+	/*
+	 * Keep what lies within @behind of the furthest read: the kernel's
+	 * readahead requests arrive slightly out of order, and small backward
+	 * seeks are served from it.
+	 */
+	while (pf->head->next && pf->head->off + pf->head->len + behind <= pf->hi) {
 		struct pf_part *p = pf->head;
 
 		pf->head = p->next;
 		part_drop_locked(pf, p);
-		/* the reader consumed a whole part: it keeps up, so widen the window */
-		if (pf->window < MAX_PARTS_AHEAD * pf->fs->opt.read_part_size)
-			pf->window *= 2;
 	}
 }
 
@@ -481,7 +497,7 @@ void prefetch_read(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t of
 	struct pf_part *used[MAX_SEGS];
 	size_t n_used = 0;
 	bool to_cache[MAX_SEGS];
-	bool retry = false;
+	bool retry = false, grew = false;
 	char etag[80];
 	uint64_t end, pos;
 	int err = 0;
@@ -498,7 +514,7 @@ again:
 		return;
 	}
 	end = off + size < pf->size ? off + size : pf->size;
-	window_seek_locked(pf, off);
+	window_seek_locked(pf, off, end);
 	if (!schedule_locked(pf, off, end)) {
 		/* not even this read fits in the budget: serve it without a part */
 		snprintf(etag, sizeof(etag), "%s", pf->etag);
@@ -520,6 +536,13 @@ again:
 			break;
 		/* pinned before waiting: a reset by another reader cannot free it */
 		p->pins++;
+		if (!p->touched) {
+			/* the reader reached a new part: it keeps up, so widen the window */
+			p->touched = true;
+			if (pf->window < MAX_PARTS_AHEAD * pf->fs->opt.read_part_size)
+				pf->window *= 2;
+			grew = true;
+		}
 		used[n_used++] = p;
 		while (p->state == PART_PENDING)
 			pthread_cond_wait(&pf->cond, &pf->lock);
@@ -570,6 +593,8 @@ again:
 		goto fail_locked;
 	}
 	pf->delivered = true;
+	if (grew)
+		schedule_locked(pf, off, end);
 	snprintf(etag, sizeof(etag), "%s", pf->etag);
 	for (size_t i = 0; i < n_used; i++) {
 		struct pf_part *p = used[i];
