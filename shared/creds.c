@@ -25,14 +25,14 @@
 #include "util.h"
 #include "xfer.h"
 
-#define CREDS_MAX_FILE (1u << 20)        /* config/credentials/token files */
-#define CREDS_MAX_RESPONSE (64u << 10)   /* IMDS / container answers */
-#define CREDS_MAX_ROLE_CHAIN 5           /* source_profile hops */
-#define IMDS_DEFAULT_ENDPOINT "http://169.254.169.254"
+#define CREDS_MAX_FILE           (1u << 20)  /* config/credentials/token files */
+#define CREDS_MAX_RESPONSE       (64u << 10) /* IMDS / container answers */
+#define CREDS_MAX_ROLE_CHAIN     5           /* source_profile hops */
+#define IMDS_DEFAULT_ENDPOINT    "http://169.254.169.254"
 #define IMDS_DEFAULT_ENDPOINT_V6 "http://[fd00:ec2::254]"
-#define IMDS_TOKEN_TTL "21600"
-#define IMDS_CONNECT_TIMEOUT_MS 1000
-#define CONTAINER_DEFAULT_HOST "169.254.170.2"
+#define IMDS_TOKEN_TTL           "21600"
+#define IMDS_CONNECT_TIMEOUT_MS  1000
+#define CONTAINER_DEFAULT_HOST   "169.254.170.2"
 /* Tests only: where AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is resolved instead of 169.254.170.2. */
 #define CONTAINER_TEST_HOST_ENV "HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST"
 
@@ -43,7 +43,6 @@ struct creds_provider {
 	char *ca_bundle;
 	int refresh_ahead_s;
 	long timeout_ms;
-	struct xfer_engine *xfer_borrowed;
 	bool is_static;
 
 	pthread_mutex_t lock;
@@ -79,7 +78,7 @@ const char *creds_strerror(enum creds_err err)
 }
 
 static void set_err(struct creds_error *err, enum creds_err code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(struct creds_error *err, enum creds_err code, const char *fmt, ...)
 {
@@ -121,7 +120,7 @@ int creds_copy(struct creds *dst, const struct creds *src)
 }
 
 static int creds_set(struct creds *c, const char *akid, const char *secret, const char *token,
-		     time_t exp, const char *source)
+                     time_t exp, const char *source)
 {
 	memset(c, 0, sizeof(*c));
 	c->access_key_id = strdup(akid);
@@ -329,7 +328,6 @@ struct creds_provider *creds_provider_new(const struct creds_options *opt)
 			p->refresh_ahead_s = opt->refresh_ahead_s;
 		if (opt->timeout_ms > 0)
 			p->timeout_ms = opt->timeout_ms;
-		p->xfer_borrowed = opt->xfer;
 		if ((opt->profile && *opt->profile && !p->profile_opt) ||
 		    (opt->region && *opt->region && !p->region_opt) ||
 		    (opt->ca_bundle && *opt->ca_bundle && !p->ca_bundle)) {
@@ -341,8 +339,8 @@ struct creds_provider *creds_provider_new(const struct creds_options *opt)
 }
 
 struct creds_provider *creds_provider_new_static(const char *access_key_id,
-						 const char *secret_access_key,
-						 const char *session_token)
+                                                 const char *secret_access_key,
+                                                 const char *session_token)
 {
 	struct creds_provider *p;
 
@@ -375,15 +373,13 @@ void creds_provider_free(struct creds_provider *p)
 }
 
 /*
- * The engine for metadata and STS requests. A private one by default, so
- * that creds_get() may be called from another engine's sign callback.
+ * The engine for metadata and STS requests: always a private one, so that
+ * creds_get() may be called from another engine's sign callback.
  */
 static struct xfer_engine *engine_locked(struct creds_provider *p, struct creds_error *err)
 {
-	struct xfer_config cfg = { 0 };
+	struct xfer_config cfg = {0};
 
-	if (p->xfer_borrowed)
-		return p->xfer_borrowed;
 	if (p->xfer_own)
 		return p->xfer_own;
 	cfg.max_connections = 2;
@@ -407,7 +403,7 @@ struct http_call {
 };
 
 static int http_call_locked(struct creds_provider *p, const struct http_call *c, char **body,
-			    long *status, struct creds_error *err)
+                            long *status, struct creds_error *err)
 {
 	struct xfer_engine *e = engine_locked(p, err);
 	struct xfer_request req;
@@ -433,8 +429,8 @@ static int http_call_locked(struct creds_provider *p, const struct http_call *c,
 	}
 	if (xfer_perform(e, &req)) {
 		set_err(err, CREDS_ERR_NETWORK, "%s at %s unreachable: %s%s%s", c->what, c->url,
-			xfer_strstatus(req.result.status), req.result.errmsg[0] ? ": " : "",
-			req.result.errmsg);
+		        xfer_strstatus(req.result.status), req.result.errmsg[0] ? ": " : "",
+		        req.result.errmsg);
 		goto out;
 	}
 	*status = req.result.http_status;
@@ -454,7 +450,7 @@ out:
 
 /* Parse {"AccessKeyId","SecretAccessKey","Token","Expiration"} (IMDS and container). */
 static int parse_json_creds(const char *body, const char *what, const char *source,
-			    struct creds *out, struct creds_error *err)
+                            struct creds *out, struct creds_error *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loads(body, 0, &jerr);
@@ -464,14 +460,14 @@ static int parse_json_creds(const char *body, const char *what, const char *sour
 
 	if (!j || !json_is_object(j)) {
 		set_err(err, CREDS_ERR_PROTOCOL, "%s answered with something that is not JSON",
-			what);
+		        what);
 		goto out;
 	}
 	code = json_string_value(json_object_get(j, "Code"));
 	if (code && strcmp(code, "Success")) {
 		const char *msg = json_string_value(json_object_get(j, "Message"));
 		set_err(err, CREDS_ERR_REMOTE, "%s reported %s%s%s", what, code, msg ? ": " : "",
-			msg ? msg : "");
+		        msg ? msg : "");
 		goto out;
 	}
 	akid = json_string_value(json_object_get(j, "AccessKeyId"));
@@ -480,11 +476,12 @@ static int parse_json_creds(const char *body, const char *what, const char *sour
 	exp = json_string_value(json_object_get(j, "Expiration"));
 	if (!akid || !*akid || !secret || !*secret) {
 		set_err(err, CREDS_ERR_PROTOCOL, "%s answer lacks AccessKeyId or SecretAccessKey",
-			what);
+		        what);
 		goto out;
 	}
 	if (exp && util_parse_iso8601(exp, &t)) {
-		set_err(err, CREDS_ERR_PROTOCOL, "%s gave an unreadable Expiration '%s'", what, exp);
+		set_err(err, CREDS_ERR_PROTOCOL, "%s gave an unreadable Expiration '%s'", what,
+		        exp);
 		goto out;
 	}
 	if (creds_set(out, akid, secret, token, t, source)) {
@@ -500,7 +497,8 @@ out:
 		json_object_foreach(j, k, v)
 		{
 			if (json_is_string(v))
-				OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+				OPENSSL_cleanse((char *)json_string_value(v),
+				                json_string_length(v));
 		}
 		json_decref(j);
 	}
@@ -519,9 +517,9 @@ static int from_env(struct creds *out, struct creds_error *err)
 		return 0;
 	if (!(akid && *akid) || !(secret && *secret)) {
 		set_err(err, CREDS_ERR_CONFIG,
-			"%s is set but %s is not: set both, or unset both to use a profile",
-			akid && *akid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-			akid && *akid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+		        "%s is set but %s is not: set both, or unset both to use a profile",
+		        akid && *akid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+		        akid && *akid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 		return -1;
 	}
 	if (creds_set(out, akid, secret, token, 0, "env")) {
@@ -542,9 +540,9 @@ static int from_profile_keys(const char *profile, struct creds *out, struct cred
 		goto out;
 	if (!akid || !secret) {
 		set_err(err, CREDS_ERR_CONFIG,
-			"profile '%s' has %s but no %s: add it to the credentials file", profile,
-			akid ? "aws_access_key_id" : "aws_secret_access_key",
-			akid ? "aws_secret_access_key" : "aws_access_key_id");
+		        "profile '%s' has %s but no %s: add it to the credentials file", profile,
+		        akid ? "aws_access_key_id" : "aws_secret_access_key",
+		        akid ? "aws_secret_access_key" : "aws_access_key_id");
 		rc = -1;
 		goto out;
 	}
@@ -563,8 +561,8 @@ out:
 
 static bool http_host_allowed(const char *url)
 {
-	static const char *const ok[] = { "127.", "localhost", "[::1]", "169.254.170.2",
-					  "169.254.170.23", "[fd00:ec2::23]" };
+	static const char *const ok[] = {"127.",          "localhost",      "[::1]",
+	                                 "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"};
 	const char *h = url + 7;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -587,8 +585,8 @@ static int from_container(struct creds_provider *p, struct creds *out, struct cr
 	const char *tok_env = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
 	char *url = NULL, *token = NULL, *body = NULL;
 	struct xfer_header h[1];
-	struct http_call call = { .method = "GET", .attempts = 3,
-				  .what = "the container credentials endpoint" };
+	struct http_call call = {
+	    .method = "GET", .attempts = 3, .what = "the container credentials endpoint"};
 	long status;
 	int rc = -1;
 
@@ -596,19 +594,20 @@ static int from_container(struct creds_provider *p, struct creds *out, struct cr
 		const char *host = getenv(CONTAINER_TEST_HOST_ENV);
 		if (host && *host)
 			log_warn("credentials: container endpoint host overridden by %s=%s "
-				 "(meant for tests only)",
-				 CONTAINER_TEST_HOST_ENV, host);
+			         "(meant for tests only)",
+			         CONTAINER_TEST_HOST_ENV, host);
 		if (asprintf(&url, "http://%s%s%s", host && *host ? host : CONTAINER_DEFAULT_HOST,
-			     rel[0] == '/' ? "" : "/", rel) < 0)
+		             rel[0] == '/' ? "" : "/", rel) < 0)
 			url = NULL;
 	} else if (full && *full) {
 		if (strncasecmp(full, "https://", 8) &&
 		    !(strncasecmp(full, "http://", 7) == 0 && http_host_allowed(full))) {
-			set_err(err, CREDS_ERR_CONFIG,
-				"AWS_CONTAINER_CREDENTIALS_FULL_URI=%s is not allowed: use https://, "
-				"or http:// to a loopback address or the ECS/EKS agent "
-				"(169.254.170.2, 169.254.170.23)",
-				full);
+			set_err(
+			    err, CREDS_ERR_CONFIG,
+			    "AWS_CONTAINER_CREDENTIALS_FULL_URI=%s is not allowed: use https://, "
+			    "or http:// to a loopback address or the ECS/EKS agent "
+			    "(169.254.170.2, 169.254.170.23)",
+			    full);
 			return -1;
 		}
 		url = strdup(full);
@@ -623,8 +622,8 @@ static int from_container(struct creds_provider *p, struct creds *out, struct cr
 		token = util_read_file(tok_file, CREDS_MAX_FILE);
 		if (!token) {
 			set_err(err, CREDS_ERR_CONFIG,
-				"cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s", tok_file,
-				strerror(errno));
+			        "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s",
+			        tok_file, strerror(errno));
 			goto out;
 		}
 	} else if (tok_env && *tok_env) {
@@ -634,7 +633,7 @@ static int from_container(struct creds_provider *p, struct creds *out, struct cr
 		char *t = trim(token);
 		if (strpbrk(t, "\r\n")) {
 			set_err(err, CREDS_ERR_CONFIG,
-				"the container authorization token contains a line break");
+			        "the container authorization token contains a line break");
 			goto out;
 		}
 		memmove(token, t, strlen(t) + 1);
@@ -648,10 +647,10 @@ static int from_container(struct creds_provider *p, struct creds *out, struct cr
 		goto out;
 	if (!body) {
 		set_err(err, CREDS_ERR_REMOTE,
-			"the container credentials endpoint %s answered HTTP %ld%s", url, status,
-			status == 401 || status == 403
-				? ": check AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)"
-				: "");
+		        "the container credentials endpoint %s answered HTTP %ld%s", url, status,
+		        status == 401 || status == 403
+		            ? ": check AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)"
+		            : "");
 		goto out;
 	}
 	if (parse_json_creds(body, "the container credentials endpoint", "container", out, err))
@@ -679,7 +678,7 @@ static char *imds_endpoint(void)
 
 	if (!(e && *e))
 		e = mode && !strcasecmp(mode, "IPv6") ? IMDS_DEFAULT_ENDPOINT_V6
-						      : IMDS_DEFAULT_ENDPOINT;
+		                                      : IMDS_DEFAULT_ENDPOINT;
 	n = strlen(e);
 	while (n > 0 && e[n - 1] == '/')
 		n--;
@@ -689,13 +688,13 @@ static char *imds_endpoint(void)
 /* IMDSv2 session token: reuse the cached one, else PUT for a new one. */
 static int imds_token_locked(struct creds_provider *p, const char *base, struct creds_error *err)
 {
-	struct xfer_header put_h[] = { { "X-aws-ec2-metadata-token-ttl-seconds", IMDS_TOKEN_TTL } };
-	struct http_call call = { .method = "PUT",
-				  .headers = put_h,
-				  .n_headers = 1,
-				  .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
-				  .attempts = 2,
-				  .what = "EC2 instance metadata (IMDS)" };
+	struct xfer_header put_h[] = {{"X-aws-ec2-metadata-token-ttl-seconds", IMDS_TOKEN_TTL}};
+	struct http_call call = {.method = "PUT",
+	                         .headers = put_h,
+	                         .n_headers = 1,
+	                         .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
+	                         .attempts = 2,
+	                         .what = "EC2 instance metadata (IMDS)"};
 	char *url = NULL, *token = NULL;
 	time_t now = time(NULL);
 	long status;
@@ -714,9 +713,9 @@ static int imds_token_locked(struct creds_provider *p, const char *base, struct 
 		goto out;
 	if (!token || !*trim(token)) {
 		set_err(err, CREDS_ERR_REMOTE,
-			"IMDS at %s refused a session token (HTTP %ld): IMDSv2 may be disabled "
-			"or the hop limit too low",
-			base, status);
+		        "IMDS at %s refused a session token (HTTP %ld): IMDSv2 may be disabled "
+		        "or the hop limit too low",
+		        base, status);
 		goto out;
 	}
 	memmove(token, trim(token), strlen(trim(token)) + 1);
@@ -733,16 +732,16 @@ out:
 
 /* IMDSv2 GET of @path with a session token. Body (heap) in *out. */
 static int imds_get_locked(struct creds_provider *p, const char *path, char **out,
-			   struct creds_error *err)
+                           struct creds_error *err)
 {
 	char *base = imds_endpoint(), *url = NULL;
 	struct xfer_header get_h[1];
-	struct http_call call = { .method = "GET",
-				  .headers = get_h,
-				  .n_headers = 1,
-				  .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
-				  .attempts = 2,
-				  .what = "EC2 instance metadata (IMDS)" };
+	struct http_call call = {.method = "GET",
+	                         .headers = get_h,
+	                         .n_headers = 1,
+	                         .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
+	                         .attempts = 2,
+	                         .what = "EC2 instance metadata (IMDS)"};
 	long status = 0;
 	int rc = -1;
 
@@ -768,8 +767,8 @@ static int imds_get_locked(struct creds_provider *p, const char *path, char **ou
 	}
 	if (!*out) {
 		set_err(err, status == 404 ? CREDS_ERR_NOT_FOUND : CREDS_ERR_REMOTE,
-			"IMDS %s answered HTTP %ld%s", path, status,
-			status == 404 ? " (no such entry: is an instance profile attached?)" : "");
+		        "IMDS %s answered HTTP %ld%s", path, status,
+		        status == 404 ? " (no such entry: is an instance profile attached?)" : "");
 		goto out;
 	}
 	rc = 0;
@@ -791,7 +790,8 @@ static int from_imds(struct creds_provider *p, struct creds *out, struct creds_e
 	role = trim(roles);
 	role[strcspn(role, "\r\n")] = '\0';
 	if (!*role) {
-		set_err(err, CREDS_ERR_NOT_FOUND, "IMDS lists no IAM role: attach an instance profile");
+		set_err(err, CREDS_ERR_NOT_FOUND,
+		        "IMDS lists no IAM role: attach an instance profile");
 		goto out;
 	}
 	if (asprintf(&path, "/latest/meta-data/iam/security-credentials/%s", role) < 0) {
@@ -880,18 +880,18 @@ int creds_region(struct creds_provider *p, char *out, size_t len)
 static int sts_to_creds_err(const struct sts_error *se, const char *what, struct creds_error *err)
 {
 	char buf[480];
-	enum creds_err e = se->err == STS_ERR_NETWORK	 ? CREDS_ERR_NETWORK
-			   : se->err == STS_ERR_REMOTE	 ? CREDS_ERR_REMOTE
-			   : se->err == STS_ERR_PROTOCOL ? CREDS_ERR_PROTOCOL
-			   : se->err == STS_ERR_NOMEM	 ? CREDS_ERR_NOMEM
-							 : CREDS_ERR_CONFIG;
+	enum creds_err e = se->err == STS_ERR_NETWORK    ? CREDS_ERR_NETWORK
+	                   : se->err == STS_ERR_REMOTE   ? CREDS_ERR_REMOTE
+	                   : se->err == STS_ERR_PROTOCOL ? CREDS_ERR_PROTOCOL
+	                   : se->err == STS_ERR_NOMEM    ? CREDS_ERR_NOMEM
+	                                                 : CREDS_ERR_CONFIG;
 
 	set_err(err, e, "%s: %s", what, sts_error_format(se, buf, sizeof(buf)));
 	return -1;
 }
 
 static int sts_config_locked(struct creds_provider *p, struct sts_config *cfg,
-			     struct creds_error *err)
+                             struct creds_error *err)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->xfer = engine_locked(p, err);
@@ -904,10 +904,10 @@ static int sts_config_locked(struct creds_provider *p, struct sts_config *cfg,
 }
 
 static int web_identity(struct creds_provider *p, const char *token_file, const char *role_arn,
-			const char *session, const char *from, struct creds *out,
-			struct creds_error *err)
+                        const char *session, const char *from, struct creds *out,
+                        struct creds_error *err)
 {
-	struct sts_assume_params ap = { .role_arn = role_arn, .session_name = session };
+	struct sts_assume_params ap = {.role_arn = role_arn, .session_name = session};
 	struct sts_config cfg;
 	struct sts_error se;
 	char *path = expand_home(token_file), *token = NULL;
@@ -920,8 +920,9 @@ static int web_identity(struct creds_provider *p, const char *token_file, const 
 	/* re-read on every renewal: the token file is rotated by the platform */
 	token = util_read_file(path, CREDS_MAX_FILE);
 	if (!token) {
-		set_err(err, CREDS_ERR_CONFIG, "cannot read the web identity token file %s (%s): %s",
-			path, from, strerror(errno));
+		set_err(err, CREDS_ERR_CONFIG,
+		        "cannot read the web identity token file %s (%s): %s", path, from,
+		        strerror(errno));
 		goto out;
 	}
 	ap.web_identity_token = trim(token);
@@ -940,7 +941,7 @@ out:
 }
 
 static int from_web_identity_env(struct creds_provider *p, struct creds *out,
-				 struct creds_error *err)
+                                 struct creds_error *err)
 {
 	const char *file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
 	const char *role = getenv("AWS_ROLE_ARN");
@@ -950,20 +951,20 @@ static int from_web_identity_env(struct creds_provider *p, struct creds *out,
 	if (!(file && *file) || !(role && *role)) {
 		/* one without the other: the SDKs ignore it, but say why nothing happened */
 		log_warn("credentials: %s is set without %s: web identity skipped",
-			 file && *file ? "AWS_WEB_IDENTITY_TOKEN_FILE" : "AWS_ROLE_ARN",
-			 file && *file ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE");
+		         file && *file ? "AWS_WEB_IDENTITY_TOKEN_FILE" : "AWS_ROLE_ARN",
+		         file && *file ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE");
 		return 0;
 	}
 	return web_identity(p, file, role, getenv("AWS_ROLE_SESSION_NAME"),
-			    "AWS_WEB_IDENTITY_TOKEN_FILE", out, err);
+	                    "AWS_WEB_IDENTITY_TOKEN_FILE", out, err);
 }
 
 static int resolve_profile_role(struct creds_provider *p, const char *profile, int depth,
-				struct creds *out, struct creds_error *err);
+                                struct creds *out, struct creds_error *err);
 
 /* The credentials a role profile starts from (source_profile / credential_source). */
 static int role_base_creds(struct creds_provider *p, const char *profile, int depth,
-			   struct creds *base, struct creds_error *err)
+                           struct creds *base, struct creds_error *err)
 {
 	char *src = creds_profile_get(profile, "source_profile");
 	char *cs = creds_profile_get(profile, "credential_source");
@@ -972,23 +973,24 @@ static int role_base_creds(struct creds_provider *p, const char *profile, int de
 
 	if (src && cs) {
 		set_err(err, CREDS_ERR_CONFIG,
-			"profile '%s' has both source_profile and credential_source: keep one",
-			profile);
+		        "profile '%s' has both source_profile and credential_source: keep one",
+		        profile);
 		goto out;
 	}
 	if (src) {
 		if (strcmp(src, profile) && !profile_exists(src)) {
 			set_err(err, CREDS_ERR_CONFIG,
-				"profile '%s' names source_profile '%s', which does not exist",
-				profile, src);
+			        "profile '%s' names source_profile '%s', which does not exist",
+			        profile, src);
 			goto out;
 		}
 		src_role = strcmp(src, profile) ? creds_profile_get(src, "role_arn") : NULL;
 		if (src_role) {
 			if (depth + 1 >= CREDS_MAX_ROLE_CHAIN) {
-				set_err(err, CREDS_ERR_CONFIG,
-					"role chain from profile '%s' is longer than %d or circular",
-					profile, CREDS_MAX_ROLE_CHAIN);
+				set_err(
+				    err, CREDS_ERR_CONFIG,
+				    "role chain from profile '%s' is longer than %d or circular",
+				    profile, CREDS_MAX_ROLE_CHAIN);
 				goto out;
 			}
 			rc = resolve_profile_role(p, src, depth + 1, base, err);
@@ -996,9 +998,9 @@ static int role_base_creds(struct creds_provider *p, const char *profile, int de
 			rc = from_profile_keys(src, base, err);
 			if (rc == 0)
 				set_err(err, CREDS_ERR_CONFIG,
-					"source_profile '%s' of profile '%s' has no "
-					"aws_access_key_id/aws_secret_access_key",
-					src, profile);
+				        "source_profile '%s' of profile '%s' has no "
+				        "aws_access_key_id/aws_secret_access_key",
+				        src, profile);
 		}
 	} else if (cs) {
 		if (!strcmp(cs, "Environment"))
@@ -1009,19 +1011,20 @@ static int role_base_creds(struct creds_provider *p, const char *profile, int de
 			rc = from_container(p, base, err);
 		else {
 			set_err(err, CREDS_ERR_CONFIG,
-				"profile '%s': credential_source '%s' is not one of Environment, "
-				"Ec2InstanceMetadata, EcsContainer",
-				profile, cs);
+			        "profile '%s': credential_source '%s' is not one of Environment, "
+			        "Ec2InstanceMetadata, EcsContainer",
+			        profile, cs);
 			goto out;
 		}
 		if (rc == 0)
 			set_err(err, CREDS_ERR_CONFIG,
-				"profile '%s': credential_source %s found no credentials", profile, cs);
+			        "profile '%s': credential_source %s found no credentials", profile,
+			        cs);
 	} else {
 		set_err(err, CREDS_ERR_CONFIG,
-			"profile '%s' has role_arn but neither source_profile nor "
-			"credential_source nor web_identity_token_file: add one",
-			profile);
+		        "profile '%s' has role_arn but neither source_profile nor "
+		        "credential_source nor web_identity_token_file: add one",
+		        profile);
 	}
 out:
 	free(src);
@@ -1031,18 +1034,18 @@ out:
 }
 
 static int resolve_profile_role(struct creds_provider *p, const char *profile, int depth,
-				struct creds *out, struct creds_error *err)
+                                struct creds *out, struct creds_error *err)
 {
 	char *role = creds_profile_get(profile, "role_arn");
 	char *session = creds_profile_get(profile, "role_session_name");
 	char *ext = creds_profile_get(profile, "external_id");
 	char *dur = creds_profile_get(profile, "duration_seconds");
 	char *wif = creds_profile_get(profile, "web_identity_token_file");
-	struct creds base = { 0 };
+	struct creds base = {0};
 	struct sts_config cfg;
 	struct sts_error se;
-	struct sts_assume_params ap = { .role_arn = role, .session_name = session,
-					.external_id = ext };
+	struct sts_assume_params ap = {
+	    .role_arn = role, .session_name = session, .external_id = ext};
 	char what[160];
 	int rc = -1;
 
@@ -1059,7 +1062,8 @@ static int resolve_profile_role(struct creds_provider *p, const char *profile, i
 		long d = strtol(dur, &end, 10);
 		if (*end || d < 900 || d > 43200) {
 			set_err(err, CREDS_ERR_CONFIG,
-				"profile '%s': duration_seconds '%s' must be 900..43200", profile, dur);
+			        "profile '%s': duration_seconds '%s' must be 900..43200", profile,
+			        dur);
 			goto out;
 		}
 		ap.duration_s = (int)d;
@@ -1069,7 +1073,7 @@ static int resolve_profile_role(struct creds_provider *p, const char *profile, i
 	if (sts_config_locked(p, &cfg, err))
 		goto out;
 	log_debug("credentials: profile %s assumes %s with key %s (%s)", profile, role,
-		  base.access_key_id, base.source);
+	          base.access_key_id, base.source);
 	snprintf(what, sizeof(what), "AssumeRole %s for profile '%s' failed", role, profile);
 	if (sts_assume_role(&cfg, &base, &ap, out, &se)) {
 		sts_to_creds_err(&se, what, err);
@@ -1094,7 +1098,7 @@ static int resolve_locked(struct creds_provider *p, struct creds *out, struct cr
 	bool expl;
 	const char *profile = effective_profile(p, &expl);
 	char *cpath = NULL, *kpath = NULL;
-	struct creds_error imds_err = { 0 };
+	struct creds_error imds_err = {0};
 	int rc;
 
 	/* an explicit --profile wins over the environment's keys, as in the AWS CLI */
@@ -1104,10 +1108,10 @@ static int resolve_locked(struct creds_provider *p, struct creds *out, struct cr
 		cpath = config_path(true);
 		kpath = config_path(false);
 		set_err(err, CREDS_ERR_CONFIG,
-			"profile '%s' (from %s) is in neither %s nor %s: check the name or the "
-			"files",
-			profile, p->profile_opt ? "--profile" : "AWS_PROFILE", cpath ? cpath : "?",
-			kpath ? kpath : "?");
+		        "profile '%s' (from %s) is in neither %s nor %s: check the name or the "
+		        "files",
+		        profile, p->profile_opt ? "--profile" : "AWS_PROFILE", cpath ? cpath : "?",
+		        kpath ? kpath : "?");
 		free(cpath);
 		free(kpath);
 		return -1;
@@ -1128,11 +1132,11 @@ static int resolve_locked(struct creds_provider *p, struct creds *out, struct cr
 		return -1;
 	}
 	set_err(err, CREDS_ERR_NOT_FOUND,
-		"no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-		"a profile (AWS_PROFILE / --profile) in ~/.aws/credentials or ~/.aws/config, or "
-		"run with a role (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, container "
-		"credentials, EC2 instance profile). EC2 metadata: %.200s",
-		rc < 0 ? imds_err.message : "disabled by AWS_EC2_METADATA_DISABLED");
+	        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+	        "a profile (AWS_PROFILE / --profile) in ~/.aws/credentials or ~/.aws/config, or "
+	        "run with a role (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, container "
+	        "credentials, EC2 instance profile). EC2 metadata: %.200s",
+	        rc < 0 ? imds_err.message : "disabled by AWS_EC2_METADATA_DISABLED");
 	return -1;
 }
 
@@ -1144,8 +1148,8 @@ static bool fresh_locked(const struct creds_provider *p, time_t now)
 
 int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *err)
 {
-	struct creds found = { 0 };
-	struct creds_error e = { 0 };
+	struct creds found = {0};
+	struct creds_error e = {0};
 	time_t now = time(NULL);
 	int rc = -1;
 
@@ -1160,15 +1164,16 @@ int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *e
 		p->have = true;
 		if (found.expiration)
 			log_info("credentials: key %s from %s, expires in %llds",
-				 found.access_key_id, found.source,
-				 (long long)(found.expiration - now));
+			         found.access_key_id, found.source,
+			         (long long)(found.expiration - now));
 		else
 			log_info("credentials: key %s from %s", found.access_key_id, found.source);
 		goto copy;
 	}
 	if (p->have && p->cached.expiration > now) {
 		log_warn("credentials: renewal failed (%s); key %s stays valid for %llds",
-			 e.message, p->cached.access_key_id, (long long)(p->cached.expiration - now));
+		         e.message, p->cached.access_key_id,
+		         (long long)(p->cached.expiration - now));
 		goto copy;
 	}
 	*err = e;

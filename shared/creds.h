@@ -52,21 +52,23 @@ const char *creds_strerror(enum creds_err err);
 struct creds_options {
 	/* Explicit profile (--profile); NULL = AWS_PROFILE, else "default". */
 	const char *profile;
-	/* Explicit region (--region); NULL = AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS, us-east-1. */
+	/* Explicit region (--region); NULL = AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS,
+	 * us-east-1. */
 	const char *region;
 	/*
-	 * Borrowed engine for IMDS / container / STS requests. NULL (advised)
-	 * = the provider starts a small private one when it first needs HTTP,
-	 * which makes creds_get() safe to call from any engine's callbacks.
-	 * Never pass an engine whose sign callbacks call creds_get(): a renewal
-	 * would then wait on that engine from its own thread.
+	 * Not used (kept so existing callers compile): the provider always runs
+	 * its IMDS / container / STS requests on a small private engine that it
+	 * starts on first need. Sharing the caller's engine would deadlock a
+	 * renewal started from that engine's own sign callback, which is where
+	 * the S3 and CloudFormation clients call creds_get().
 	 */
 	struct xfer_engine *xfer;
 	/* CA bundle for HTTPS to STS (NULL = system default). */
 	const char *ca_bundle;
 	/* Renew this many seconds before expiry; 0 = CREDS_REFRESH_AHEAD_S. */
 	int refresh_ahead_s;
-	/* Timeout of one metadata/STS request in ms; 0 = 5000 (IMDS connects time out after 1 s). */
+	/* Timeout of one metadata/STS request in ms; 0 = 5000 (IMDS connects time out after 1 s).
+	 */
 	int timeout_ms;
 };
 
@@ -84,8 +86,8 @@ struct creds_provider *creds_provider_new(const struct creds_options *opt);
  * keys given explicitly. Returns NULL on allocation failure.
  */
 struct creds_provider *creds_provider_new_static(const char *access_key_id,
-						 const char *secret_access_key,
-						 const char *session_token);
+                                                 const char *secret_access_key,
+                                                 const char *session_token);
 
 /** creds_provider_free() - free @p (NULL is fine); wipes cached secrets. */
 void creds_provider_free(struct creds_provider *p);

@@ -48,16 +48,16 @@ static int check_url(const char *url, const char *from, char *errbuf, size_t err
 
 	if (!h || !*h || *h == '/' || *h == ':') {
 		snprintf(errbuf, errlen,
-			 "bad endpoint URL '%s' (from %s): it must look like "
-			 "https://host[:port] or http://host[:port]",
-			 url, from);
+		         "bad endpoint URL '%s' (from %s): it must look like "
+		         "https://host[:port] or http://host[:port]",
+		         url, from);
 		return -1;
 	}
 	return 0;
 }
 
-int endpoint_resolve(const char *service, const char *explicit_url, const char *region,
-		     char **out, char *errbuf, size_t errlen)
+int endpoint_resolve(const char *service, const char *explicit_url, const char *region, char **out,
+                     char *errbuf, size_t errlen)
 {
 	char var[96];
 	const char *url = NULL, *from = NULL, *ignore;
@@ -100,13 +100,13 @@ int endpoint_resolve(const char *service, const char *explicit_url, const char *
 		const char *r = region && *region ? region : "us-east-1";
 		if (!valid_region(r)) {
 			snprintf(errbuf, errlen,
-				 "bad region '%s': use an AWS region name such as us-east-1 "
-				 "(--region, AWS_REGION or the profile's region)",
-				 r);
+			         "bad region '%s': use an AWS region name such as us-east-1 "
+			         "(--region, AWS_REGION or the profile's region)",
+			         r);
 			return -1;
 		}
 		if (asprintf(out, "https://%s.%s.amazonaws.com%s", service, r,
-			     strncmp(r, "cn-", 3) ? "" : ".cn") < 0)
+		             strncmp(r, "cn-", 3) ? "" : ".cn") < 0)
 			*out = NULL;
 	}
 	if (!*out) {
@@ -131,8 +131,9 @@ int endpoint_host_header(const char *url, char *out, size_t len)
 	/* an IPv6 literal "[::1]:8080" has colons inside the brackets */
 	rb = *h == '[' ? memchr(h, ']', hl) : NULL;
 	colon = memchr(rb ? rb : h, ':', (size_t)(end - (rb ? rb : h)));
-	if (colon && ((https && end - colon == 4 && !strncmp(colon, ":443", 4)) ||
-		      (!https && end - colon == 3 && !strncmp(colon, ":80", 3)) || end - colon == 1))
+	if (colon &&
+	    ((https && end - colon == 4 && !strncmp(colon, ":443", 4)) ||
+	     (!https && end - colon == 3 && !strncmp(colon, ":80", 3)) || end - colon == 1))
 		hl = (size_t)(colon - h);
 	if (hl + 1 > len)
 		return -1;

@@ -22,8 +22,8 @@
  * is "true" (as in the SDKs). A URL must start with http:// or https://
  * and have a host. Returns 0, or -1 (bad URL, bad region or ENOMEM).
  */
-int endpoint_resolve(const char *service, const char *explicit_url, const char *region,
-		     char **out, char *errbuf, size_t errlen);
+int endpoint_resolve(const char *service, const char *explicit_url, const char *region, char **out,
+                     char *errbuf, size_t errlen);
 
 /**
  * endpoint_host_header() - the Host header curl sends for @url: the host,

@@ -101,7 +101,7 @@ char *sigv4_canonical_query(const char *query)
 {
 	struct canon_param *params = NULL;
 	size_t n = 0, cap = 0;
-	struct util_buf b = { 0 };
+	struct util_buf b = {0};
 	char *res = NULL;
 	const char *p = query ? query : "";
 
@@ -120,8 +120,8 @@ char *sigv4_canonical_query(const char *query)
 				cap = ncap;
 			}
 			params[n].key = reencode(p, eq ? (size_t)(eq - p) : seglen);
-			params[n].value = eq ? reencode(eq + 1, seglen - (size_t)(eq + 1 - p))
-					     : strdup("");
+			params[n].value =
+			    eq ? reencode(eq + 1, seglen - (size_t)(eq + 1 - p)) : strdup("");
 			n++;
 			if (!params[n - 1].key || !params[n - 1].value)
 				goto out;
@@ -231,7 +231,7 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 {
 	struct canon_header *hdrs = NULL;
 	size_t nh = 0;
-	struct util_buf canon = { 0 }, signed_hdrs = { 0 }, sts = { 0 }, auth = { 0 };
+	struct util_buf canon = {0}, signed_hdrs = {0}, sts = {0}, auth = {0};
 	char *cpath = NULL, *cquery = NULL, *key = NULL;
 	const char *token, *payload;
 	bool add_sha, add_token, sign_token, have_host = false;
@@ -244,8 +244,8 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 	    !p->creds->access_key_id || !p->creds->secret_access_key)
 		return -1;
 
-	token = p->creds->session_token && *p->creds->session_token ? p->creds->session_token
-								     : NULL;
+	token =
+	    p->creds->session_token && *p->creds->session_token ? p->creds->session_token : NULL;
 	payload = p->payload_hash ? p->payload_hash : SIGV4_EMPTY_SHA256;
 	add_sha = p->s3 || p->add_content_sha256;
 	add_token = token != NULL;
@@ -315,7 +315,7 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 		} else {
 			if (util_buf_printf(&canon, "%s:%s", hdrs[i].name, hdrs[i].value) ||
 			    util_buf_printf(&signed_hdrs, "%s%s", signed_hdrs.len ? ";" : "",
-					    hdrs[i].name))
+			                    hdrs[i].name))
 				goto out;
 		}
 		if (last && util_buf_puts(&canon, "\n"))
@@ -325,11 +325,12 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 		goto out;
 
 	util_sha256_hex(canon.data, canon.len, scope_hash);
-	if (util_buf_printf(&sts, SIGV4_ALGO "\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date,
-			    date, p->region, p->service, scope_hash))
+	if (util_buf_printf(&sts, SIGV4_ALGO "\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date, date,
+	                    p->region, p->service, scope_hash))
 		goto out;
 
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")
+	 */
 	if (asprintf(&key, "AWS4%s", p->creds->secret_access_key) < 0) {
 		key = NULL;
 		goto out;
@@ -342,10 +343,10 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 	util_hex(k, sizeof(k), out->signature);
 
 	if (util_buf_printf(&auth,
-			    SIGV4_ALGO " Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
-				       "Signature=%s",
-			    p->creds->access_key_id, date, p->region, p->service, signed_hdrs.data,
-			    out->signature))
+	                    SIGV4_ALGO " Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
+	                               "Signature=%s",
+	                    p->creds->access_key_id, date, p->region, p->service, signed_hdrs.data,
+	                    out->signature))
 		goto out;
 	if (token && !(out->security_token = strdup(token)))
 		goto out;

@@ -21,7 +21,7 @@
 #include "util.h"
 #include "xfer.h"
 
-#define STS_VERSION "2011-06-15"
+#define STS_VERSION      "2011-06-15"
 #define STS_MAX_RESPONSE (256u << 10)
 #define STS_CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
 
@@ -48,14 +48,14 @@ const char *sts_error_format(const struct sts_error *e, char *buf, size_t len)
 {
 	if (e->code[0])
 		snprintf(buf, len, "%s: %s (HTTP %ld, request id %s)", e->code, e->message,
-			 e->http_status, e->request_id[0] ? e->request_id : "none");
+		         e->http_status, e->request_id[0] ? e->request_id : "none");
 	else
 		snprintf(buf, len, "%s: %s", sts_strerror(e->err), e->message);
 	return buf;
 }
 
 static void set_err(struct sts_error *err, enum sts_err code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(struct sts_error *err, enum sts_err code, const char *fmt, ...)
 {
@@ -112,7 +112,7 @@ static xmlDoc *parse_xml(const char *xml, size_t len)
 	if (!xml || len == 0 || len > STS_MAX_RESPONSE)
 		return NULL;
 	return xmlReadMemory(xml, (int)len, "sts.xml", NULL,
-			     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
 
 int sts_parse_error(const char *xml, size_t len, struct sts_error *err)
@@ -165,26 +165,26 @@ static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **ex
 {
 	struct sts_sign_ctx *ctx = user;
 	struct sigv4_header hdrs[] = {
-		{ "Host", ctx->host },
-		{ "Content-Type", STS_CONTENT_TYPE },
+	    {"Host", ctx->host},
+	    {"Content-Type", STS_CONTENT_TYPE},
 	};
 	struct sigv4_params p = {
-		.method = "POST",
-		.path = "/",
-		.headers = hdrs,
-		.n_headers = 2,
-		.payload_hash = ctx->body_hash,
-		.region = ctx->region,
-		.service = "sts",
-		.normalize_path = true,
-		.creds = ctx->creds,
+	    .method = "POST",
+	    .path = "/",
+	    .headers = hdrs,
+	    .n_headers = 2,
+	    .payload_hash = ctx->body_hash,
+	    .region = ctx->region,
+	    .service = "sts",
+	    .normalize_path = true,
+	    .creds = ctx->creds,
 	};
 	struct sigv4_result r;
 	int rc = -1;
 
 	if (sigv4_sign(&p, &r)) {
 		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-			 "could not sign the STS request");
+		         "could not sign the STS request");
 		return -1;
 	}
 	if (slist_add(extra, "X-Amz-Date", r.amz_date) ||
@@ -198,8 +198,7 @@ out:
 }
 
 /* Pull the Credentials element of an Assume*Result into @out. */
-static int parse_credentials(const char *xml, size_t len, struct creds *out,
-			     struct sts_error *err)
+static int parse_credentials(const char *xml, size_t len, struct creds *out, struct sts_error *err)
 {
 	xmlDoc *doc = parse_xml(xml, len);
 	xmlNode *root, *c;
@@ -224,8 +223,8 @@ static int parse_credentials(const char *xml, size_t len, struct creds *out,
 	if (!out->access_key_id || !out->secret_access_key || !out->session_token || !exp ||
 	    !*out->access_key_id || !*out->secret_access_key) {
 		set_err(err, STS_ERR_PROTOCOL,
-			"STS Credentials lack AccessKeyId, SecretAccessKey, SessionToken or "
-			"Expiration");
+		        "STS Credentials lack AccessKeyId, SecretAccessKey, SessionToken or "
+		        "Expiration");
 		goto out;
 	}
 	if (util_parse_iso8601(exp, &out->expiration)) {
@@ -245,11 +244,11 @@ out:
 
 /* POST one query-protocol action; signed when @caller is not NULL. */
 static int sts_call(const struct sts_config *cfg, const struct creds *caller, const char *action,
-		    const char *const *kv, size_t nkv, struct creds *out, struct sts_error *err)
+                    const char *const *kv, size_t nkv, struct creds *out, struct sts_error *err)
 {
 	struct xfer_request req;
-	struct sts_sign_ctx ctx = { 0 };
-	struct xfer_header hdrs[1] = { { "Content-Type", STS_CONTENT_TYPE } };
+	struct sts_sign_ctx ctx = {0};
+	struct xfer_header hdrs[1] = {{"Content-Type", STS_CONTENT_TYPE}};
 	char *url = NULL, *body = NULL, *endpoint = NULL;
 	char ebuf[256];
 	const char *region = cfg->region && *cfg->region ? cfg->region : "us-east-1";
@@ -294,11 +293,11 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 		req.sign_user = &ctx;
 	}
 	log_debug("sts: %s at %s%s%s", action, endpoint, caller ? " as " : "",
-		  caller ? caller->access_key_id : "");
+	          caller ? caller->access_key_id : "");
 	if (xfer_perform(cfg->xfer, &req)) {
 		set_err(err, STS_ERR_NETWORK, "STS %s at %s failed: %s%s%s", action, endpoint,
-			xfer_strstatus(req.result.status), req.result.errmsg[0] ? ": " : "",
-			req.result.errmsg);
+		        xfer_strstatus(req.result.status), req.result.errmsg[0] ? ": " : "",
+		        req.result.errmsg);
 		goto out;
 	}
 	err->http_status = req.result.http_status;
@@ -308,14 +307,14 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 			err->err = STS_ERR_REMOTE;
 		} else {
 			set_err(err, STS_ERR_REMOTE, "STS %s at %s answered HTTP %ld", action,
-				endpoint, req.result.http_status);
+			        endpoint, req.result.http_status);
 		}
 		goto out;
 	}
 	if (parse_credentials(req.result.body, req.result.body_len, out, err))
 		goto out;
 	log_info("sts: %s gave temporary key %s, expiring in %lds", action, out->access_key_id,
-		 (long)(out->expiration - time(NULL)));
+	         (long)(out->expiration - time(NULL)));
 	rc = 0;
 out:
 	xfer_request_cleanup(&req);
@@ -328,14 +327,15 @@ out:
 static int check_params(const struct sts_assume_params *p, bool web, struct sts_error *err)
 {
 	if (!p || !p->role_arn || !*p->role_arn) {
-		set_err(err, STS_ERR_INVALID, "no role ARN given: set role_arn in the profile, "
-					      "AWS_ROLE_ARN, or the role option");
+		set_err(err, STS_ERR_INVALID,
+		        "no role ARN given: set role_arn in the profile, "
+		        "AWS_ROLE_ARN, or the role option");
 		return -1;
 	}
 	if (strncmp(p->role_arn, "arn:", 4)) {
 		set_err(err, STS_ERR_INVALID,
-			"'%s' is not a role ARN: expected arn:aws:iam::ACCOUNT:role/NAME",
-			p->role_arn);
+		        "'%s' is not a role ARN: expected arn:aws:iam::ACCOUNT:role/NAME",
+		        p->role_arn);
 		return -1;
 	}
 	if (web && (!p->web_identity_token || !*p->web_identity_token)) {
@@ -344,15 +344,15 @@ static int check_params(const struct sts_assume_params *p, bool web, struct sts_
 	}
 	if (p->duration_s < 0 || p->duration_s > 43200) {
 		set_err(err, STS_ERR_INVALID, "role duration %d s is out of range (900..43200)",
-			p->duration_s);
+		        p->duration_s);
 		return -1;
 	}
 	return 0;
 }
 
 static int assume(const struct sts_config *cfg, const struct creds *caller,
-		  const struct sts_assume_params *p, bool web, struct creds *out,
-		  struct sts_error *err)
+                  const struct sts_assume_params *p, bool web, struct creds *out,
+                  struct sts_error *err)
 {
 	const char *kv[14];
 	size_t n = 0;
@@ -395,14 +395,14 @@ static int assume(const struct sts_config *cfg, const struct creds *caller,
 }
 
 int sts_assume_role(const struct sts_config *cfg, const struct creds *caller,
-		    const struct sts_assume_params *p, struct creds *out, struct sts_error *err)
+                    const struct sts_assume_params *p, struct creds *out, struct sts_error *err)
 {
 	return assume(cfg, caller, p, false, out, err);
 }
 
 int sts_assume_role_with_web_identity(const struct sts_config *cfg,
-				      const struct sts_assume_params *p, struct creds *out,
-				      struct sts_error *err)
+                                      const struct sts_assume_params *p, struct creds *out,
+                                      struct sts_error *err)
 {
 	return assume(cfg, NULL, p, true, out, err);
 }

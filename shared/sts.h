@@ -27,9 +27,9 @@ enum sts_err {
 /** An STS failure, fixed-size so it can live on the stack. */
 struct sts_error {
 	enum sts_err err;
-	long http_status;     /* 0 when no response arrived */
-	char code[64];        /* e.g. "AccessDenied", "ExpiredTokenException" */
-	char message[384];    /* server message or a local explanation; never a secret */
+	long http_status;  /* 0 when no response arrived */
+	char code[64];     /* e.g. "AccessDenied", "ExpiredTokenException" */
+	char message[384]; /* server message or a local explanation; never a secret */
 	char request_id[64];
 };
 
@@ -49,10 +49,10 @@ struct sts_config {
 
 /** What to assume. Strings are borrowed for the call. */
 struct sts_assume_params {
-	const char *role_arn;      /* required */
-	const char *session_name;  /* NULL = "hpcops-<unix time>" */
-	const char *external_id;   /* AssumeRole only; NULL = none */
-	int duration_s;            /* 0 = the role's default (3600) */
+	const char *role_arn;           /* required */
+	const char *session_name;       /* NULL = "hpcops-<unix time>" */
+	const char *external_id;        /* AssumeRole only; NULL = none */
+	int duration_s;                 /* 0 = the role's default (3600) */
 	const char *web_identity_token; /* AssumeRoleWithWebIdentity only (a secret) */
 };
 
@@ -63,7 +63,7 @@ struct sts_assume_params {
  * Returns 0, or -1 with @err filled.
  */
 int sts_assume_role(const struct sts_config *cfg, const struct creds *caller,
-		    const struct sts_assume_params *p, struct creds *out, struct sts_error *err);
+                    const struct sts_assume_params *p, struct creds *out, struct sts_error *err);
 
 /**
  * sts_assume_role_with_web_identity() - STS AssumeRoleWithWebIdentity
@@ -71,8 +71,8 @@ int sts_assume_role(const struct sts_config *cfg, const struct creds *caller,
  * @out as for sts_assume_role(). Returns 0, or -1 with @err filled.
  */
 int sts_assume_role_with_web_identity(const struct sts_config *cfg,
-				      const struct sts_assume_params *p, struct creds *out,
-				      struct sts_error *err);
+                                      const struct sts_assume_params *p, struct creds *out,
+                                      struct sts_error *err);
 
 /**
  * sts_parse_error() - fill @err (code, message, request id) from an

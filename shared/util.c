@@ -49,8 +49,7 @@ void util_sha256_hex(const void *data, size_t n, char out[65])
 	util_hex(md, sizeof(md), out);
 }
 
-void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
-		      uint8_t out[32])
+void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n, uint8_t out[32])
 {
 	unsigned int len = 32;
 
@@ -61,7 +60,7 @@ void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n
 size_t util_base64(const void *in, size_t n, char *out)
 {
 	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const uint8_t *p = in;
 	size_t o = 0, i = 0;
 
@@ -122,7 +121,7 @@ uint32_t util_crc32c(uint32_t crc, const void *data, size_t n)
 
 void util_crc32c_base64(uint32_t crc, char out[9])
 {
-	uint8_t be[4] = { crc >> 24, crc >> 16, crc >> 8, crc };
+	uint8_t be[4] = {crc >> 24, crc >> 16, crc >> 8, crc};
 
 	util_base64(be, sizeof(be), out);
 }
@@ -175,8 +174,8 @@ char *util_uri_decode(const char *s, size_t n, size_t *outlen)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < n &&
-		    (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
+		    (lo = hexval(s[i + 2])) >= 0) {
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else {
@@ -191,7 +190,7 @@ char *util_uri_decode(const char *s, size_t n, size_t *outlen)
 
 char *util_form_encode(const char *const *kv, size_t n)
 {
-	struct util_buf b = { 0 };
+	struct util_buf b = {0};
 	char *res = NULL;
 
 	for (size_t i = 0; i < n; i++) {
@@ -231,7 +230,7 @@ static int parse_digits(const char **s, int n, int *v)
 
 int util_parse_iso8601(const char *s, time_t *t)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	int Y, M, D, h, m, sec, off = 0;
 	bool basic;
 
@@ -364,7 +363,7 @@ void util_free_secret(char *s)
 
 char *util_read_file(const char *path, size_t max)
 {
-	struct util_buf b = { .max = max };
+	struct util_buf b = {.max = max};
 	char chunk[4096];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char *res = NULL;

@@ -22,8 +22,7 @@ void util_sha256(const void *data, size_t n, uint8_t out[32]);
 void util_sha256_hex(const void *data, size_t n, char out[65]);
 
 /** util_hmac_sha256() - HMAC-SHA256 of @data under @key into @out. */
-void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
-		      uint8_t out[32]);
+void util_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n, uint8_t out[32]);
 
 /**
  * util_base64() - base64 (with padding) of @n bytes into @out, which must
@@ -96,8 +95,7 @@ int util_buf_append(struct util_buf *b, const void *data, size_t n);
 int util_buf_puts(struct util_buf *b, const char *s);
 
 /** util_buf_printf() - append formatted text. Returns as util_buf_append(). */
-int util_buf_printf(struct util_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int util_buf_printf(struct util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** util_buf_free() - free the data and zero the struct (keeps nothing). */
 void util_buf_free(struct util_buf *b);

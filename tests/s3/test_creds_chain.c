@@ -32,11 +32,11 @@
 #define HPCOPS_TEST_SOURCE_ROOT "."
 #endif
 
-#define PYTHON "/usr/bin/python3"
-#define CALLER_AKID "AKIACALLER0001"
-#define CALLER_SECRET "SECRET-caller-0001-static"
+#define PYTHON          "/usr/bin/python3"
+#define CALLER_AKID     "AKIACALLER0001"
+#define CALLER_SECRET   "SECRET-caller-0001-static"
 #define CONTAINER_TOKEN "container-auth-0001"
-#define WEB_TOKEN "WEBTOKEN-eyJhbGciOi-0001"
+#define WEB_TOKEN       "WEBTOKEN-eyJhbGciOi-0001"
 
 static char tmpdir[256];
 static char logpath[300];
@@ -45,26 +45,26 @@ static int double_port;
 static char base_url[64];
 
 static const char *const aws_vars[] = {
-	"AWS_ACCESS_KEY_ID",
-	"AWS_SECRET_ACCESS_KEY",
-	"AWS_SESSION_TOKEN",
-	"AWS_PROFILE",
-	"AWS_SHARED_CREDENTIALS_FILE",
-	"AWS_CONFIG_FILE",
-	"AWS_REGION",
-	"AWS_DEFAULT_REGION",
-	"AWS_WEB_IDENTITY_TOKEN_FILE",
-	"AWS_ROLE_ARN",
-	"AWS_ROLE_SESSION_NAME",
-	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-	"AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-	"AWS_EC2_METADATA_SERVICE_ENDPOINT",
-	"AWS_EC2_METADATA_DISABLED",
-	"AWS_ENDPOINT_URL",
-	"AWS_ENDPOINT_URL_STS",
-	"HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST",
 };
 
 static void tmp_path(char *out, size_t len, const char *name)
@@ -94,7 +94,7 @@ static int start_double(void)
 	FILE *f;
 
 	snprintf(script, sizeof(script), "%s/tests/doubles/creds_double.py",
-		 root && *root ? root : HPCOPS_TEST_SOURCE_ROOT);
+	         root && *root ? root : HPCOPS_TEST_SOURCE_ROOT);
 	tmp_path(tokfile, sizeof(tokfile), "web-token");
 	if (pipe(fds))
 		return -1;
@@ -140,7 +140,7 @@ static size_t collect(void *data, size_t size, size_t n, void *user)
 static char *double_get(const char *path)
 {
 	CURL *c = curl_easy_init();
-	struct util_buf b = { 0 };
+	struct util_buf b = {0};
 	char url[256];
 	long code = 0;
 
@@ -251,7 +251,7 @@ static void use_sts(void)
 
 static struct creds_provider *provider(const char *profile)
 {
-	struct creds_options o = { .profile = profile, .timeout_ms = 5000 };
+	struct creds_options o = {.profile = profile, .timeout_ms = 5000};
 	struct creds_provider *p = creds_provider_new(&o);
 
 	assert_non_null(p);
@@ -427,21 +427,21 @@ static void assume_role_from_source_profile(void **state)
 	(void)state;
 	use_sts();
 	write_file(".aws/credentials", "[base]\n"
-				       "aws_access_key_id = " CALLER_AKID "\n"
-				       "aws_secret_access_key = " CALLER_SECRET "\n"
-				       "[wrong]\n"
-				       "aws_access_key_id = " CALLER_AKID "\n"
-				       "aws_secret_access_key = SECRET-not-the-right-one\n");
+	                               "aws_access_key_id = " CALLER_AKID "\n"
+	                               "aws_secret_access_key = " CALLER_SECRET "\n"
+	                               "[wrong]\n"
+	                               "aws_access_key_id = " CALLER_AKID "\n"
+	                               "aws_secret_access_key = SECRET-not-the-right-one\n");
 	write_file(".aws/config", "[profile deployer]\n"
-				  "region = eu-north-1\n"
-				  "role_arn = arn:aws:iam::123456789012:role/deployer\n"
-				  "source_profile = base\n"
-				  "role_session_name = hpcops-test\n"
-				  "duration_seconds = 900\n"
-				  "[profile badkey]\n"
-				  "region = eu-north-1\n"
-				  "role_arn = arn:aws:iam::123456789012:role/deployer\n"
-				  "source_profile = wrong\n");
+	                          "region = eu-north-1\n"
+	                          "role_arn = arn:aws:iam::123456789012:role/deployer\n"
+	                          "source_profile = base\n"
+	                          "role_session_name = hpcops-test\n"
+	                          "duration_seconds = 900\n"
+	                          "[profile badkey]\n"
+	                          "region = eu-north-1\n"
+	                          "role_arn = arn:aws:iam::123456789012:role/deployer\n"
+	                          "source_profile = wrong\n");
 	p = provider("deployer");
 	get_ok(p, &c);
 	assert_string_equal(c.source, "assume-role");
@@ -472,8 +472,8 @@ static void assume_role_from_instance_metadata(void **state)
 	use_imds();
 	/* no region anywhere but IMDS: STS is signed for the IMDS region */
 	write_file(".aws/config", "[default]\n"
-				  "role_arn = arn:aws:iam::123456789012:role/teardown\n"
-				  "credential_source = Ec2InstanceMetadata\n");
+	                          "role_arn = arn:aws:iam::123456789012:role/teardown\n"
+	                          "credential_source = Ec2InstanceMetadata\n");
 	p = provider(NULL);
 	get_ok(p, &c);
 	assert_string_equal(c.source, "assume-role");
@@ -560,11 +560,11 @@ static void renewal_of_assumed_role(void **state)
 	use_sts();
 	setenv("AWS_REGION", "eu-north-1", 1);
 	write_file(".aws/credentials", "[base]\n"
-				       "aws_access_key_id = " CALLER_AKID "\n"
-				       "aws_secret_access_key = " CALLER_SECRET "\n");
+	                               "aws_access_key_id = " CALLER_AKID "\n"
+	                               "aws_secret_access_key = " CALLER_SECRET "\n");
 	write_file(".aws/config", "[profile r]\n"
-				  "role_arn = arn:aws:iam::123456789012:role/r\n"
-				  "source_profile = base\n");
+	                          "role_arn = arn:aws:iam::123456789012:role/r\n"
+	                          "source_profile = base\n");
 	double_set("expiry=120");
 	p = provider("r");
 	get_ok(p, &a);
@@ -663,19 +663,19 @@ static void no_secret_in_debug_log(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(imds_v2_credentials_and_region, setup),
-		cmocka_unit_test_setup(imds_disabled_finds_nothing, setup),
-		cmocka_unit_test_setup(container_relative_uri_with_token, setup),
-		cmocka_unit_test_setup(container_full_uri_with_token_file, setup),
-		cmocka_unit_test_setup(web_identity_through_sts, setup),
-		cmocka_unit_test_setup(assume_role_from_source_profile, setup),
-		cmocka_unit_test_setup(assume_role_from_instance_metadata, setup),
-		cmocka_unit_test_setup(renewal_ahead_of_expiry, setup),
-		cmocka_unit_test_setup(imds_session_token_reused_and_renewed, setup),
-		cmocka_unit_test_setup(renewal_of_assumed_role, setup),
-		cmocka_unit_test_setup(failed_renewal_keeps_valid_credentials, setup),
-		cmocka_unit_test_setup(concurrent_renewals, setup),
-		cmocka_unit_test(no_secret_in_debug_log),
+	    cmocka_unit_test_setup(imds_v2_credentials_and_region, setup),
+	    cmocka_unit_test_setup(imds_disabled_finds_nothing, setup),
+	    cmocka_unit_test_setup(container_relative_uri_with_token, setup),
+	    cmocka_unit_test_setup(container_full_uri_with_token_file, setup),
+	    cmocka_unit_test_setup(web_identity_through_sts, setup),
+	    cmocka_unit_test_setup(assume_role_from_source_profile, setup),
+	    cmocka_unit_test_setup(assume_role_from_instance_metadata, setup),
+	    cmocka_unit_test_setup(renewal_ahead_of_expiry, setup),
+	    cmocka_unit_test_setup(imds_session_token_reused_and_renewed, setup),
+	    cmocka_unit_test_setup(renewal_of_assumed_role, setup),
+	    cmocka_unit_test_setup(failed_renewal_keeps_valid_credentials, setup),
+	    cmocka_unit_test_setup(concurrent_renewals, setup),
+	    cmocka_unit_test(no_secret_in_debug_log),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

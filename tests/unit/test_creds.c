@@ -20,30 +20,31 @@
 
 #include "creds.h"
 #include "log.h"
+#include "sts.h"
 #include "util.h"
 
 static char tmpdir[256];
 
 static const char *const aws_vars[] = {
-	"AWS_ACCESS_KEY_ID",
-	"AWS_SECRET_ACCESS_KEY",
-	"AWS_SESSION_TOKEN",
-	"AWS_PROFILE",
-	"AWS_DEFAULT_PROFILE",
-	"AWS_SHARED_CREDENTIALS_FILE",
-	"AWS_CONFIG_FILE",
-	"AWS_REGION",
-	"AWS_DEFAULT_REGION",
-	"AWS_WEB_IDENTITY_TOKEN_FILE",
-	"AWS_ROLE_ARN",
-	"AWS_ROLE_SESSION_NAME",
-	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-	"AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-	"AWS_EC2_METADATA_SERVICE_ENDPOINT",
-	"AWS_ENDPOINT_URL",
-	"AWS_ENDPOINT_URL_STS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
 };
 
 static void write_file(const char *name, const char *text)
@@ -84,50 +85,48 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static const char credentials_file[] =
-	"# comment\n"
-	"[default]\n"
-	"aws_access_key_id = AKIADEFAULT\n"
-	"aws_secret_access_key = secret-default\n"
-	"\n"
-	"[dev]\r\n"
-	"AWS_ACCESS_KEY_ID=AKIADEV\r\n"
-	"aws_secret_access_key =   secret-dev  \r\n"
-	"aws_session_token = token-dev\r\n"
-	"; another comment\n"
-	"[half]\n"
-	"aws_access_key_id = AKIAHALF\n";
+static const char credentials_file[] = "# comment\n"
+                                       "[default]\n"
+                                       "aws_access_key_id = AKIADEFAULT\n"
+                                       "aws_secret_access_key = secret-default\n"
+                                       "\n"
+                                       "[dev]\r\n"
+                                       "AWS_ACCESS_KEY_ID=AKIADEV\r\n"
+                                       "aws_secret_access_key =   secret-dev  \r\n"
+                                       "aws_session_token = token-dev\r\n"
+                                       "; another comment\n"
+                                       "[half]\n"
+                                       "aws_access_key_id = AKIAHALF\n";
 
-static const char config_file[] =
-	"[default]\n"
-	"region = eu-central-1\n"
-	"[profile   dev ]\n"
-	"region = ap-south-1\n"
-	"s3 =\n"
-	"  region = not-this-one\n"
-	"  max_concurrent_requests = 4\n"
-	"output = json\n"
-	"[profile onlyconfig]\n"
-	"aws_access_key_id = AKIACONFIG\n"
-	"aws_secret_access_key = secret-config\n"
-	"[profile norole]\n"
-	"role_arn = arn:aws:iam::123456789012:role/x\n"
-	"[profile badsource]\n"
-	"role_arn = arn:aws:iam::123456789012:role/x\n"
-	"source_profile = ghost\n"
-	"[profile both]\n"
-	"role_arn = arn:aws:iam::123456789012:role/x\n"
-	"source_profile = dev\n"
-	"credential_source = Environment\n"
-	"[profile weird]\n"
-	"role_arn = arn:aws:iam::123456789012:role/x\n"
-	"credential_source = Mars\n"
-	"[profile loop-a]\n"
-	"role_arn = arn:aws:iam::123456789012:role/a\n"
-	"source_profile = loop-b\n"
-	"[profile loop-b]\n"
-	"role_arn = arn:aws:iam::123456789012:role/b\n"
-	"source_profile = loop-a\n";
+static const char config_file[] = "[default]\n"
+                                  "region = eu-central-1\n"
+                                  "[profile   dev ]\n"
+                                  "region = ap-south-1\n"
+                                  "s3 =\n"
+                                  "  region = not-this-one\n"
+                                  "  max_concurrent_requests = 4\n"
+                                  "output = json\n"
+                                  "[profile onlyconfig]\n"
+                                  "aws_access_key_id = AKIACONFIG\n"
+                                  "aws_secret_access_key = secret-config\n"
+                                  "[profile norole]\n"
+                                  "role_arn = arn:aws:iam::123456789012:role/x\n"
+                                  "[profile badsource]\n"
+                                  "role_arn = arn:aws:iam::123456789012:role/x\n"
+                                  "source_profile = ghost\n"
+                                  "[profile both]\n"
+                                  "role_arn = arn:aws:iam::123456789012:role/x\n"
+                                  "source_profile = dev\n"
+                                  "credential_source = Environment\n"
+                                  "[profile weird]\n"
+                                  "role_arn = arn:aws:iam::123456789012:role/x\n"
+                                  "credential_source = Mars\n"
+                                  "[profile loop-a]\n"
+                                  "role_arn = arn:aws:iam::123456789012:role/a\n"
+                                  "source_profile = loop-b\n"
+                                  "[profile loop-b]\n"
+                                  "role_arn = arn:aws:iam::123456789012:role/b\n"
+                                  "source_profile = loop-a\n";
 
 static void write_aws_files(void)
 {
@@ -135,10 +134,10 @@ static void write_aws_files(void)
 	write_file(".aws/config", config_file);
 }
 
-static void expect_get(const char *profile, const char *akid, const char *secret,
-		       const char *token, const char *source)
+static void expect_get(const char *profile, const char *akid, const char *secret, const char *token,
+                       const char *source)
 {
-	struct creds_options o = { .profile = profile };
+	struct creds_options o = {.profile = profile};
 	struct creds_provider *p = creds_provider_new(&o);
 	struct creds c;
 	struct creds_error e;
@@ -159,9 +158,9 @@ static void expect_get(const char *profile, const char *akid, const char *secret
 }
 
 static void expect_error(const char *profile, enum creds_err code, const char *needle1,
-			 const char *needle2)
+                         const char *needle2)
 {
-	struct creds_options o = { .profile = profile };
+	struct creds_options o = {.profile = profile};
 	struct creds_provider *p = creds_provider_new(&o);
 	struct creds c;
 	struct creds_error e;
@@ -169,12 +168,12 @@ static void expect_error(const char *profile, enum creds_err code, const char *n
 	assert_non_null(p);
 	if (creds_get(p, &c, &e) == 0)
 		fail_msg("profile %s: expected an error, got key %s from %s",
-			 profile ? profile : "(none)", c.access_key_id, c.source);
+		         profile ? profile : "(none)", c.access_key_id, c.source);
 	assert_null(c.access_key_id);
 	assert_int_equal(e.err, code);
 	if (!strstr(e.message, needle1) || (needle2 && !strstr(e.message, needle2)))
 		fail_msg("message '%s' lacks '%s' / '%s'", e.message, needle1,
-			 needle2 ? needle2 : "");
+		         needle2 ? needle2 : "");
 	creds_provider_free(p);
 }
 
@@ -244,7 +243,8 @@ static void env_then_profiles(void **state)
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_PROFILE");
-	write_file("elsewhere", "[default]\naws_access_key_id=AKIAELSE\naws_secret_access_key=s-else\n");
+	write_file("elsewhere",
+	           "[default]\naws_access_key_id=AKIAELSE\naws_secret_access_key=s-else\n");
 	{
 		char path[512];
 		snprintf(path, sizeof(path), "%s/elsewhere", tmpdir);
@@ -276,11 +276,9 @@ static void errors_explain(void **state)
 	expect_error("half", CREDS_ERR_CONFIG, "aws_secret_access_key", "half");
 	expect_error("norole", CREDS_ERR_CONFIG, "source_profile", "credential_source");
 	expect_error("badsource", CREDS_ERR_CONFIG, "ghost", "does not exist");
-	expect_error("both", CREDS_ERR_CONFIG, "both source_profile and credential_source",
-		     NULL);
+	expect_error("both", CREDS_ERR_CONFIG, "both source_profile and credential_source", NULL);
 	expect_error("weird", CREDS_ERR_CONFIG, "Mars", "Ec2InstanceMetadata");
 	expect_error("loop-a", CREDS_ERR_CONFIG, "circular", NULL);
-
 
 	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token", 1);
 	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
@@ -289,7 +287,7 @@ static void errors_explain(void **state)
 
 static void region_order(void **state)
 {
-	struct creds_options o = { 0 };
+	struct creds_options o = {0};
 	struct creds_provider *p;
 	char r[64];
 
@@ -379,7 +377,7 @@ static void *racer(void *arg)
 
 static void concurrent_gets(void **state)
 {
-	struct creds_options o = { .profile = "dev" };
+	struct creds_options o = {.profile = "dev"};
 	struct race r[4];
 	pthread_t t[4];
 	struct creds_provider *p;
@@ -404,9 +402,8 @@ static void secrets_stay_out_of_logs(void **state)
 {
 	char logpath[512];
 	char *text;
-	static const char *const secrets[] = { "secret-default", "secret-dev", "token-dev",
-					       "secret-env-XYZ", "token-env-XYZ",
-					       "secret-config" };
+	static const char *const secrets[] = {"secret-default", "secret-dev",    "token-dev",
+	                                      "secret-env-XYZ", "token-env-XYZ", "secret-config"};
 
 	(void)state;
 	snprintf(logpath, sizeof(logpath), "%s/log.txt", tmpdir);
@@ -424,7 +421,7 @@ static void secrets_stay_out_of_logs(void **state)
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_SESSION_TOKEN");
 	{
-		struct creds_options o = { .profile = "onlyconfig" };
+		struct creds_options o = {.profile = "onlyconfig"};
 		struct creds_provider *p = creds_provider_new(&o);
 		char r[64];
 		creds_region(p, r, sizeof(r));
@@ -445,16 +442,62 @@ static void secrets_stay_out_of_logs(void **state)
 	free(text);
 }
 
+static void sts_error_documents(void **state)
+{
+	static const char doc[] =
+	    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+	    "<Error><Type>Sender</Type><Code>AccessDenied</Code>"
+	    "<Message>User: arn:aws:iam::1:user/x is not authorized to perform: "
+	    "sts:AssumeRole</Message></Error>"
+	    "<RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>";
+	struct sts_error e = {0};
+	struct sts_config cfg = {0};
+	struct sts_assume_params ap = {.role_arn = "deployer"};
+	struct creds out;
+	char buf[600];
+
+	(void)state;
+	assert_int_equal(sts_parse_error(doc, sizeof(doc) - 1, &e), 0);
+	assert_string_equal(e.code, "AccessDenied");
+	assert_non_null(strstr(e.message, "not authorized"));
+	assert_string_equal(e.request_id, "c6104cbe-af31-11e0-8154-cbc7ccf896c7");
+	e.http_status = 403;
+	sts_error_format(&e, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "AccessDenied"));
+	assert_non_null(strstr(buf, "HTTP 403"));
+	assert_non_null(strstr(buf, "c6104cbe"));
+
+	assert_int_equal(sts_parse_error("<html>oops</html>", 17, &e), -1);
+	assert_string_equal(e.code, "");
+	assert_int_equal(sts_parse_error("not xml at all", 14, &e), -1);
+
+	/* bad input is refused before any request, with what to do */
+	assert_int_equal(sts_assume_role(&cfg, NULL, &ap, &out, &e), -1);
+	assert_int_equal(e.err, STS_ERR_INVALID);
+	assert_non_null(strstr(e.message, "arn:aws:iam::"));
+	ap.role_arn = NULL;
+	assert_int_equal(sts_assume_role_with_web_identity(&cfg, &ap, &out, &e), -1);
+	assert_non_null(strstr(e.message, "role_arn"));
+	ap.role_arn = "arn:aws:iam::123456789012:role/x";
+	assert_int_equal(sts_assume_role_with_web_identity(&cfg, &ap, &out, &e), -1);
+	assert_non_null(strstr(e.message, "token"));
+	ap.web_identity_token = "t";
+	ap.duration_s = 99999;
+	assert_int_equal(sts_assume_role_with_web_identity(&cfg, &ap, &out, &e), -1);
+	assert_non_null(strstr(e.message, "900..43200"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(ini_parsing, setup, teardown),
-		cmocka_unit_test_setup_teardown(env_then_profiles, setup, teardown),
-		cmocka_unit_test_setup_teardown(errors_explain, setup, teardown),
-		cmocka_unit_test_setup_teardown(region_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(static_provider_and_copies, setup, teardown),
-		cmocka_unit_test_setup_teardown(concurrent_gets, setup, teardown),
-		cmocka_unit_test_setup_teardown(secrets_stay_out_of_logs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(ini_parsing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(env_then_profiles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(errors_explain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(region_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(static_provider_and_copies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(concurrent_gets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(secrets_stay_out_of_logs, setup, teardown),
+	    cmocka_unit_test(sts_error_documents),
 	};
 
 	log_init(LOG_DEST_STDERR, NULL, "test_creds", LOG_WARNING);

@@ -40,7 +40,8 @@ static void regional_defaults(void **state)
 {
 	(void)state;
 	expect("s3", NULL, "eu-west-1", "https://s3.eu-west-1.amazonaws.com");
-	expect("cloudformation", NULL, "us-west-2", "https://cloudformation.us-west-2.amazonaws.com");
+	expect("cloudformation", NULL, "us-west-2",
+	       "https://cloudformation.us-west-2.amazonaws.com");
 	expect("sts", NULL, "ap-southeast-2", "https://sts.ap-southeast-2.amazonaws.com");
 	expect("sts", NULL, NULL, "https://sts.us-east-1.amazonaws.com");
 	expect("s3", "", "", "https://s3.us-east-1.amazonaws.com");
@@ -99,7 +100,8 @@ static void host_header(void **state)
 	(void)state;
 	assert_int_equal(endpoint_host_header("http://127.0.0.1:7480", h, sizeof(h)), 0);
 	assert_string_equal(h, "127.0.0.1:7480");
-	assert_int_equal(endpoint_host_header("https://s3.eu-west-1.amazonaws.com/", h, sizeof(h)), 0);
+	assert_int_equal(endpoint_host_header("https://s3.eu-west-1.amazonaws.com/", h, sizeof(h)),
+	                 0);
 	assert_string_equal(h, "s3.eu-west-1.amazonaws.com");
 	assert_int_equal(endpoint_host_header("https://h.example:443/x", h, sizeof(h)), 0);
 	assert_string_equal(h, "h.example");
@@ -121,10 +123,10 @@ static void host_header(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(regional_defaults, clear_env),
-		cmocka_unit_test_setup(order_of_precedence, clear_env),
-		cmocka_unit_test_setup(bad_values_are_explained, clear_env),
-		cmocka_unit_test_setup(host_header, clear_env),
+	    cmocka_unit_test_setup(regional_defaults, clear_env),
+	    cmocka_unit_test_setup(order_of_precedence, clear_env),
+	    cmocka_unit_test_setup(bad_values_are_explained, clear_env),
+	    cmocka_unit_test_setup(host_header, clear_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,7 +84,8 @@ static void raw_parse(const char *text, struct raw_request *r)
 	assert_non_null(eol);
 	sp1 = memchr(p, ' ', (size_t)(eol - p));
 	assert_non_null(sp1);
-	/* the request target may hold spaces ("/example space/"): the version is after the last one */
+	/* the request target may hold spaces ("/example space/"): the version is after the last one
+	 */
 	sp2 = eol;
 	while (sp2 > sp1 && *sp2 != ' ')
 		sp2--;
@@ -160,7 +161,7 @@ static void vector_case(void **state)
 	struct raw_request req, sreq;
 	struct sigv4_header hdrs[32];
 	struct sigv4_result res;
-	struct creds cr = { 0 };
+	struct creds cr = {0};
 	json_error_t jerr;
 	json_t *ctx, *jc;
 	char hash[65];
@@ -170,11 +171,10 @@ static void vector_case(void **state)
 	assert_non_null(ctx);
 	jc = json_object_get(ctx, "credentials");
 	cr.access_key_id = (char *)json_string_value(json_object_get(jc, "access_key_id"));
-	cr.secret_access_key =
-		(char *)json_string_value(json_object_get(jc, "secret_access_key"));
+	cr.secret_access_key = (char *)json_string_value(json_object_get(jc, "secret_access_key"));
 	cr.session_token = (char *)json_string_value(json_object_get(jc, "token"));
 	assert_int_equal(
-		util_parse_iso8601(json_string_value(json_object_get(ctx, "timestamp")), &when), 0);
+	    util_parse_iso8601(json_string_value(json_object_get(ctx, "timestamp")), &when), 0);
 
 	raw_parse(req_txt, &req);
 	for (size_t i = 0; i < req.n; i++) {
@@ -184,20 +184,20 @@ static void vector_case(void **state)
 	util_sha256_hex(req.body, strlen(req.body), hash);
 
 	struct sigv4_params p = {
-		.method = req.method,
-		.path = req.path,
-		.query = req.query,
-		.headers = hdrs,
-		.n_headers = req.n,
-		.payload_hash = hash,
-		.region = json_string_value(json_object_get(ctx, "region")),
-		.service = json_string_value(json_object_get(ctx, "service")),
-		.now = when,
-		.s3 = false,
-		.normalize_path = json_is_true(json_object_get(ctx, "normalize")),
-		.add_content_sha256 = json_is_true(json_object_get(ctx, "sign_body")),
-		.omit_session_token = json_is_true(json_object_get(ctx, "omit_session_token")),
-		.creds = &cr,
+	    .method = req.method,
+	    .path = req.path,
+	    .query = req.query,
+	    .headers = hdrs,
+	    .n_headers = req.n,
+	    .payload_hash = hash,
+	    .region = json_string_value(json_object_get(ctx, "region")),
+	    .service = json_string_value(json_object_get(ctx, "service")),
+	    .now = when,
+	    .s3 = false,
+	    .normalize_path = json_is_true(json_object_get(ctx, "normalize")),
+	    .add_content_sha256 = json_is_true(json_object_get(ctx, "sign_body")),
+	    .omit_session_token = json_is_true(json_object_get(ctx, "omit_session_token")),
+	    .creds = &cr,
 	};
 	assert_int_equal(sigv4_sign(&p, &res), 0);
 
@@ -217,12 +217,11 @@ static void vector_case(void **state)
 	else
 		assert_null(raw_header(&sreq, "x-amz-content-sha256"));
 	if (res.security_token)
-		assert_string_equal(res.security_token,
-				    raw_header(&sreq, "X-Amz-Security-Token"));
+		assert_string_equal(res.security_token, raw_header(&sreq, "X-Amz-Security-Token"));
 	else
 		assert_null(raw_header(&sreq, "X-Amz-Security-Token"));
-	assert_int_equal(sreq.n, req.n + 2 + (res.content_sha256[0] != 0) +
-					 (res.security_token != NULL));
+	assert_int_equal(sreq.n,
+	                 req.n + 2 + (res.content_sha256[0] != 0) + (res.security_token != NULL));
 	for (size_t i = 0; i < req.n; i++)
 		assert_int_equal(raw_count(&sreq, req.names[i]), raw_count(&req, req.names[i]));
 	assert_string_equal(sreq.method, req.method);
@@ -247,7 +246,7 @@ static void s3_doc_cases(void **state)
 	json_error_t jerr;
 	json_t *root, *cases, *c;
 	size_t idx;
-	struct creds cr = { 0 };
+	struct creds cr = {0};
 	time_t when;
 
 	(void)state;
@@ -256,11 +255,11 @@ static void s3_doc_cases(void **state)
 	root = json_loads(txt, 0, &jerr);
 	assert_non_null(root);
 	cr.access_key_id = (char *)json_string_value(
-		json_object_get(json_object_get(root, "credentials"), "access_key_id"));
+	    json_object_get(json_object_get(root, "credentials"), "access_key_id"));
 	cr.secret_access_key = (char *)json_string_value(
-		json_object_get(json_object_get(root, "credentials"), "secret_access_key"));
+	    json_object_get(json_object_get(root, "credentials"), "secret_access_key"));
 	assert_int_equal(
-		util_parse_iso8601(json_string_value(json_object_get(root, "timestamp")), &when), 0);
+	    util_parse_iso8601(json_string_value(json_object_get(root, "timestamp")), &when), 0);
 	cases = json_object_get(root, "cases");
 	assert_int_equal(json_array_size(cases), 4);
 	json_array_foreach(cases, idx, c)
@@ -281,31 +280,31 @@ static void s3_doc_cases(void **state)
 		}
 		util_sha256_hex(body, strlen(body), hash);
 		struct sigv4_params p = {
-			.method = json_string_value(json_object_get(c, "method")),
-			.path = json_string_value(json_object_get(c, "path")),
-			.query = json_string_value(json_object_get(c, "query")),
-			.headers = hdrs,
-			.n_headers = n,
-			.payload_hash = hash,
-			.region = json_string_value(json_object_get(root, "region")),
-			.service = json_string_value(json_object_get(root, "service")),
-			.now = when,
-			.s3 = true,
-			.creds = &cr,
+		    .method = json_string_value(json_object_get(c, "method")),
+		    .path = json_string_value(json_object_get(c, "path")),
+		    .query = json_string_value(json_object_get(c, "query")),
+		    .headers = hdrs,
+		    .n_headers = n,
+		    .payload_hash = hash,
+		    .region = json_string_value(json_object_get(root, "region")),
+		    .service = json_string_value(json_object_get(root, "service")),
+		    .now = when,
+		    .s3 = true,
+		    .creds = &cr,
 		};
 		assert_int_equal(sigv4_sign(&p, &res), 0);
 		assert_string_equal(res.canonical_request,
-				    json_string_value(json_object_get(c, "canonical_request")));
+		                    json_string_value(json_object_get(c, "canonical_request")));
 		assert_string_equal(res.string_to_sign,
-				    json_string_value(json_object_get(c, "string_to_sign")));
+		                    json_string_value(json_object_get(c, "string_to_sign")));
 		assert_string_equal(res.signature,
-				    json_string_value(json_object_get(c, "signature")));
-		snprintf(want_prefix, sizeof(want_prefix),
-			 "AWS4-HMAC-SHA256 Credential=%s/%.8s/%s/%s/aws4_request, SignedHeaders=%s, "
-			 "Signature=",
-			 cr.access_key_id, json_string_value(json_object_get(root, "timestamp")),
-			 p.region, p.service,
-			 json_string_value(json_object_get(c, "signed_headers")));
+		                    json_string_value(json_object_get(c, "signature")));
+		snprintf(
+		    want_prefix, sizeof(want_prefix),
+		    "AWS4-HMAC-SHA256 Credential=%s/%.8s/%s/%s/aws4_request, SignedHeaders=%s, "
+		    "Signature=",
+		    cr.access_key_id, json_string_value(json_object_get(root, "timestamp")),
+		    p.region, p.service, json_string_value(json_object_get(c, "signed_headers")));
 		assert_memory_equal(res.authorization, want_prefix, strlen(want_prefix));
 		assert_string_equal(res.authorization + strlen(want_prefix), res.signature);
 		assert_string_equal(res.content_sha256, hash);
@@ -340,7 +339,7 @@ static void canonical_query_edges(void **state)
 	/* '+' is a literal plus in SigV4, not a space */
 	check_query("k=a+b", "k=a%2Bb");
 	check_query("list-type=2&continuation-token=1%2F%3D%3D&max-keys=1000",
-		    "continuation-token=1%2F%3D%3D&list-type=2&max-keys=1000");
+	            "continuation-token=1%2F%3D%3D&list-type=2&max-keys=1000");
 	/* sorted by the encoded key: '%' (0x25) sorts before letters */
 	check_query("z=1&%C3%A9=2", "%C3%A9=2&z=1");
 	check_query("a=&a", "a=&a=");
@@ -377,26 +376,25 @@ static void s3_unsigned_payload_and_token(void **state)
 {
 	char akid[] = "AKIDEXAMPLE", secret[] = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
 	     token[] = "TOKEN-VALUE-123", other_secret[] = "another-secret";
-	struct creds cr = { .access_key_id = akid,
-			    .secret_access_key = secret,
-			    .session_token = token };
+	struct creds cr = {
+	    .access_key_id = akid, .secret_access_key = secret, .session_token = token};
 	struct sigv4_header h[] = {
-		{ "Host", "127.0.0.1:7480" },
-		{ "x-amz-content-sha256", "stale-value-is-replaced" },
-		{ "Authorization", "old" },
+	    {"Host", "127.0.0.1:7480"},
+	    {"x-amz-content-sha256", "stale-value-is-replaced"},
+	    {"Authorization", "old"},
 	};
 	struct sigv4_params p = {
-		.method = "PUT",
-		.path = "/bkt/some%20key",
-		.query = "partNumber=1&uploadId=abc",
-		.headers = h,
-		.n_headers = 3,
-		.payload_hash = SIGV4_UNSIGNED_PAYLOAD,
-		.region = "us-east-1",
-		.service = "s3",
-		.now = 1369353600,
-		.s3 = true,
-		.creds = &cr,
+	    .method = "PUT",
+	    .path = "/bkt/some%20key",
+	    .query = "partNumber=1&uploadId=abc",
+	    .headers = h,
+	    .n_headers = 3,
+	    .payload_hash = SIGV4_UNSIGNED_PAYLOAD,
+	    .region = "us-east-1",
+	    .service = "s3",
+	    .now = 1369353600,
+	    .s3 = true,
+	    .creds = &cr,
 	};
 	struct sigv4_result r;
 
@@ -410,7 +408,7 @@ static void s3_unsigned_payload_and_token(void **state)
 	assert_null(strstr(r.canonical_request, "stale-value"));
 	assert_null(strstr(r.canonical_request, "authorization"));
 	assert_non_null(strstr(r.authorization, "SignedHeaders=host;x-amz-content-sha256;"
-						 "x-amz-date;x-amz-security-token,"));
+	                                        "x-amz-date;x-amz-security-token,"));
 	/* the secret key appears nowhere in what the signer hands back */
 	assert_null(strstr(r.canonical_request, cr.secret_access_key));
 	assert_null(strstr(r.string_to_sign, cr.secret_access_key));
@@ -438,11 +436,16 @@ static void s3_unsigned_payload_and_token(void **state)
 static void refuses_incomplete_input(void **state)
 {
 	char akid[] = "AKID", secret[] = "s";
-	struct creds cr = { .access_key_id = akid, .secret_access_key = secret };
-	struct sigv4_header h[] = { { "X-Other", "1" } };
-	struct sigv4_params p = { .method = "GET", .path = "/", .headers = h, .n_headers = 1,
-				  .region = "us-east-1", .service = "s3", .s3 = true,
-				  .creds = &cr };
+	struct creds cr = {.access_key_id = akid, .secret_access_key = secret};
+	struct sigv4_header h[] = {{"X-Other", "1"}};
+	struct sigv4_params p = {.method = "GET",
+	                         .path = "/",
+	                         .headers = h,
+	                         .n_headers = 1,
+	                         .region = "us-east-1",
+	                         .service = "s3",
+	                         .s3 = true,
+	                         .creds = &cr};
 	struct sigv4_result r;
 
 	(void)state;
@@ -483,7 +486,7 @@ static void util_encodings(void **state)
 	assert_string_equal(s, "a%20b%2Fc~");
 	free(s);
 	{
-		const char *kv[] = { "Action", "AssumeRole", "RoleSessionName", "a b/c" };
+		const char *kv[] = {"Action", "AssumeRole", "RoleSessionName", "a b/c"};
 		s = util_form_encode(kv, 2);
 		assert_string_equal(s, "Action=AssumeRole&RoleSessionName=a%20b%2Fc");
 		free(s);
@@ -510,12 +513,12 @@ static int name_cmp(const void *a, const void *b)
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(s3_doc_cases),
-		cmocka_unit_test(canonical_query_edges),
-		cmocka_unit_test(canonical_path_edges),
-		cmocka_unit_test(s3_unsigned_payload_and_token),
-		cmocka_unit_test(refuses_incomplete_input),
-		cmocka_unit_test(util_encodings),
+	    cmocka_unit_test(s3_doc_cases),
+	    cmocka_unit_test(canonical_query_edges),
+	    cmocka_unit_test(canonical_path_edges),
+	    cmocka_unit_test(s3_unsigned_payload_and_token),
+	    cmocka_unit_test(refuses_incomplete_input),
+	    cmocka_unit_test(util_encodings),
 	};
 	char base[4096];
 	char *names[256], *dirs[256];
@@ -545,9 +548,8 @@ int main(void)
 	for (size_t i = 0; i < n; i++) {
 		if (asprintf(&dirs[i], "%s/%s", base, names[i]) < 0)
 			return 1;
-		vec[i] = (struct CMUnitTest){ .name = names[i],
-					      .test_func = vector_case,
-					      .initial_state = dirs[i] };
+		vec[i] = (struct CMUnitTest){
+		    .name = names[i], .test_func = vector_case, .initial_state = dirs[i]};
 	}
 	failed = _cmocka_run_group_tests("sigv4_vectors", vec, n, NULL, NULL);
 	failed += cmocka_run_group_tests(fixed, NULL, NULL);
