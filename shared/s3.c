@@ -273,6 +273,39 @@ static enum s3_err err_from(const char *code, long status, const char *method)
 	return S3_ERR_OTHER;
 }
 
+void s3_error_from_http(struct s3_error *e, long status, const char *method, const char *op,
+			const char *body, size_t len)
+{
+	e->http_status = status;
+	s3_xml_parse_error(body, len, e);
+	e->err = err_from(e->code, status, method);
+	/* AuthorizationHeaderMalformed is a region mismatch when it names the region. */
+	if (strcmp(e->code, "AuthorizationHeaderMalformed") == 0 && e->region[0])
+		e->err = S3_ERR_WRONG_REGION;
+	if (!e->message[0]) {
+		if (status == 404 && !e->code[0])
+			snprintf(e->message, sizeof(e->message), "%s: not found (HTTP 404)", op);
+		else
+			snprintf(e->message, sizeof(e->message), "%s failed with HTTP %ld", op,
+				 status);
+	}
+	if (!e->code[0] && status == 404 && e->err == S3_ERR_NO_SUCH_KEY)
+		snprintf(e->code, sizeof(e->code), "NoSuchKey");
+	if (!e->code[0] && status == 403)
+		snprintf(e->code, sizeof(e->code), "AccessDenied");
+	if (e->err == S3_ERR_WRONG_REGION) {
+		size_t ml = strlen(e->message);
+
+		if (e->region[0])
+			snprintf(e->message + ml, sizeof(e->message) - ml,
+				 "; the bucket is in region %s: use --region %s", e->region,
+				 e->region);
+		else
+			snprintf(e->message + ml, sizeof(e->message) - ml,
+				 "; the bucket is in another region: give its region with --region");
+	}
+}
+
 /* Fill @e from the finished request @r. */
 static void result_to_error(struct s3_req *r, struct s3_error *e)
 {
@@ -314,29 +347,8 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 		return;
 	}
 	if (res->http_status >= 300) {
-		s3_xml_parse_error(res->err_body, res->err_body_len, e);
-		e->err = err_from(e->code, res->http_status, r->x.method);
-		if (strcmp(e->code, "AuthorizationHeaderMalformed") == 0 && e->region[0])
-			e->err = S3_ERR_WRONG_REGION;
-		if (!e->message[0]) {
-			if (res->http_status == 404 && !e->code[0])
-				snprintf(e->message, sizeof(e->message), "%s: not found (HTTP 404)",
-					 r->op);
-			else
-				snprintf(e->message, sizeof(e->message), "%s failed with HTTP %ld",
-					 r->op, res->http_status);
-		}
-		if (!e->code[0] && res->http_status == 404 && e->err == S3_ERR_NO_SUCH_KEY)
-			snprintf(e->code, sizeof(e->code), "NoSuchKey");
-		if (!e->code[0] && res->http_status == 403)
-			snprintf(e->code, sizeof(e->code), "AccessDenied");
-		if (e->err == S3_ERR_WRONG_REGION && e->region[0]) {
-			size_t ml = strlen(e->message);
-
-			snprintf(e->message + ml, sizeof(e->message) - ml,
-				 "; the bucket is in region %s: use --region %s", e->region,
-				 e->region);
-		}
+		s3_error_from_http(e, res->http_status, r->x.method, r->op, res->err_body,
+				   res->err_body_len);
 		if (e->err == S3_ERR_EXPIRED_TOKEN && r->c->creds)
 			creds_invalidate(r->c->creds);
 		return;

@@ -27,4 +27,16 @@ void s3_client_test_corrupt_md5(struct s3_client *c, bool on);
 int s3_client_test_url(struct s3_client *c, const char *key, const char *query, char *url,
 		       size_t url_len, char *host, size_t host_len, char *path, size_t path_len);
 
+struct s3_error;
+
+/**
+ * s3_error_from_http() - what the client makes of an HTTP error reply:
+ * @status, the request @method ("HEAD" replies have no body), the
+ * operation name @op for messages, and the error body (@body, @len; may be
+ * NULL). @e->region and @e->request_id may hold values from the headers
+ * already; the rest is filled. Exposed so the table can be tested offline.
+ */
+void s3_error_from_http(struct s3_error *e, long status, const char *method, const char *op,
+			const char *body, size_t len);
+
 #endif

@@ -409,6 +409,84 @@ static void test_errno_table(void **state)
 			    "request id tx0001)");
 }
 
+static void http_error(struct s3_error *e, long status, const char *method, const char *body,
+		       const char *region_hdr)
+{
+	memset(e, 0, sizeof(*e));
+	if (region_hdr)
+		strcpy(e->region, region_hdr);
+	s3_error_from_http(e, status, method, "Op", body, body ? strlen(body) : 0);
+}
+
+static void test_http_errors(void **state)
+{
+	struct s3_error e;
+
+	(void)state;
+	/* HEAD 404 has no body */
+	http_error(&e, 404, "HEAD", NULL, NULL);
+	assert_int_equal(e.err, S3_ERR_NO_SUCH_KEY);
+	assert_string_equal(e.code, "NoSuchKey");
+	assert_int_equal(e.http_status, 404);
+	/* 403 without a body */
+	http_error(&e, 403, "HEAD", NULL, NULL);
+	assert_int_equal(e.err, S3_ERR_ACCESS_DENIED);
+	assert_string_equal(e.code, "AccessDenied");
+	/* the code decides, not the status */
+	http_error(&e, 404, "GET", "<Error><Code>NoSuchBucket</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_NO_SUCH_BUCKET);
+	http_error(&e, 403, "GET", "<Error><Code>SignatureDoesNotMatch</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_SIGNATURE);
+	http_error(&e, 400, "PUT", "<Error><Code>BadDigest</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_BAD_DIGEST);
+	http_error(&e, 400, "PUT", "<Error><Code>InvalidDigest</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_BAD_DIGEST);
+	http_error(&e, 400, "POST", "<Error><Code>EntityTooSmall</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_ENTITY_TOO_SMALL);
+	http_error(&e, 503, "GET", "<Error><Code>SlowDown</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_THROTTLED);
+	http_error(&e, 500, "GET", "<Error><Code>InternalError</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_SERVER);
+	http_error(&e, 502, "GET", NULL, NULL);
+	assert_int_equal(e.err, S3_ERR_SERVER);
+	http_error(&e, 400, "GET", "<Error><Code>ExpiredToken</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_EXPIRED_TOKEN);
+	http_error(&e, 412, "GET", "<Error><Code>PreconditionFailed</Code></Error>", NULL);
+	assert_int_equal(e.err, S3_ERR_PRECONDITION);
+	http_error(&e, 416, "GET", NULL, NULL);
+	assert_int_equal(e.err, S3_ERR_INVALID_RANGE);
+	http_error(&e, 409, "GET", "<Error><Code>SomethingNew</Code><Message>m</Message></Error>",
+		   NULL);
+	assert_int_equal(e.err, S3_ERR_OTHER);
+	assert_string_equal(e.code, "SomethingNew");
+	assert_string_equal(e.message, "m");
+
+	/* region redirects name the right region, from the header or the body */
+	http_error(&e, 301, "HEAD", NULL, "eu-central-1");
+	assert_int_equal(e.err, S3_ERR_WRONG_REGION);
+	assert_string_equal(e.region, "eu-central-1");
+	assert_non_null(strstr(e.message, "--region eu-central-1"));
+	http_error(&e, 301, "GET",
+		   "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
+		   "to access must be addressed using the specified endpoint.</Message>"
+		   "<Endpoint>b.s3.eu-west-3.amazonaws.com</Endpoint></Error>",
+		   "eu-west-3");
+	assert_int_equal(e.err, S3_ERR_WRONG_REGION);
+	assert_string_equal(e.region, "eu-west-3");
+	http_error(&e, 400, "GET",
+		   "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization "
+		   "header is malformed; the region 'us-east-1' is wrong; expecting "
+		   "'ap-south-1'</Message><Region>ap-south-1</Region></Error>",
+		   NULL);
+	assert_int_equal(e.err, S3_ERR_WRONG_REGION);
+	assert_string_equal(e.region, "ap-south-1");
+	/* ... but a malformed header without a region is not a redirect */
+	http_error(&e, 400, "GET",
+		   "<Error><Code>AuthorizationHeaderMalformed</Code><Message>x</Message></Error>",
+		   NULL);
+	assert_int_equal(e.err, S3_ERR_OTHER);
+}
+
 static void test_addressing(void **state)
 {
 	struct xfer_engine *xe = xfer_engine_new(NULL);
@@ -492,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_multipart_documents),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_errno_table),
+		cmocka_unit_test(test_http_errors),
 		cmocka_unit_test(test_addressing),
 	};
 
