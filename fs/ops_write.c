@@ -537,6 +537,14 @@ void fsw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
+	if (upload_written(h->wr) == 0) {
+		/* A shell's `cmd > f` opens f, dup2()s it to stdout and closes
+		 * the original: that FLUSH comes before any write. Nothing
+		 * written yet means nothing to finish; release will. */
+		log_debug("flush of '%s' before any write: upload stays open", h->inode->key);
+		fuse_reply_err(req, 0);
+		return;
+	}
 	pid = tgid_of(fuse_req_ctx(req)->pid);
 	if (pid != h->opener_pid) {
 		/* A forked child closing its copy ($(cmd) in a loop whose output
@@ -600,11 +608,23 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		return;
 	}
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		/* S3 has no owner or mode bits to keep them in (as Mountpoint). */
-		log_info("chmod/chown of '%s' refused: objects carry no owner or mode "
-			 "(--uid, --gid, --file-mode and --dir-mode set them for the mount)", n->key);
-		r = EPERM;
-		goto out;
+		mode_t mode = n->kind == INODE_DIR ? fs->opt.dir_mode : fs->opt.file_mode;
+
+		/*
+		 * S3 has no owner or mode bits to keep them in (as Mountpoint):
+		 * a change is refused. Asking for what the mount already shows
+		 * is no change, and succeeds, so `tar x` and `cp -p` of files
+		 * that match the mount's --uid/--gid/--file-mode work.
+		 */
+		if (((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (mode & 07777)) ||
+		    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->opt.uid) ||
+		    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs->opt.gid)) {
+			log_info("chmod/chown of '%s' refused: objects carry no owner or mode "
+				 "(--uid, --gid, --file-mode and --dir-mode set them for the mount)",
+				 n->key);
+			r = EPERM;
+			goto out;
+		}
 	}
 	if (fs->opt.read_only && (to_set & ~FUSE_SET_ATTR_ATIME_NOW & ~FUSE_SET_ATTR_ATIME)) {
 		r = EROFS;

@@ -885,6 +885,16 @@ uint64_t upload_size(struct upload *u)
 	return s;
 }
 
+uint64_t upload_written(struct upload *u)
+{
+	uint64_t s;
+
+	pthread_mutex_lock(&u->wlock);
+	s = u->size - u->base_size;
+	pthread_mutex_unlock(&u->wlock);
+	return s;
+}
+
 enum upload_state upload_get_state(struct upload *u)
 {
 	enum upload_state s;

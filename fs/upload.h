@@ -105,6 +105,9 @@ int upload_discard(struct upload *u);
 /** upload_size() - bytes in the file so far (appended base included). */
 uint64_t upload_size(struct upload *u);
 
+/** upload_written() - bytes written through @u (the appended base not counted). */
+uint64_t upload_written(struct upload *u);
+
 /** upload_get_state() - where @u stands now. */
 enum upload_state upload_get_state(struct upload *u);
 
