@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "creds.h"
 #include "endpoint.h"
@@ -806,8 +807,25 @@ static void req_set_md5(struct s3_req *r, const void *data, size_t len)
 static int req_run(struct s3_req *r, struct s3_error *err)
 {
 	r->x.n_headers = r->nh;
-	xfer_perform(r->c->xfer, &r->x);
-	result_to_error(r, err);
+	for (int attempt = 1;; attempt++) {
+		xfer_perform(r->c->xfer, &r->x);
+		result_to_error(r, err);
+		/*
+		 * CompleteMultipartUpload and the copies can answer 200 and then
+		 * an <Error> (InternalError, SlowDown): the engine saw a success,
+		 * so retry those here, a few times with a short pause.
+		 */
+		if (err->err == S3_OK || !r->doc || !r->out.is_error || attempt >= 3 ||
+		    !xfer_is_retryable_code(r->out.error.code, strlen(r->out.error.code)))
+			break;
+		log_msg(LOG_INFO, err->request_id[0] ? err->request_id : NULL,
+			"%s: %s in a 200 reply; retrying", r->op, r->out.error.code);
+		usleep((useconds_t)(200000 * attempt));
+		doc_reset_cb(r);
+		xfer_request_cleanup(&r->x);
+		memset(&r->info, 0, sizeof(r->info));
+		r->have_range_total = false;
+	}
 	return err->err == S3_OK ? 0 : -1;
 }
 
