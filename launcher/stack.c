@@ -264,6 +264,20 @@ out:
 	return res;
 }
 
+/* "name" of "arn:aws:cloudformation:REGION:ACCOUNT:stack/name/uuid", for messages. */
+static const char *display_name(const char *stack, char *buf, size_t len)
+{
+	const char *p = strstr(stack, ":stack/");
+	const char *slash;
+
+	if (!p)
+		return stack;
+	p += 7;
+	slash = strchr(p, '/');
+	snprintf(buf, len, "%.*s", (int)(slash ? (size_t)(slash - p) : strlen(p)), p);
+	return buf;
+}
+
 /* Sleep that ignores the signal flag: deletion must finish once started. */
 static void nap(double s)
 {
@@ -282,6 +296,8 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	char eb[768], status[64] = "";
 	bool forced = false;
 	enum stack_result res = STACK_API_ERROR;
+	char namebuf[256];
+	const char *name = display_name(stack, namebuf, sizeof(namebuf));
 
 	note[0] = 0;
 	if (stack_status(cfn, stack, status, sizeof(status), eb, sizeof(eb)) != 0) {
@@ -290,7 +306,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	}
 	if (!strcmp(status, "DELETE_COMPLETE")) {
 		if (!quiet)
-			say("stack %s: already deleted", stack);
+			say("stack %s: already deleted", name);
 		return STACK_OK;
 	}
 	/* Show only what happens from now on. */
@@ -306,7 +322,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	}
 	forced = !strcmp(status, "DELETE_FAILED");
 	if (!quiet)
-		say("stack %s: deleting%s", stack, forced ? " (FORCE_DELETE_STACK)" : "");
+		say("stack %s: deleting%s", name, forced ? " (FORCE_DELETE_STACK)" : "");
 	for (;;) {
 		nap(poll_s);
 		if (stack_print_new_events(cfn, stack, &ev, eb, sizeof(eb)) != 0)
@@ -318,7 +334,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 		}
 		if (!strcmp(status, "DELETE_COMPLETE")) {
 			if (!quiet)
-				say("stack %s: deleted%s", stack,
+				say("stack %s: deleted%s", name,
 				    forced ? " after DELETE_FAILED, with FORCE_DELETE_STACK "
 					     "(resources it could not delete were left: check them)"
 					   : "");
@@ -339,7 +355,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 				goto out;
 			}
 			if (!quiet)
-				say("stack %s: DELETE_FAILED (%s); retrying with FORCE_DELETE_STACK", stack,
+				say("stack %s: DELETE_FAILED (%s); retrying with FORCE_DELETE_STACK", name,
 				    why);
 			if (cfn_delete_stack(cfn, stack, role_arn, true, NULL, &err) != 0) {
 				snprintf(note, note_len, "DeleteStack (FORCE_DELETE_STACK) %s: %s", stack,

@@ -144,7 +144,7 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 	for (size_t i = 0; i < s->n_workloads; i++) {
 		const struct spec_workload *w = &s->workloads[i];
 		struct util_buf script = {0};
-		char jn[128], outf[4200], tl[96], nd[32];
+		char jn[128], outf[4200], errf[4200], tl[96], nd[32];
 		const char *args[96];
 		size_t k = 0;
 
@@ -172,8 +172,14 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		args[k++] = jn;
 		args[k++] = comment;
 		if (logdir[0]) {
+			/*
+			 * Separate files for stdout and stderr: with one file slurmstepd
+			 * opens it twice, and a mounted bucket takes one writer per object.
+			 */
 			snprintf(outf, sizeof(outf), "--output=%s/%s-%%j.out", logdir, w->name);
+			snprintf(errf, sizeof(errf), "--error=%s/%s-%%j.err", logdir, w->name);
 			args[k++] = outf;
+			args[k++] = errf;
 		}
 		if (w->time_limit) {
 			snprintf(tl, sizeof(tl), "--time=%s", w->time_limit);
@@ -203,8 +209,8 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 	/* The teardown job runs whatever happened to the workloads. */
 	{
 		struct util_buf script = {0}, jobsarg = {0};
-		char dep[4096], outf[4200];
-		const char *args[8];
+		char dep[4096], outf[4200], errf[4200];
+		const char *args[12];
 		size_t k = 0;
 
 		for (size_t i = 0; i < out->n; i++)
@@ -224,7 +230,9 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		args[k++] = "--kill-on-invalid-dep=yes";
 		if (logdir[0]) {
 			snprintf(outf, sizeof(outf), "--output=%s/teardown-%%j.out", logdir);
+			snprintf(errf, sizeof(errf), "--error=%s/teardown-%%j.err", logdir);
 			args[k++] = outf;
+			args[k++] = errf;
 		}
 		args[k] = NULL;
 		if (!script.data || !deps.data ||
@@ -541,6 +549,15 @@ int cmd_job(struct launch_opts *o)
 			if (killed_at)
 				alarm(1); /* wake up to escalate if the workload ignores SIGTERM */
 		}
+	}
+	/*
+	 * Slurm signals every process of the job, the workload and us, in no
+	 * set order: if the workload died of a signal first, give ours a moment
+	 * to arrive so a cancellation is recorded as one.
+	 */
+	for (int i = 0; i < 10 && !job_signal && WIFSIGNALED(status); i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
 	}
 	if (WIFEXITED(status))
 		code = WEXITSTATUS(status);

@@ -421,6 +421,8 @@ def run_head_node(stack):
         env["AWS_ACCESS_KEY_ID"] = ARGS.access_key
         env["AWS_SECRET_ACCESS_KEY"] = ARGS.secret_key
         env.pop("AWS_SESSION_TOKEN", None)
+        if os.environ.get("HPCOPS_S3_ENDPOINT"):
+            env["AWS_ENDPOINT_URL_S3"] = os.environ["HPCOPS_S3_ENDPOINT"]
         log = open(os.path.join(ARGS.dir, "head-node-%s.log" % stack.name), "ab")
         log.write(("+ %s %s\n" % (cmd, " ".join(args))).encode())
         log.flush()
