@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# hpcops-launch's command line as a user meets it: help for each command
+# with the exit codes, and clear errors (exit 2) for bad flags and specs.
+# Needs no server.
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import launch_lib as ll  # noqa: E402
+from launch_lib import ht  # noqa: E402
+
+
+def launch(*args):
+    env = dict(os.environ)
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return subprocess.run([ll.launch_exe()] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=30, env=env)
+
+
+def test_help_of_every_command_documents_exit_codes():
+    top = launch("--help")
+    ht.check_eq(top.returncode, 0, "--help status")
+    for cmd in ("run", "up", "wait", "down", "status", "submit"):
+        if cmd not in top.stdout:
+            raise AssertionError("%s missing from --help" % cmd)
+        p = launch(cmd, "--help")
+        ht.check_eq(p.returncode, 0, "%s --help status" % cmd)
+        for want in ("usage: hpcops-launch " + cmd, "Exit status", "4  budget", "--max-minutes",
+                     "--json", "AWS_ENDPOINT_URL_CLOUDFORMATION"):
+            if want not in p.stdout:
+                raise AssertionError("%r not in `%s --help`" % (want, cmd))
+
+
+def test_unknown_command_and_flag():
+    p = launch("launch")
+    ht.check_eq(p.returncode, 2, "unknown command")
+    if 'unknown command "launch"' not in p.stderr:
+        raise AssertionError(p.stderr)
+    p = launch("run", "--max-minutes", "soon")
+    ht.check_eq(p.returncode, 2, "bad number")
+    if '--max-minutes "soon" is not a number' not in p.stderr:
+        raise AssertionError(p.stderr)
+
+
+def test_missing_pieces_say_what_to_add():
+    cases = [
+        (["run", "--workload", "a=true"], "no bucket: give --bucket"),
+        (["run", "--bucket", "b", "--workload", "a=true"], "no stack name"),
+        (["run", "--bucket", "b", "--stack-name", "s", "--workload", "a=true"],
+         "--template FILE or --template-url"),
+        (["run", "--provider", "slurm", "--bucket", "b"], "no workloads"),
+        (["run", "--provider", "slurm", "--bucket", "b", "--workload", "x"],
+         "expected NAME=COMMAND"),
+        (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a b=true"],
+         "must be 1-64 letters"),
+        (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a=true",
+          "--workload", "a=false"], "two workloads are named \"a\""),
+        (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a=true",
+          "--max-minutes", "0"], "give a budget in minutes above 0"),
+        (["run", "--provider", "cloud", "--bucket", "b"], "use cloudformation or slurm"),
+        (["run", "--bucket", "b", "--stack-name", "1bad", "--template", "t",
+          "--workload", "a=true"], "letter first"),
+        (["wait", "--bucket", "b"], "give --run-id"),
+        (["down"], "give --stack-name"),
+        (["up", "--provider", "slurm", "--bucket", "b"], "nothing to do with --provider slurm"),
+    ]
+    for args, want in cases:
+        p = launch(*args)
+        if p.returncode != 2 or want not in p.stderr:
+            raise AssertionError("%s: exit %d, stderr %r; want 2 and %r" % (
+                args, p.returncode, p.stderr, want))
+
+
+def test_bad_spec_files():
+    with ht.temp_dir() as d:
+        def spec(text):
+            path = os.path.join(d, "spec.json")
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        cases = [
+            ('{"bucket": "b", "workload": []}', 'unknown field "workload"'),
+            ('{"bucket": "b",', "line 1"),
+            ('{"bucket": 5}', '"bucket" must be a string'),
+            ('{"workloads": [{"name": "a"}]}', '"command" is required'),
+            ('{"workloads": [{"name": "a", "command": "x", "nodes": 0}]}',
+             '"nodes" must be a positive integer'),
+            ('{"max_minutes": "ten"}', '"max_minutes" must be a number'),
+            ('{"provider": "k8s"}', 'use "cloudformation" or "slurm"'),
+        ]
+        for text, want in cases:
+            p = launch("run", "--spec", spec(text))
+            if p.returncode != 2 or want not in p.stderr:
+                raise AssertionError("%s: exit %d, stderr %r; want 2 and %r" % (
+                    text, p.returncode, p.stderr, want))
+        p = launch("run", "--spec", os.path.join(d, "nope.json"))
+        if p.returncode != 2 or "cannot read launch spec" not in p.stderr:
+            raise AssertionError(p.stderr)
+        # flags win over the spec
+        path = spec(json.dumps({"bucket": "b", "provider": "slurm",
+                                "workloads": [{"name": "a", "command": "true"}],
+                                "max_minutes": 5}))
+        p = launch("run", "--spec", path, "--max-minutes", "-1")
+        if p.returncode != 2 or "max_minutes is -1" not in p.stderr:
+            raise AssertionError(p.stderr)
+
+
+if __name__ == "__main__":
+    ht.main()
