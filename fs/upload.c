@@ -556,9 +556,10 @@ static int check_write_locked_w(struct upload *u, uint64_t off, size_t len)
 		return -EFBIG;
 	}
 	if (off != u->size) {
-		log_err("write to '%s' at offset %llu but the file has %llu bytes: only sequential "
-			"writes are supported (objects are uploaded as they are written)",
-			u->key, (unsigned long long)off, (unsigned long long)u->size);
+		log_err("write of %zu bytes to '%s' at offset %llu but the file has %llu bytes: "
+			"only sequential writes are supported (objects are uploaded as they are "
+			"written)", len, u->key, (unsigned long long)off,
+			(unsigned long long)u->size);
 		return -EINVAL;
 	}
 	return 0;
@@ -632,6 +633,17 @@ int upload_extend(struct upload *u, uint64_t new_size)
 		return -EINVAL;
 	if (new_size == size)
 		return 0;
+	pthread_mutex_lock(&u->wlock);
+	uint64_t max = u->max_size;
+	pthread_mutex_unlock(&u->wlock);
+	if (new_size > max) {
+		/* Refused before any zero is sent, not after 10,000 parts of them. */
+		log_err("extending '%s' to %llu bytes: past the largest object of %d parts of %zu "
+			"bytes (%llu bytes); raise --write-part-size for larger files", u->key,
+			(unsigned long long)new_size, UPLOAD_MAX_PARTS, u->p.part_size,
+			(unsigned long long)max);
+		return -EFBIG;
+	}
 	/* In slices, so each call stays within what one write may be. */
 	while (size < new_size) {
 		uint64_t n = new_size - size;
