@@ -83,7 +83,7 @@ struct s3_req {
 };
 
 static struct s3_req *req_new(struct s3_client *c, const char *method, const char *op,
-			      const char *key, const char *query);
+                              const char *key, const char *query);
 static void req_free(struct s3_req *r);
 
 /* ---- errors ---- */
@@ -91,31 +91,56 @@ static void req_free(struct s3_req *r);
 const char *s3_strerror(enum s3_err err)
 {
 	switch (err) {
-	case S3_OK: return "success";
-	case S3_ERR_NO_SUCH_KEY: return "no such key";
-	case S3_ERR_NO_SUCH_BUCKET: return "no such bucket";
-	case S3_ERR_NO_SUCH_UPLOAD: return "no such multipart upload";
-	case S3_ERR_ACCESS_DENIED: return "access denied";
-	case S3_ERR_SIGNATURE: return "signature does not match (wrong secret key?)";
-	case S3_ERR_INVALID_ACCESS_KEY: return "unknown access key id";
-	case S3_ERR_EXPIRED_TOKEN: return "credentials expired";
-	case S3_ERR_WRONG_REGION: return "bucket is in another region";
-	case S3_ERR_PRECONDITION: return "precondition failed (object changed)";
-	case S3_ERR_NOT_MODIFIED: return "not modified";
-	case S3_ERR_INVALID_RANGE: return "invalid range";
-	case S3_ERR_ENTITY_TOO_SMALL: return "part too small";
-	case S3_ERR_ENTITY_TOO_LARGE: return "object or part too large";
-	case S3_ERR_BAD_DIGEST: return "Content-MD5 mismatch (bytes corrupted)";
-	case S3_ERR_INVALID_PART: return "invalid part";
-	case S3_ERR_INVALID_ARGUMENT: return "invalid argument";
-	case S3_ERR_THROTTLED: return "throttled";
-	case S3_ERR_SERVER: return "server error";
-	case S3_ERR_NETWORK: return "network error";
-	case S3_ERR_NO_CREDENTIALS: return "no credentials";
-	case S3_ERR_CANCELLED: return "cancelled";
-	case S3_ERR_NOMEM: return "out of memory";
-	case S3_ERR_PROTOCOL: return "unparsable reply";
-	case S3_ERR_OTHER: return "S3 error";
+	case S3_OK:
+		return "success";
+	case S3_ERR_NO_SUCH_KEY:
+		return "no such key";
+	case S3_ERR_NO_SUCH_BUCKET:
+		return "no such bucket";
+	case S3_ERR_NO_SUCH_UPLOAD:
+		return "no such multipart upload";
+	case S3_ERR_ACCESS_DENIED:
+		return "access denied";
+	case S3_ERR_SIGNATURE:
+		return "signature does not match (wrong secret key?)";
+	case S3_ERR_INVALID_ACCESS_KEY:
+		return "unknown access key id";
+	case S3_ERR_EXPIRED_TOKEN:
+		return "credentials expired";
+	case S3_ERR_WRONG_REGION:
+		return "bucket is in another region";
+	case S3_ERR_PRECONDITION:
+		return "precondition failed (object changed)";
+	case S3_ERR_NOT_MODIFIED:
+		return "not modified";
+	case S3_ERR_INVALID_RANGE:
+		return "invalid range";
+	case S3_ERR_ENTITY_TOO_SMALL:
+		return "part too small";
+	case S3_ERR_ENTITY_TOO_LARGE:
+		return "object or part too large";
+	case S3_ERR_BAD_DIGEST:
+		return "Content-MD5 mismatch (bytes corrupted)";
+	case S3_ERR_INVALID_PART:
+		return "invalid part";
+	case S3_ERR_INVALID_ARGUMENT:
+		return "invalid argument";
+	case S3_ERR_THROTTLED:
+		return "throttled";
+	case S3_ERR_SERVER:
+		return "server error";
+	case S3_ERR_NETWORK:
+		return "network error";
+	case S3_ERR_NO_CREDENTIALS:
+		return "no credentials";
+	case S3_ERR_CANCELLED:
+		return "cancelled";
+	case S3_ERR_NOMEM:
+		return "out of memory";
+	case S3_ERR_PROTOCOL:
+		return "unparsable reply";
+	case S3_ERR_OTHER:
+		return "S3 error";
 	}
 	return "unknown error";
 }
@@ -123,31 +148,56 @@ const char *s3_strerror(enum s3_err err)
 int s3_err_to_errno(enum s3_err err)
 {
 	switch (err) {
-	case S3_OK: return 0;
-	case S3_ERR_NO_SUCH_KEY: return ENOENT;
-	case S3_ERR_NO_SUCH_BUCKET: return ENOENT;
-	case S3_ERR_NO_SUCH_UPLOAD: return EIO;
-	case S3_ERR_ACCESS_DENIED: return EACCES;
-	case S3_ERR_SIGNATURE: return EACCES;
-	case S3_ERR_INVALID_ACCESS_KEY: return EACCES;
-	case S3_ERR_EXPIRED_TOKEN: return EACCES;
-	case S3_ERR_WRONG_REGION: return EIO;
-	case S3_ERR_PRECONDITION: return ESTALE;
-	case S3_ERR_NOT_MODIFIED: return EAGAIN;
-	case S3_ERR_INVALID_RANGE: return EINVAL;
-	case S3_ERR_ENTITY_TOO_SMALL: return EIO;
-	case S3_ERR_ENTITY_TOO_LARGE: return EFBIG;
-	case S3_ERR_BAD_DIGEST: return EIO;
-	case S3_ERR_INVALID_PART: return EIO;
-	case S3_ERR_INVALID_ARGUMENT: return EINVAL;
-	case S3_ERR_THROTTLED: return EIO;
-	case S3_ERR_SERVER: return EIO;
-	case S3_ERR_NETWORK: return EIO;
-	case S3_ERR_NO_CREDENTIALS: return EACCES;
-	case S3_ERR_CANCELLED: return ECANCELED;
-	case S3_ERR_NOMEM: return ENOMEM;
-	case S3_ERR_PROTOCOL: return EPROTO;
-	case S3_ERR_OTHER: return EIO;
+	case S3_OK:
+		return 0;
+	case S3_ERR_NO_SUCH_KEY:
+		return ENOENT;
+	case S3_ERR_NO_SUCH_BUCKET:
+		return ENOENT;
+	case S3_ERR_NO_SUCH_UPLOAD:
+		return EIO;
+	case S3_ERR_ACCESS_DENIED:
+		return EACCES;
+	case S3_ERR_SIGNATURE:
+		return EACCES;
+	case S3_ERR_INVALID_ACCESS_KEY:
+		return EACCES;
+	case S3_ERR_EXPIRED_TOKEN:
+		return EACCES;
+	case S3_ERR_WRONG_REGION:
+		return EIO;
+	case S3_ERR_PRECONDITION:
+		return ESTALE;
+	case S3_ERR_NOT_MODIFIED:
+		return EAGAIN;
+	case S3_ERR_INVALID_RANGE:
+		return EINVAL;
+	case S3_ERR_ENTITY_TOO_SMALL:
+		return EIO;
+	case S3_ERR_ENTITY_TOO_LARGE:
+		return EFBIG;
+	case S3_ERR_BAD_DIGEST:
+		return EIO;
+	case S3_ERR_INVALID_PART:
+		return EIO;
+	case S3_ERR_INVALID_ARGUMENT:
+		return EINVAL;
+	case S3_ERR_THROTTLED:
+		return EIO;
+	case S3_ERR_SERVER:
+		return EIO;
+	case S3_ERR_NETWORK:
+		return EIO;
+	case S3_ERR_NO_CREDENTIALS:
+		return EACCES;
+	case S3_ERR_CANCELLED:
+		return ECANCELED;
+	case S3_ERR_NOMEM:
+		return ENOMEM;
+	case S3_ERR_PROTOCOL:
+		return EPROTO;
+	case S3_ERR_OTHER:
+		return EIO;
 	}
 	return EIO;
 }
@@ -162,14 +212,14 @@ const char *s3_error_format(const struct s3_error *e, char *buf, size_t len)
 	n = snprintf(buf, len, "%s: %s", code, e->message[0] ? e->message : s3_strerror(e->err));
 	if (n >= 0 && (size_t)n < len && e->http_status)
 		n += snprintf(buf + n, len - (size_t)n, " (HTTP %ld%s%s)", e->http_status,
-			      e->request_id[0] ? ", request id " : "", e->request_id);
+		              e->request_id[0] ? ", request id " : "", e->request_id);
 	if (n >= 0 && (size_t)n < len && e->region[0])
 		snprintf(buf + n, len - (size_t)n, " [bucket region %s]", e->region);
 	return buf;
 }
 
 static void set_err(struct s3_error *e, enum s3_err code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(struct s3_error *e, enum s3_err code, const char *fmt, ...)
 {
@@ -191,48 +241,48 @@ static const struct {
 	const char *code;
 	enum s3_err err;
 } code_table[] = {
-	{"NoSuchKey", S3_ERR_NO_SUCH_KEY},
-	{"NoSuchVersion", S3_ERR_NO_SUCH_KEY},
-	{"NoSuchBucket", S3_ERR_NO_SUCH_BUCKET},
-	{"NoSuchUpload", S3_ERR_NO_SUCH_UPLOAD},
-	{"AccessDenied", S3_ERR_ACCESS_DENIED},
-	{"AllAccessDisabled", S3_ERR_ACCESS_DENIED},
-	{"AccountProblem", S3_ERR_ACCESS_DENIED},
-	{"InvalidObjectState", S3_ERR_ACCESS_DENIED},
-	{"SignatureDoesNotMatch", S3_ERR_SIGNATURE},
-	{"InvalidAccessKeyId", S3_ERR_INVALID_ACCESS_KEY},
-	{"ExpiredToken", S3_ERR_EXPIRED_TOKEN},
-	{"TokenRefreshRequired", S3_ERR_EXPIRED_TOKEN},
-	{"InvalidToken", S3_ERR_EXPIRED_TOKEN},
-	{"RequestTimeTooSkewed", S3_ERR_SIGNATURE},
-	{"PermanentRedirect", S3_ERR_WRONG_REGION},
-	{"TemporaryRedirect", S3_ERR_WRONG_REGION},
-	{"Redirect", S3_ERR_WRONG_REGION},
-	{"IllegalLocationConstraintException", S3_ERR_WRONG_REGION},
-	{"PreconditionFailed", S3_ERR_PRECONDITION},
-	{"InvalidRange", S3_ERR_INVALID_RANGE},
-	{"EntityTooSmall", S3_ERR_ENTITY_TOO_SMALL},
-	{"EntityTooLarge", S3_ERR_ENTITY_TOO_LARGE},
-	{"BadDigest", S3_ERR_BAD_DIGEST},
-	{"InvalidDigest", S3_ERR_BAD_DIGEST},
-	{"XAmzContentSHA256Mismatch", S3_ERR_BAD_DIGEST},
-	{"InvalidPart", S3_ERR_INVALID_PART},
-	{"InvalidPartOrder", S3_ERR_INVALID_PART},
-	{"InvalidArgument", S3_ERR_INVALID_ARGUMENT},
-	{"InvalidRequest", S3_ERR_INVALID_ARGUMENT},
-	{"InvalidBucketName", S3_ERR_INVALID_ARGUMENT},
-	{"KeyTooLongError", S3_ERR_INVALID_ARGUMENT},
-	{"MalformedXML", S3_ERR_INVALID_ARGUMENT},
-	{"InvalidURI", S3_ERR_INVALID_ARGUMENT},
-	{"MissingContentLength", S3_ERR_INVALID_ARGUMENT},
-	{"SlowDown", S3_ERR_THROTTLED},
-	{"Throttling", S3_ERR_THROTTLED},
-	{"ThrottlingException", S3_ERR_THROTTLED},
-	{"RequestLimitExceeded", S3_ERR_THROTTLED},
-	{"TooManyRequestsException", S3_ERR_THROTTLED},
-	{"InternalError", S3_ERR_SERVER},
-	{"ServiceUnavailable", S3_ERR_SERVER},
-	{"RequestTimeout", S3_ERR_NETWORK},
+    {"NoSuchKey", S3_ERR_NO_SUCH_KEY},
+    {"NoSuchVersion", S3_ERR_NO_SUCH_KEY},
+    {"NoSuchBucket", S3_ERR_NO_SUCH_BUCKET},
+    {"NoSuchUpload", S3_ERR_NO_SUCH_UPLOAD},
+    {"AccessDenied", S3_ERR_ACCESS_DENIED},
+    {"AllAccessDisabled", S3_ERR_ACCESS_DENIED},
+    {"AccountProblem", S3_ERR_ACCESS_DENIED},
+    {"InvalidObjectState", S3_ERR_ACCESS_DENIED},
+    {"SignatureDoesNotMatch", S3_ERR_SIGNATURE},
+    {"InvalidAccessKeyId", S3_ERR_INVALID_ACCESS_KEY},
+    {"ExpiredToken", S3_ERR_EXPIRED_TOKEN},
+    {"TokenRefreshRequired", S3_ERR_EXPIRED_TOKEN},
+    {"InvalidToken", S3_ERR_EXPIRED_TOKEN},
+    {"RequestTimeTooSkewed", S3_ERR_SIGNATURE},
+    {"PermanentRedirect", S3_ERR_WRONG_REGION},
+    {"TemporaryRedirect", S3_ERR_WRONG_REGION},
+    {"Redirect", S3_ERR_WRONG_REGION},
+    {"IllegalLocationConstraintException", S3_ERR_WRONG_REGION},
+    {"PreconditionFailed", S3_ERR_PRECONDITION},
+    {"InvalidRange", S3_ERR_INVALID_RANGE},
+    {"EntityTooSmall", S3_ERR_ENTITY_TOO_SMALL},
+    {"EntityTooLarge", S3_ERR_ENTITY_TOO_LARGE},
+    {"BadDigest", S3_ERR_BAD_DIGEST},
+    {"InvalidDigest", S3_ERR_BAD_DIGEST},
+    {"XAmzContentSHA256Mismatch", S3_ERR_BAD_DIGEST},
+    {"InvalidPart", S3_ERR_INVALID_PART},
+    {"InvalidPartOrder", S3_ERR_INVALID_PART},
+    {"InvalidArgument", S3_ERR_INVALID_ARGUMENT},
+    {"InvalidRequest", S3_ERR_INVALID_ARGUMENT},
+    {"InvalidBucketName", S3_ERR_INVALID_ARGUMENT},
+    {"KeyTooLongError", S3_ERR_INVALID_ARGUMENT},
+    {"MalformedXML", S3_ERR_INVALID_ARGUMENT},
+    {"InvalidURI", S3_ERR_INVALID_ARGUMENT},
+    {"MissingContentLength", S3_ERR_INVALID_ARGUMENT},
+    {"SlowDown", S3_ERR_THROTTLED},
+    {"Throttling", S3_ERR_THROTTLED},
+    {"ThrottlingException", S3_ERR_THROTTLED},
+    {"RequestLimitExceeded", S3_ERR_THROTTLED},
+    {"TooManyRequestsException", S3_ERR_THROTTLED},
+    {"InternalError", S3_ERR_SERVER},
+    {"ServiceUnavailable", S3_ERR_SERVER},
+    {"RequestTimeout", S3_ERR_NETWORK},
 };
 
 /* The enum for an S3 code, or from the HTTP status when there is no body. */
@@ -253,8 +303,9 @@ static enum s3_err err_from(const char *code, long status, const char *method)
 	case 403:
 		return S3_ERR_ACCESS_DENIED;
 	case 404:
-		return method && strcmp(method, "HEAD") == 0 ? S3_ERR_NO_SUCH_KEY
-			: (code && code[0] ? S3_ERR_OTHER : S3_ERR_NO_SUCH_KEY);
+		return method && strcmp(method, "HEAD") == 0
+		           ? S3_ERR_NO_SUCH_KEY
+		           : (code && code[0] ? S3_ERR_OTHER : S3_ERR_NO_SUCH_KEY);
 	case 412:
 		return S3_ERR_PRECONDITION;
 	case 416:
@@ -275,7 +326,7 @@ static enum s3_err err_from(const char *code, long status, const char *method)
 }
 
 void s3_error_from_http(struct s3_error *e, long status, const char *method, const char *op,
-			const char *body, size_t len)
+                        const char *body, size_t len)
 {
 	e->http_status = status;
 	s3_xml_parse_error(body, len, e);
@@ -288,7 +339,7 @@ void s3_error_from_http(struct s3_error *e, long status, const char *method, con
 			snprintf(e->message, sizeof(e->message), "%s: not found (HTTP 404)", op);
 		else
 			snprintf(e->message, sizeof(e->message), "%s failed with HTTP %ld", op,
-				 status);
+			         status);
 	}
 	if (!e->code[0] && status == 404 && e->err == S3_ERR_NO_SUCH_KEY)
 		snprintf(e->code, sizeof(e->code), "NoSuchKey");
@@ -299,11 +350,12 @@ void s3_error_from_http(struct s3_error *e, long status, const char *method, con
 
 		if (e->region[0])
 			snprintf(e->message + ml, sizeof(e->message) - ml,
-				 "; the bucket is in region %s: use --region %s", e->region,
-				 e->region);
+			         "; the bucket is in region %s: use --region %s", e->region,
+			         e->region);
 		else
-			snprintf(e->message + ml, sizeof(e->message) - ml,
-				 "; the bucket is in another region: give its region with --region");
+			snprintf(
+			    e->message + ml, sizeof(e->message) - ml,
+			    "; the bucket is in another region: give its region with --region");
 	}
 }
 
@@ -323,7 +375,7 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 	case XFER_ERR_TIMEOUT:
 		e->err = S3_ERR_NETWORK;
 		snprintf(e->message, sizeof(e->message), "%s %s: %.120s (%.80s)", r->op,
-			 xfer_strstatus(res->status), res->errmsg, r->url);
+		         xfer_strstatus(res->status), res->errmsg, r->url);
 		return;
 	case XFER_ERR_CANCELLED:
 		e->err = S3_ERR_CANCELLED;
@@ -332,7 +384,7 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 	case XFER_ERR_TOO_LARGE:
 		e->err = S3_ERR_INVALID_RANGE;
 		snprintf(e->message, sizeof(e->message),
-			 "%s: the object is larger than the buffer given", r->op);
+		         "%s: the object is larger than the buffer given", r->op);
 		return;
 	case XFER_ERR_SIGN:
 		e->err = r->creds_failed ? S3_ERR_NO_CREDENTIALS : S3_ERR_INVALID_ARGUMENT;
@@ -349,7 +401,7 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 	}
 	if (res->http_status >= 300) {
 		s3_error_from_http(e, res->http_status, r->x.method, r->op, res->err_body,
-				   res->err_body_len);
+		                   res->err_body_len);
 		if (e->err == S3_ERR_EXPIRED_TOKEN && r->c->creds)
 			creds_invalidate(r->c->creds);
 		return;
@@ -357,7 +409,7 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 	if (res->http_status < 200) {
 		e->err = S3_ERR_PROTOCOL;
 		snprintf(e->message, sizeof(e->message), "%s: unexpected HTTP %ld", r->op,
-			 res->http_status);
+		         res->http_status);
 		return;
 	}
 	/* A 2xx with an XML reply: the document may still say <Error>. */
@@ -367,7 +419,7 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 		if (s3_doc_finish(r->doc, why, sizeof(why)) != 0) {
 			e->err = S3_ERR_PROTOCOL;
 			snprintf(e->message, sizeof(e->message), "%s: cannot parse the reply: %s",
-				 r->op, why);
+			         r->op, why);
 			return;
 		}
 		if (r->out.is_error) {
@@ -391,7 +443,7 @@ void s3_client_test_corrupt_md5(struct s3_client *c, bool on)
 }
 
 int s3_client_test_url(struct s3_client *c, const char *key, const char *query, char *url,
-		       size_t url_len, char *host, size_t host_len, char *path, size_t path_len)
+                       size_t url_len, char *host, size_t host_len, char *path, size_t path_len)
 {
 	struct s3_req *r = req_new(c, "GET", "test", key, query);
 	int ret = -1;
@@ -413,8 +465,8 @@ static bool bucket_name_ok(const char *b)
 	if (n < 3 || n > 63)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)b[i]) || isdigit((unsigned char)b[i]) ||
-		      b[i] == '-' || b[i] == '.' || b[i] == '_'))
+		if (!(islower((unsigned char)b[i]) || isdigit((unsigned char)b[i]) || b[i] == '-' ||
+		      b[i] == '.' || b[i] == '_'))
 			return false;
 	return true;
 }
@@ -432,8 +484,8 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	}
 	if (!bucket_name_ok(cfg->bucket)) {
 		log_err("s3: \"%s\" is not a valid bucket name (3-63 characters: lower-case "
-			"letters, digits, '-' and '.')",
-			cfg->bucket);
+		        "letters, digits, '-' and '.')",
+		        cfg->bucket);
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -461,7 +513,7 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	host_end = host + strcspn(host, "/?#");
 	if (cfg->force_path_style) {
 		n = asprintf(&c->url_prefix, "%.*s%s/%s", (int)(host_end - ep), ep, base,
-			     c->bucket);
+		             c->bucket);
 		if (n < 0)
 			c->url_prefix = NULL;
 		n = asprintf(&c->path_prefix, "%s/%s", base, c->bucket);
@@ -469,7 +521,7 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 			c->path_prefix = NULL;
 	} else {
 		n = asprintf(&c->url_prefix, "%.*s%s.%.*s%s", (int)(host - ep), ep, c->bucket,
-			     (int)(host_end - host), host, base);
+		             (int)(host_end - host), host, base);
 		if (n < 0)
 			c->url_prefix = NULL;
 		c->path_prefix = strdup(base);
@@ -545,7 +597,7 @@ static int s3_sign_cb(void *user, struct xfer_request *x, struct curl_slist **ex
 	if (creds_get(c->creds, &cr, &ce)) {
 		r->creds_failed = true;
 		snprintf(x->result.errmsg, sizeof(x->result.errmsg), "no credentials: %.230s",
-			 ce.message);
+		         ce.message);
 		return -1;
 	}
 	h[n].name = "Host";
@@ -609,7 +661,7 @@ static bool hname(const char *name, size_t nlen, const char *want)
 }
 
 static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-				     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* RFC 7231 IMF-fixdate, "Wed, 12 Oct 2009 17:50:00 GMT", without the locale. */
 static time_t parse_http_date(const char *v, size_t len)
@@ -739,7 +791,7 @@ static int req_expect_doc(struct s3_req *r, enum s3_doc_kind kind)
  * already encoded). NULL on allocation failure.
  */
 static struct s3_req *req_new(struct s3_client *c, const char *method, const char *op,
-			      const char *key, const char *query)
+                              const char *key, const char *query)
 {
 	struct s3_req *r = calloc(1, sizeof(*r));
 	char *ekey = NULL;
@@ -770,10 +822,10 @@ static struct s3_req *req_new(struct s3_client *c, const char *method, const cha
 	/* url_prefix ends where path_prefix starts (or is the bucket host for virtual). */
 	if (key)
 		n = asprintf(&r->url, "%s/%s%s%s", c->url_prefix, ekey, r->query ? "?" : "",
-			     r->query ? r->query : "");
+		             r->query ? r->query : "");
 	else
 		n = asprintf(&r->url, "%s%s%s%s", c->url_prefix, c->path_prefix[0] ? "" : "/",
-			     r->query ? "?" : "", r->query ? r->query : "");
+		             r->query ? "?" : "", r->query ? r->query : "");
 	if (n < 0) {
 		r->url = NULL;
 		goto fail;
@@ -819,7 +871,7 @@ static int req_run(struct s3_req *r, struct s3_error *err)
 		    !xfer_is_retryable_code(r->out.error.code, strlen(r->out.error.code)))
 			break;
 		log_msg(LOG_INFO, err->request_id[0] ? err->request_id : NULL,
-			"%s: %s in a 200 reply; retrying", r->op, r->out.error.code);
+		        "%s: %s in a 200 reply; retrying", r->op, r->out.error.code);
 		usleep((useconds_t)(200000 * attempt));
 		doc_reset_cb(r);
 		xfer_request_cleanup(&r->x);
@@ -832,7 +884,7 @@ static int req_run(struct s3_req *r, struct s3_error *err)
 /* ---- HEAD / GET ---- */
 
 int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *info,
-		   struct s3_error *err)
+                   struct s3_error *err)
 {
 	struct s3_req *r = req_new(c, "HEAD", "HeadObject", key, NULL);
 	int ret;
@@ -852,7 +904,7 @@ static int get_setup(struct s3_req *r, uint64_t off, uint64_t len, const char *i
 {
 	if (len)
 		snprintf(r->range, sizeof(r->range), "bytes=%llu-%llu", (unsigned long long)off,
-			 (unsigned long long)(off + len - 1));
+		         (unsigned long long)(off + len - 1));
 	else if (off)
 		snprintf(r->range, sizeof(r->range), "bytes=%llu-", (unsigned long long)off);
 	if (r->range[0])
@@ -866,8 +918,8 @@ static int get_setup(struct s3_req *r, uint64_t off, uint64_t len, const char *i
 }
 
 int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
-		  const char *if_match, void *buf, size_t cap, size_t *got,
-		  struct s3_object_info *info, struct s3_error *err)
+                  const char *if_match, void *buf, size_t cap, size_t *got,
+                  struct s3_object_info *info, struct s3_error *err)
 {
 	struct s3_req *r;
 	int ret;
@@ -876,8 +928,8 @@ int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t l
 		*got = 0;
 	if (len > cap || !buf || !cap) {
 		set_err(err, S3_ERR_INVALID_ARGUMENT,
-			"GetObject: a range of %llu bytes does not fit a buffer of %zu",
-			(unsigned long long)len, cap);
+		        "GetObject: a range of %llu bytes does not fit a buffer of %zu",
+		        (unsigned long long)len, cap);
 		return -1;
 	}
 	r = req_new(c, "GET", "GetObject", key, NULL);
@@ -931,15 +983,15 @@ static int req_submit(struct s3_req *r, s3_done_fn done, void *user, struct s3_e
 }
 
 int s3_get_object_async(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
-			const char *if_match, void *buf, size_t cap, s3_done_fn done, void *user,
-			struct s3_error *err)
+                        const char *if_match, void *buf, size_t cap, s3_done_fn done, void *user,
+                        struct s3_error *err)
 {
 	struct s3_req *r;
 
 	if (len > cap || !buf || !cap || !done) {
 		set_err(err, S3_ERR_INVALID_ARGUMENT,
-			"GetObject: a range of %llu bytes does not fit a buffer of %zu",
-			(unsigned long long)len, cap);
+		        "GetObject: a range of %llu bytes does not fit a buffer of %zu",
+		        (unsigned long long)len, cap);
 		return -1;
 	}
 	r = req_new(c, "GET", "GetObject", key, NULL);
@@ -969,8 +1021,8 @@ static void sink_reset_cb(void *user)
 }
 
 int s3_get_object_stream(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
-			 const char *if_match, const struct s3_sink *sink,
-			 struct s3_object_info *info, struct s3_error *err)
+                         const char *if_match, const struct s3_sink *sink,
+                         struct s3_object_info *info, struct s3_error *err)
 {
 	struct s3_req *r;
 	int ret;
@@ -1023,14 +1075,14 @@ static int query_add(struct util_buf *b, const char *name, const char *value)
 		if (!ev)
 			return -1;
 	}
-	ret = util_buf_printf(b, "%s%s%s%s", b->len ? "&" : "", name, value ? "=" : "",
-			      ev ? ev : "");
+	ret =
+	    util_buf_printf(b, "%s%s%s%s", b->len ? "&" : "", name, value ? "=" : "", ev ? ev : "");
 	free(ev);
 	return ret;
 }
 
-int s3_list_objects(struct s3_client *c, const struct s3_list_params *p,
-		    struct s3_list_page *page, struct s3_error *err)
+int s3_list_objects(struct s3_client *c, const struct s3_list_params *p, struct s3_list_page *page,
+                    struct s3_error *err)
 {
 	struct util_buf q = {0};
 	struct s3_req *r = NULL;
@@ -1040,7 +1092,7 @@ int s3_list_objects(struct s3_client *c, const struct s3_list_params *p,
 	memset(page, 0, sizeof(*page));
 	if (p->max_keys < 0 || p->max_keys > 1000) {
 		set_err(err, S3_ERR_INVALID_ARGUMENT,
-			"ListObjectsV2: max-keys %d is outside 0..1000", p->max_keys);
+		        "ListObjectsV2: max-keys %d is outside 0..1000", p->max_keys);
 		return -1;
 	}
 	/* Parameters in canonical order; the signer sorts anyway. */
@@ -1066,7 +1118,7 @@ int s3_list_objects(struct s3_client *c, const struct s3_list_params *p,
 	ret = req_run(r, err);
 	if (ret == 0 && page->truncated && !page->next_token) {
 		set_err(err, S3_ERR_PROTOCOL,
-			"ListObjectsV2: truncated page without NextContinuationToken");
+		        "ListObjectsV2: truncated page without NextContinuationToken");
 		ret = -1;
 	}
 	goto out;
@@ -1083,7 +1135,7 @@ out:
 /* ---- writing ---- */
 
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
-		  char *etag_out, struct s3_error *err)
+                  char *etag_out, struct s3_error *err)
 {
 	struct s3_req *r = req_new(c, "PUT", "PutObject", key, NULL);
 	int ret;
@@ -1104,7 +1156,7 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t
 }
 
 int s3_put_object_async(struct s3_client *c, const char *key, const void *data, size_t len,
-			char *etag_out, s3_done_fn done, void *user, struct s3_error *err)
+                        char *etag_out, s3_done_fn done, void *user, struct s3_error *err)
 {
 	struct s3_req *r;
 
@@ -1126,7 +1178,7 @@ int s3_put_object_async(struct s3_client *c, const char *key, const void *data, 
 }
 
 int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
-			struct s3_error *err)
+                        struct s3_error *err)
 {
 	struct s3_req *r = req_new(c, "POST", "CreateMultipartUpload", key, "uploads");
 	int ret;
@@ -1149,7 +1201,7 @@ int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
 }
 
 static struct s3_req *part_req(struct s3_client *c, const char *method, const char *op,
-			       const char *key, const char *upload_id, int part_no)
+                               const char *key, const char *upload_id, int part_no)
 {
 	char *eid, *q = NULL;
 	struct s3_req *r;
@@ -1172,24 +1224,22 @@ static struct s3_req *part_req(struct s3_client *c, const char *method, const ch
 	return r;
 }
 
-static bool part_args_ok(const char *op, const char *upload_id, int part_no,
-			 struct s3_error *err)
+static bool part_args_ok(const char *op, const char *upload_id, int part_no, struct s3_error *err)
 {
 	if (!upload_id || !upload_id[0]) {
 		set_err(err, S3_ERR_INVALID_ARGUMENT, "%s: no upload id", op);
 		return false;
 	}
 	if (part_no < 1 || part_no > 10000) {
-		set_err(err, S3_ERR_INVALID_ARGUMENT,
-			"%s: part number %d is outside 1..10000", op, part_no);
+		set_err(err, S3_ERR_INVALID_ARGUMENT, "%s: part number %d is outside 1..10000", op,
+		        part_no);
 		return false;
 	}
 	return true;
 }
 
-static struct s3_req *upload_part_req(struct s3_client *c, const char *key,
-				      const char *upload_id, int part_no, const void *data,
-				      size_t len)
+static struct s3_req *upload_part_req(struct s3_client *c, const char *key, const char *upload_id,
+                                      int part_no, const void *data, size_t len)
 {
 	struct s3_req *r = part_req(c, "PUT", "UploadPart", key, upload_id, part_no);
 
@@ -1203,7 +1253,7 @@ static struct s3_req *upload_part_req(struct s3_client *c, const char *key,
 }
 
 int s3_upload_part(struct s3_client *c, const char *key, const char *upload_id, int part_no,
-		   const void *data, size_t len, char *etag_out, struct s3_error *err)
+                   const void *data, size_t len, char *etag_out, struct s3_error *err)
 {
 	struct s3_req *r;
 	int ret;
@@ -1228,9 +1278,9 @@ int s3_upload_part(struct s3_client *c, const char *key, const char *upload_id, 
 	return ret;
 }
 
-int s3_upload_part_async(struct s3_client *c, const char *key, const char *upload_id,
-			 int part_no, const void *data, size_t len, char *etag_out,
-			 s3_done_fn done, void *user, struct s3_error *err)
+int s3_upload_part_async(struct s3_client *c, const char *key, const char *upload_id, int part_no,
+                         const void *data, size_t len, char *etag_out, s3_done_fn done, void *user,
+                         struct s3_error *err)
 {
 	struct s3_req *r;
 
@@ -1265,9 +1315,9 @@ static int set_copy_source(struct s3_req *r, const char *src_key)
 	return 0;
 }
 
-int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id,
-			int part_no, const char *src_key, uint64_t off, uint64_t len,
-			char *etag_out, struct s3_error *err)
+int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id, int part_no,
+                        const char *src_key, uint64_t off, uint64_t len, char *etag_out,
+                        struct s3_error *err)
 {
 	struct s3_req *r;
 	int ret;
@@ -1284,8 +1334,8 @@ int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload
 		set_err(err, S3_ERR_NOMEM, "UploadPartCopy: out of memory");
 		return -1;
 	}
-	snprintf(r->copy_range, sizeof(r->copy_range), "bytes=%llu-%llu",
-		 (unsigned long long)off, (unsigned long long)(off + len - 1));
+	snprintf(r->copy_range, sizeof(r->copy_range), "bytes=%llu-%llu", (unsigned long long)off,
+	         (unsigned long long)(off + len - 1));
 	add_header(r, "x-amz-copy-source-range", r->copy_range);
 	ret = req_run(r, err);
 	if (ret == 0) {
@@ -1301,8 +1351,8 @@ int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload
 }
 
 int s3_complete_multipart(struct s3_client *c, const char *key, const char *upload_id,
-			  const struct s3_part *parts, size_t n, char *etag_out,
-			  struct s3_error *err)
+                          const struct s3_part *parts, size_t n, char *etag_out,
+                          struct s3_error *err)
 {
 	struct util_buf b = {.max = 16u << 20};
 	struct s3_req *r = NULL;
@@ -1310,15 +1360,16 @@ int s3_complete_multipart(struct s3_client *c, const char *key, const char *uplo
 
 	if (!upload_id || !upload_id[0] || !n || n > 10000) {
 		set_err(err, S3_ERR_INVALID_ARGUMENT,
-			"CompleteMultipartUpload: needs an upload id and 1..10000 parts (got %zu)",
-			n);
+		        "CompleteMultipartUpload: needs an upload id and 1..10000 parts (got %zu)",
+		        n);
 		return -1;
 	}
 	if (util_buf_puts(&b, "<CompleteMultipartUpload>"))
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (util_buf_printf(&b, "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>",
-				    parts[i].part_no, parts[i].etag))
+		if (util_buf_printf(&b,
+		                    "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>",
+		                    parts[i].part_no, parts[i].etag))
 			goto nomem;
 	if (util_buf_puts(&b, "</CompleteMultipartUpload>"))
 		goto nomem;
@@ -1354,7 +1405,7 @@ out:
 }
 
 int s3_abort_multipart(struct s3_client *c, const char *key, const char *upload_id,
-		       struct s3_error *err)
+                       struct s3_error *err)
 {
 	struct s3_req *r;
 	int ret;
@@ -1374,7 +1425,7 @@ int s3_abort_multipart(struct s3_client *c, const char *key, const char *upload_
 }
 
 int s3_list_parts(struct s3_client *c, const char *key, const char *upload_id,
-		  struct s3_part **parts, size_t *n, struct s3_error *err)
+                  struct s3_part **parts, size_t *n, struct s3_error *err)
 {
 	struct s3_part *all = NULL;
 	size_t total = 0;
@@ -1467,8 +1518,8 @@ void s3_upload_entries_free(struct s3_upload_entry *ups, size_t n)
 	free(ups);
 }
 
-int s3_list_multipart_uploads(struct s3_client *c, const char *prefix,
-			      struct s3_upload_entry **ups, size_t *n, struct s3_error *err)
+int s3_list_multipart_uploads(struct s3_client *c, const char *prefix, struct s3_upload_entry **ups,
+                              size_t *n, struct s3_error *err)
 {
 	struct s3_upload_entry *all = NULL;
 	size_t total = 0;
@@ -1510,9 +1561,9 @@ int s3_list_multipart_uploads(struct s3_client *c, const char *prefix,
 		if (total + r->out.n_uploads > S3_MAX_LISTED_UPLOADS) {
 			req_free(r);
 			set_err(err, S3_ERR_INVALID_ARGUMENT,
-				"ListMultipartUploads: more than %d uploads under \"%s\"; "
-				"give a longer prefix",
-				S3_MAX_LISTED_UPLOADS, prefix ? prefix : "");
+			        "ListMultipartUploads: more than %d uploads under \"%s\"; "
+			        "give a longer prefix",
+			        S3_MAX_LISTED_UPLOADS, prefix ? prefix : "");
 			goto out;
 		}
 		na = realloc(all, (total + r->out.n_uploads + 1) * sizeof(*all));
@@ -1555,8 +1606,8 @@ out:
 	return ret;
 }
 
-int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key,
-		   char *etag_out, struct s3_error *err)
+int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key, char *etag_out,
+                   struct s3_error *err)
 {
 	struct s3_req *r = req_new(c, "PUT", "CopyObject", dst_key, NULL);
 	int ret;
@@ -1599,18 +1650,29 @@ static int xml_escape_append(struct util_buf *b, const char *s)
 		char num[8];
 
 		switch (*s) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&apos;"; break;
+		case '&':
+			rep = "&amp;";
+			break;
+		case '<':
+			rep = "&lt;";
+			break;
+		case '>':
+			rep = "&gt;";
+			break;
+		case '"':
+			rep = "&quot;";
+			break;
+		case '\'':
+			rep = "&apos;";
+			break;
 		case '\r':
 		case '\n':
 		case '\t':
 			snprintf(num, sizeof(num), "&#%d;", *s);
 			rep = num;
 			break;
-		default: break;
+		default:
+			break;
 		}
 		if (rep ? util_buf_puts(b, rep) : util_buf_append(b, s, 1))
 			return -1;
@@ -1619,7 +1681,7 @@ static int xml_escape_append(struct util_buf *b, const char *s)
 }
 
 int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n, size_t *failed,
-		      struct s3_error *err)
+                      struct s3_error *err)
 {
 	struct util_buf b = {.max = 4u << 20};
 	struct s3_req *r = NULL;
@@ -1633,7 +1695,7 @@ int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n, si
 	}
 	if (n > 1000) {
 		set_err(err, S3_ERR_INVALID_ARGUMENT,
-			"DeleteObjects: %zu keys; at most 1000 per call", n);
+		        "DeleteObjects: %zu keys; at most 1000 per call", n);
 		return -1;
 	}
 	if (util_buf_puts(&b, "<Delete><Quiet>true</Quiet>"))
@@ -1663,9 +1725,9 @@ int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n, si
 			*failed = r->out.n_failed;
 		if (r->out.n_failed)
 			log_msg(LOG_INFO, err->request_id[0] ? err->request_id : NULL,
-				"DeleteObjects: %zu of %zu keys failed, first %s: %s",
-				r->out.n_failed, n, r->out.first_failed_key,
-				r->out.first_failed_code);
+			        "DeleteObjects: %zu of %zu keys failed, first %s: %s",
+			        r->out.n_failed, n, r->out.first_failed_key,
+			        r->out.first_failed_code);
 	}
 	goto out;
 nomem:

@@ -25,7 +25,7 @@ void s3_client_test_corrupt_md5(struct s3_client *c, bool on);
  * is too small or memory ran out.
  */
 int s3_client_test_url(struct s3_client *c, const char *key, const char *query, char *url,
-		       size_t url_len, char *host, size_t host_len, char *path, size_t path_len);
+                       size_t url_len, char *host, size_t host_len, char *path, size_t path_len);
 
 struct s3_error;
 
@@ -37,6 +37,6 @@ struct s3_error;
  * already; the rest is filled. Exposed so the table can be tested offline.
  */
 void s3_error_from_http(struct s3_error *e, long status, const char *method, const char *op,
-			const char *body, size_t len);
+                        const char *body, size_t len);
 
 #endif

@@ -19,8 +19,8 @@
 
 /* Longest element text we keep: keys are <= 1024 bytes (x3 url-encoded). */
 #define S3_XML_TEXT_MAX (16 * 1024)
-#define S3_XML_DEPTH	8
-#define S3_XML_NAME	48
+#define S3_XML_DEPTH    8
+#define S3_XML_NAME     48
 
 struct s3_doc {
 	enum s3_doc_kind kind;
@@ -31,8 +31,8 @@ struct s3_doc {
 	char *text;
 	size_t text_len, text_cap;
 	bool text_overflow;
-	bool root_ok;    /* the root element is the expected one (or Error) */
-	bool url_keys;   /* EncodingType url: decode keys and prefixes */
+	bool root_ok;  /* the root element is the expected one (or Error) */
+	bool url_keys; /* EncodingType url: decode keys and prefixes */
 	bool failed;
 	char why[160];
 	/* the entry being read */
@@ -55,14 +55,22 @@ static void doc_fail(struct s3_doc *d, const char *why)
 static const char *root_name(enum s3_doc_kind k)
 {
 	switch (k) {
-	case S3_DOC_ERROR: return "Error";
-	case S3_DOC_LIST_OBJECTS: return "ListBucketResult";
-	case S3_DOC_INITIATE: return "InitiateMultipartUploadResult";
-	case S3_DOC_COMPLETE: return "CompleteMultipartUploadResult";
-	case S3_DOC_COPY: return "CopyObjectResult";
-	case S3_DOC_LIST_PARTS: return "ListPartsResult";
-	case S3_DOC_LIST_UPLOADS: return "ListMultipartUploadsResult";
-	case S3_DOC_DELETE: return "DeleteResult";
+	case S3_DOC_ERROR:
+		return "Error";
+	case S3_DOC_LIST_OBJECTS:
+		return "ListBucketResult";
+	case S3_DOC_INITIATE:
+		return "InitiateMultipartUploadResult";
+	case S3_DOC_COMPLETE:
+		return "CompleteMultipartUploadResult";
+	case S3_DOC_COPY:
+		return "CopyObjectResult";
+	case S3_DOC_LIST_PARTS:
+		return "ListPartsResult";
+	case S3_DOC_LIST_UPLOADS:
+		return "ListMultipartUploadsResult";
+	case S3_DOC_DELETE:
+		return "DeleteResult";
 	}
 	return "?";
 }
@@ -247,10 +255,10 @@ static void end_list_objects(struct s3_doc *d, const char *name, const char *t, 
 				return;
 			}
 			r = push_slot((void **)&pg->entries, pg->n_entries, sizeof(*pg->entries),
-				      d->out->max_entries);
+			              d->out->max_entries);
 			if (r) {
 				doc_fail(d, r == -2 ? "more entries than max-keys in a listing page"
-							  : "out of memory");
+				                    : "out of memory");
 				return;
 			}
 			pg->entries[pg->n_entries++] = d->entry;
@@ -280,11 +288,11 @@ static void end_list_objects(struct s3_doc *d, const char *name, const char *t, 
 	} else if (is(parent, "CommonPrefixes") && is(name, "Prefix")) {
 		char *p;
 		int r = push_slot((void **)&pg->prefixes, pg->n_prefixes, sizeof(*pg->prefixes),
-				  d->out->max_entries);
+		                  d->out->max_entries);
 
 		if (r) {
 			doc_fail(d, r == -2 ? "more prefixes than max-keys in a listing page"
-						  : "out of memory");
+			                    : "out of memory");
 			return;
 		}
 		p = key_dup(d, t, n);
@@ -308,7 +316,7 @@ static void end_list_parts(struct s3_doc *d, const char *name, const char *t, si
 			o->next_marker = strndup(t, n);
 		} else if (is(name, "Part")) {
 			int r = push_slot((void **)&o->parts, o->n_parts, sizeof(*o->parts),
-					  o->max_entries);
+			                  o->max_entries);
 
 			if (r) {
 				doc_fail(d, r == -2 ? "too many parts in a page" : "out of memory");
@@ -352,9 +360,10 @@ static void end_list_uploads(struct s3_doc *d, const char *name, const char *t, 
 				return;
 			}
 			r = push_slot((void **)&o->uploads, o->n_uploads, sizeof(*o->uploads),
-				      o->max_entries);
+			              o->max_entries);
 			if (r) {
-				doc_fail(d, r == -2 ? "too many uploads in a page" : "out of memory");
+				doc_fail(d,
+				         r == -2 ? "too many uploads in a page" : "out of memory");
 				return;
 			}
 			o->uploads[o->n_uploads].key = d->up_key;
@@ -385,9 +394,9 @@ static void end_delete(struct s3_doc *d, const char *name, const char *t, size_t
 		} else if (is(name, "Error")) {
 			if (!o->n_failed) {
 				snprintf(o->first_failed_key, sizeof(o->first_failed_key), "%s",
-					 d->del_key);
+				         d->del_key);
 				snprintf(o->first_failed_code, sizeof(o->first_failed_code), "%s",
-					 d->del_code);
+				         d->del_code);
 			}
 			o->n_failed++;
 			d->del_key[0] = d->del_code[0] = '\0';
@@ -445,8 +454,8 @@ static void end_element(struct s3_doc *d, const char *name)
 /* ---- SAX callbacks ---- */
 
 static void sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
-		      const xmlChar *uri, int nb_ns, const xmlChar **ns, int nb_attr,
-		      int nb_def, const xmlChar **attrs)
+                      const xmlChar *uri, int nb_ns, const xmlChar **ns, int nb_attr, int nb_def,
+                      const xmlChar **attrs)
 {
 	struct s3_doc *d = ctx;
 	const char *name = (const char *)localname;
@@ -459,7 +468,7 @@ static void sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix
 			d->out->is_error = true;
 			d->root_ok = true;
 		} else if (is(name, root_name(d->kind)) ||
-			   (d->kind == S3_DOC_COPY && is(name, "CopyPartResult"))) {
+		           (d->kind == S3_DOC_COPY && is(name, "CopyPartResult"))) {
 			d->root_ok = true;
 		} else {
 			char why[96];

@@ -15,14 +15,14 @@
 
 /** Which response document a parser expects. */
 enum s3_doc_kind {
-	S3_DOC_ERROR = 0,       /* <Error> */
-	S3_DOC_LIST_OBJECTS,    /* <ListBucketResult> (ListObjectsV2) */
-	S3_DOC_INITIATE,        /* <InitiateMultipartUploadResult> */
-	S3_DOC_COMPLETE,        /* <CompleteMultipartUploadResult> */
-	S3_DOC_COPY,            /* <CopyObjectResult> / <CopyPartResult> */
-	S3_DOC_LIST_PARTS,      /* <ListPartsResult> */
-	S3_DOC_LIST_UPLOADS,    /* <ListMultipartUploadsResult> */
-	S3_DOC_DELETE,          /* <DeleteResult> */
+	S3_DOC_ERROR = 0,    /* <Error> */
+	S3_DOC_LIST_OBJECTS, /* <ListBucketResult> (ListObjectsV2) */
+	S3_DOC_INITIATE,     /* <InitiateMultipartUploadResult> */
+	S3_DOC_COMPLETE,     /* <CompleteMultipartUploadResult> */
+	S3_DOC_COPY,         /* <CopyObjectResult> / <CopyPartResult> */
+	S3_DOC_LIST_PARTS,   /* <ListPartsResult> */
+	S3_DOC_LIST_UPLOADS, /* <ListMultipartUploadsResult> */
+	S3_DOC_DELETE,       /* <DeleteResult> */
 };
 
 /**
@@ -31,12 +31,12 @@ enum s3_doc_kind {
  */
 struct s3_doc_out {
 	/* inputs */
-	struct s3_list_page *page;  /* LIST_OBJECTS: where entries go (caller zeroed it) */
-	size_t max_entries;         /* LIST_OBJECTS/PARTS/UPLOADS: more is a protocol error */
+	struct s3_list_page *page; /* LIST_OBJECTS: where entries go (caller zeroed it) */
+	size_t max_entries;        /* LIST_OBJECTS/PARTS/UPLOADS: more is a protocol error */
 
 	/* <Error> as the root of any document (S3 sends some in 200 replies) */
 	bool is_error;
-	struct s3_error error;      /* code, message, request_id, region filled */
+	struct s3_error error; /* code, message, request_id, region filled */
 
 	/* INITIATE */
 	char *upload_id;
@@ -50,8 +50,8 @@ struct s3_doc_out {
 	size_t n_uploads;
 	/* LIST_PARTS / LIST_UPLOADS: next page markers when truncated */
 	bool truncated;
-	char *next_marker;          /* NextPartNumberMarker / NextKeyMarker */
-	char *next_marker2;         /* NextUploadIdMarker */
+	char *next_marker;  /* NextPartNumberMarker / NextKeyMarker */
+	char *next_marker2; /* NextUploadIdMarker */
 	/* DELETE */
 	size_t n_deleted;
 	size_t n_failed;

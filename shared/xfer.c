@@ -42,8 +42,8 @@ struct xfer_engine {
 
 	/* Engine thread only: */
 	struct xfer_request *ready_head, *ready_tail; /* waiting for a slot */
-	struct xfer_request *delayed;                /* retries, sorted by due_ms */
-	struct xfer_request **inflight;              /* max_connections slots */
+	struct xfer_request *delayed;                 /* retries, sorted by due_ms */
+	struct xfer_request **inflight;               /* max_connections slots */
 	int n_inflight;
 	CURL **idle; /* easy handles kept for reuse */
 	int n_idle;
@@ -87,14 +87,22 @@ static uint64_t rng_next(struct xfer_engine *e)
 const char *xfer_strstatus(enum xfer_status s)
 {
 	switch (s) {
-	case XFER_OK: return "ok";
-	case XFER_ERR_NETWORK: return "network error";
-	case XFER_ERR_TIMEOUT: return "timed out";
-	case XFER_ERR_CANCELLED: return "cancelled";
-	case XFER_ERR_TOO_LARGE: return "response larger than the buffer";
-	case XFER_ERR_SIGN: return "could not sign the request";
-	case XFER_ERR_NOMEM: return "out of memory";
-	case XFER_ERR_INVALID: return "invalid request";
+	case XFER_OK:
+		return "ok";
+	case XFER_ERR_NETWORK:
+		return "network error";
+	case XFER_ERR_TIMEOUT:
+		return "timed out";
+	case XFER_ERR_CANCELLED:
+		return "cancelled";
+	case XFER_ERR_TOO_LARGE:
+		return "response larger than the buffer";
+	case XFER_ERR_SIGN:
+		return "could not sign the request";
+	case XFER_ERR_NOMEM:
+		return "out of memory";
+	case XFER_ERR_INVALID:
+		return "invalid request";
 	}
 	return "unknown transfer status";
 }
@@ -102,24 +110,24 @@ const char *xfer_strstatus(enum xfer_status s)
 bool xfer_is_retryable_code(const char *code, size_t len)
 {
 	static const char *const codes[] = {
-		"SlowDown",
-		"Throttling",
-		"ThrottlingException",
-		"ThrottledException",
-		"RequestThrottled",
-		"RequestThrottledException",
-		"TooManyRequestsException",
-		"ProvisionedThroughputExceededException",
-		"RequestLimitExceeded",
-		"BandwidthLimitExceeded",
-		"LimitExceededException",
-		"RequestTimeout",
-		"RequestTimeoutException",
-		"PriorRequestNotComplete",
-		"InternalError",
-		"ServiceUnavailable",
-		"EC2ThrottledException",
-		"TransactionInProgressException",
+	    "SlowDown",
+	    "Throttling",
+	    "ThrottlingException",
+	    "ThrottledException",
+	    "RequestThrottled",
+	    "RequestThrottledException",
+	    "TooManyRequestsException",
+	    "ProvisionedThroughputExceededException",
+	    "RequestLimitExceeded",
+	    "BandwidthLimitExceeded",
+	    "LimitExceededException",
+	    "RequestTimeout",
+	    "RequestTimeoutException",
+	    "PriorRequestNotComplete",
+	    "InternalError",
+	    "ServiceUnavailable",
+	    "EC2ThrottledException",
+	    "TransactionInProgressException",
 	};
 
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
@@ -192,8 +200,8 @@ static size_t on_header_cb(char *buf, size_t size, size_t n, void *ud)
 		return len;
 	nlen = (size_t)(colon - buf);
 	end = buf + len;
-	while (end > colon + 1 && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-				   end[-1] == '\t'))
+	while (end > colon + 1 &&
+	       (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
 	v = colon + 1;
 	while (v < end && (*v == ' ' || *v == '\t'))
@@ -201,10 +209,10 @@ static size_t on_header_cb(char *buf, size_t size, size_t n, void *ud)
 	vlen = (size_t)(end - v);
 	/* "x-amz-request-id" and "x-amzn-RequestId" are both 16 bytes. */
 	if (nlen == 16 && (strncasecmp(buf, "x-amz-request-id", 16) == 0 ||
-			   strncasecmp(buf, "x-amzn-requestid", 16) == 0)) {
+	                   strncasecmp(buf, "x-amzn-requestid", 16) == 0)) {
 		size_t c = vlen < sizeof(req->result.request_id) - 1
-				   ? vlen
-				   : sizeof(req->result.request_id) - 1;
+		               ? vlen
+		               : sizeof(req->result.request_id) - 1;
 		memcpy(req->result.request_id, v, c);
 		req->result.request_id[c] = '\0';
 	}
@@ -214,8 +222,7 @@ static size_t on_header_cb(char *buf, size_t size, size_t n, void *ud)
 }
 
 /* Append to a malloc'd buffer, keeping a NUL after the data. */
-static int grow_append(char **buf, size_t *len, size_t *cap, size_t max, const void *data,
-		       size_t n)
+static int grow_append(char **buf, size_t *len, size_t *cap, size_t max, const void *data, size_t n)
 {
 	if (*len + n > max)
 		return -1;
@@ -253,7 +260,7 @@ static size_t on_write_cb(char *data, size_t size, size_t n, void *ud)
 
 		if (room)
 			grow_append(&req->result.err_body, &req->result.err_body_len,
-				    &req->priv_.err_cap, max, data, len < room ? len : room);
+			            &req->priv_.err_cap, max, data, len < room ? len : room);
 		return len;
 	}
 	if (req->write) {
@@ -275,7 +282,7 @@ static size_t on_write_cb(char *data, size_t size, size_t n, void *ud)
 	}
 	if (req->resp_max) {
 		int r = grow_append(&req->result.body, &req->result.body_len, &req->priv_.grow_cap,
-				    req->resp_max, data, len);
+		                    req->resp_max, data, len);
 		if (r) {
 			req->priv_.too_large = r == -1;
 			req->priv_.write_failed = r == -2;
@@ -406,15 +413,15 @@ static void complete(struct xfer_engine *e, struct xfer_request *r, enum xfer_st
 	if (log_level() >= LOG_DEBUG) {
 		if (st == XFER_OK)
 			log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
-				"%s %s %s -> HTTP %ld after %d attempt(s)",
-				r->log_name ? r->log_name : "request", r->method, r->url,
-				r->result.http_status, r->result.attempts);
+			        "%s %s %s -> HTTP %ld after %d attempt(s)",
+			        r->log_name ? r->log_name : "request", r->method, r->url,
+			        r->result.http_status, r->result.attempts);
 		else
 			log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
-				"%s %s %s failed after %d attempt(s): %s%s%s",
-				r->log_name ? r->log_name : "request", r->method, r->url,
-				r->result.attempts, xfer_strstatus(st),
-				r->result.errmsg[0] ? ": " : "", r->result.errmsg);
+			        "%s %s %s failed after %d attempt(s): %s%s%s",
+			        r->log_name ? r->log_name : "request", r->method, r->url,
+			        r->result.attempts, xfer_strstatus(st),
+			        r->result.errmsg[0] ? ": " : "", r->result.errmsg);
 	}
 	if (w) {
 		pthread_mutex_lock(&w->m);
@@ -526,7 +533,7 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 		curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_bundle);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 r->connect_timeout_ms ? r->connect_timeout_ms : e->cfg.connect_timeout_ms);
+	                 r->connect_timeout_ms ? r->connect_timeout_ms : e->cfg.connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, e->cfg.low_speed_limit);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, e->cfg.low_speed_time);
 	if (r->timeout_ms)
@@ -612,8 +619,8 @@ static void schedule_retry(struct xfer_engine *e, struct xfer_request *r, const 
 	delay = (long)(rng_next(e) % (uint64_t)(ceil + 1));
 	r->priv_.due_ms = now_ms() + (uint64_t)delay;
 	log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
-		"%s %s %s: %s; retry %d in %ld ms", r->log_name ? r->log_name : "request",
-		r->method, r->url, why, r->result.attempts + 1, delay);
+	        "%s %s %s: %s; retry %d in %ld ms", r->log_name ? r->log_name : "request",
+	        r->method, r->url, why, r->result.attempts + 1, delay);
 	delayed_insert(e, r);
 }
 
@@ -627,8 +634,8 @@ static void finish_attempt(struct xfer_engine *e, struct xfer_request *r, CURLco
 	release_easy(e, r);
 
 	if (__atomic_load_n(&r->priv_.cancel, __ATOMIC_RELAXED) || r->priv_.write_failed) {
-		complete(e, r, r->priv_.write_failed && !r->write ? XFER_ERR_NOMEM
-								 : XFER_ERR_CANCELLED);
+		complete(e, r,
+		         r->priv_.write_failed && !r->write ? XFER_ERR_NOMEM : XFER_ERR_CANCELLED);
 		return;
 	}
 	if (r->priv_.too_large) {
@@ -637,8 +644,9 @@ static void finish_attempt(struct xfer_engine *e, struct xfer_request *r, CURLco
 	}
 	if (rc == CURLE_OK) {
 		long st = r->priv_.status;
-		bool retry = status_is_retryable(st) ||
-			     (st >= 400 && body_says_retry(r->result.err_body, r->result.err_body_len));
+		bool retry =
+		    status_is_retryable(st) ||
+		    (st >= 400 && body_says_retry(r->result.err_body, r->result.err_body_len));
 
 		if (retry && more && can_repeat(r)) {
 			snprintf(why, sizeof(why), "HTTP %ld", st);
@@ -836,9 +844,10 @@ struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
 	e->cfg.user_agent = NULL;
 	if (cfg->ca_bundle) {
 		if (access(cfg->ca_bundle, R_OK) != 0) {
-			log_err("xfer: cannot read the CA bundle %s: %s; give a readable PEM file to "
-				"--ca-bundle",
-				cfg->ca_bundle, strerror(errno));
+			log_err(
+			    "xfer: cannot read the CA bundle %s: %s; give a readable PEM file to "
+			    "--ca-bundle",
+			    cfg->ca_bundle, strerror(errno));
 			goto fail;
 		}
 		e->ca_bundle = strdup(cfg->ca_bundle);
@@ -853,8 +862,8 @@ struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
 		goto fail;
 	curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)e->cfg.max_connections);
 	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->cfg.max_connections);
-	e->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)e ^
-		 now_ms();
+	e->rng =
+	    ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)e ^ now_ms();
 	if (!e->rng)
 		e->rng = 0x9E3779B97F4A7C15ULL;
 	pthread_mutex_init(&e->lock, NULL);
@@ -932,7 +941,7 @@ static int enqueue(struct xfer_engine *e, struct xfer_request *req)
 	if (!req->method || !req->url || (!req->done && !w) ||
 	    (req->body_len && !req->body && !req->read) || (req->resp_buf && !req->resp_cap)) {
 		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-			 "request without method, url, done callback or body source");
+		         "request without method, url, done callback or body source");
 		req->result.status = XFER_ERR_INVALID;
 		return -1;
 	}
@@ -968,7 +977,7 @@ int xfer_perform(struct xfer_engine *e, struct xfer_request *req)
 
 	if (pthread_equal(pthread_self(), e->thread)) {
 		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-			 "blocking transfer called on the transfer thread");
+		         "blocking transfer called on the transfer thread");
 		req->result.status = XFER_ERR_INVALID;
 		return -1;
 	}

@@ -21,28 +21,28 @@ struct xfer_request;
 
 /** Engine settings. Zero in any field means "the default in brackets". */
 struct xfer_config {
-	int max_connections;       /* requests in flight at once, = connections kept [16] */
-	int max_attempts;          /* attempts per request including the first [5] */
-	long connect_timeout_ms;   /* TCP + TLS connect [5000] */
-	long low_speed_limit;      /* abort a transfer slower than this many bytes/s ... [1] */
-	long low_speed_time;       /* ... for this many seconds [30] */
-	long backoff_base_ms;      /* first retry waits random(0, base) [100] */
-	long backoff_max_ms;       /* cap of the exponential backoff [20000] */
-	size_t max_error_body;     /* bytes of a >= 300 response body kept [65536] */
-	const char *ca_bundle;     /* PEM file of CAs (--ca-bundle); NULL = system store */
-	const char *user_agent;    /* NULL = "hpcops/VERSION" */
+	int max_connections;     /* requests in flight at once, = connections kept [16] */
+	int max_attempts;        /* attempts per request including the first [5] */
+	long connect_timeout_ms; /* TCP + TLS connect [5000] */
+	long low_speed_limit;    /* abort a transfer slower than this many bytes/s ... [1] */
+	long low_speed_time;     /* ... for this many seconds [30] */
+	long backoff_base_ms;    /* first retry waits random(0, base) [100] */
+	long backoff_max_ms;     /* cap of the exponential backoff [20000] */
+	size_t max_error_body;   /* bytes of a >= 300 response body kept [65536] */
+	const char *ca_bundle;   /* PEM file of CAs (--ca-bundle); NULL = system store */
+	const char *user_agent;  /* NULL = "hpcops/VERSION" */
 };
 
 /** How a request ended. An HTTP response of any status is XFER_OK. */
 enum xfer_status {
-	XFER_OK = 0,         /* a response arrived: see http_status */
-	XFER_ERR_NETWORK,    /* connect refused/failed, reset, DNS, TLS: after the retries */
-	XFER_ERR_TIMEOUT,    /* connect or low-speed timeout: after the retries */
-	XFER_ERR_CANCELLED,  /* xfer_cancel(), engine shut down, or a write callback said stop */
-	XFER_ERR_TOO_LARGE,  /* the body did not fit resp_buf / resp_max */
-	XFER_ERR_SIGN,       /* the sign callback failed */
+	XFER_OK = 0,        /* a response arrived: see http_status */
+	XFER_ERR_NETWORK,   /* connect refused/failed, reset, DNS, TLS: after the retries */
+	XFER_ERR_TIMEOUT,   /* connect or low-speed timeout: after the retries */
+	XFER_ERR_CANCELLED, /* xfer_cancel(), engine shut down, or a write callback said stop */
+	XFER_ERR_TOO_LARGE, /* the body did not fit resp_buf / resp_max */
+	XFER_ERR_SIGN,      /* the sign callback failed */
 	XFER_ERR_NOMEM,
-	XFER_ERR_INVALID,    /* bad request fields, or a blocking call on the engine thread */
+	XFER_ERR_INVALID, /* bad request fields, or a blocking call on the engine thread */
 };
 
 /**
@@ -58,9 +58,9 @@ struct xfer_header {
 /** What happened, filled before the done callback runs. */
 struct xfer_result {
 	enum xfer_status status;
-	long http_status;        /* 0 when no response arrived */
-	int attempts;            /* attempts made */
-	char request_id[64];     /* x-amz-request-id / x-amzn-RequestId, or "" */
+	long http_status;             /* 0 when no response arrived */
+	int attempts;                 /* attempts made */
+	char request_id[64];          /* x-amz-request-id / x-amzn-RequestId, or "" */
 	char errmsg[CURL_ERROR_SIZE]; /* curl's text for a transport error, or "" */
 	/*
 	 * Body of a response with status >= 300 (the S3/AWS error document),
@@ -76,7 +76,7 @@ struct xfer_result {
 	 * caller takes it (then set body to NULL).
 	 */
 	char *body;
-	size_t body_len;         /* bytes received into resp_buf or body */
+	size_t body_len; /* bytes received into resp_buf or body */
 };
 
 /**
@@ -99,14 +99,14 @@ typedef void (*xfer_done_fn)(void *user, struct xfer_request *req);
  */
 struct xfer_request {
 	/* ---- caller: what to send ---- */
-	const char *method;                  /* "GET", "HEAD", "PUT", "POST", "DELETE" */
-	const char *url;                     /* full URL, already percent-encoded */
-	const struct xfer_header *headers;   /* sent as given (plus what @sign adds) */
+	const char *method;                /* "GET", "HEAD", "PUT", "POST", "DELETE" */
+	const char *url;                   /* full URL, already percent-encoded */
+	const struct xfer_header *headers; /* sent as given (plus what @sign adds) */
 	size_t n_headers;
 
 	/* Request body: memory (@body, @body_len) or a read callback. */
 	const void *body;
-	size_t body_len;                     /* also the Content-Length with @read */
+	size_t body_len; /* also the Content-Length with @read */
 	/* Fill @buf with up to @len bytes; return bytes (0 = end) or -1 to abort. */
 	long (*read)(void *user, char *buf, size_t len);
 	/* Rewind the body to its start before a retry; 0 or -1 (no retry then). */
@@ -133,17 +133,17 @@ struct xfer_request {
 	 * start on a retry. The engine itself only looks at the request id.
 	 */
 	void (*on_header)(void *user, const char *name, size_t name_len, const char *value,
-			  size_t value_len);
+	                  size_t value_len);
 
-	xfer_sign_fn sign;                   /* NULL = send unsigned */
+	xfer_sign_fn sign; /* NULL = send unsigned */
 	void *sign_user;
-	xfer_done_fn done;                   /* required for xfer_submit() */
-	void *user;                          /* passed to read/rewind/write/on_header/done */
+	xfer_done_fn done; /* required for xfer_submit() */
+	void *user;        /* passed to read/rewind/write/on_header/done */
 
-	int max_attempts;                    /* 0 = engine default; 1 = no retry */
-	long timeout_ms;                     /* whole attempt; 0 = none (low-speed applies) */
-	long connect_timeout_ms;             /* 0 = engine default */
-	const char *log_name;                /* short label for debug lines, e.g. "GetObject" */
+	int max_attempts;        /* 0 = engine default; 1 = no retry */
+	long timeout_ms;         /* whole attempt; 0 = none (low-speed applies) */
+	long connect_timeout_ms; /* 0 = engine default */
+	const char *log_name;    /* short label for debug lines, e.g. "GetObject" */
 
 	/* ---- engine: the outcome ---- */
 	struct xfer_result result;
@@ -152,7 +152,7 @@ struct xfer_request {
 	struct {
 		struct xfer_engine *engine;
 		struct xfer_request *next;
-		void *waiter;        /* set by xfer_perform() */
+		void *waiter; /* set by xfer_perform() */
 		CURL *easy;
 		struct curl_slist *slist;
 		uint64_t due_ms;
@@ -161,7 +161,7 @@ struct xfer_request {
 		size_t delivered;
 		size_t err_cap;
 		long status;
-		int cancel;          /* atomic */
+		int cancel; /* atomic */
 		bool write_failed;
 		bool too_large;
 		bool in_body;

@@ -46,9 +46,9 @@ static const char *need_env(const char *name)
 		return v;
 	if (req && strcmp(req, "1") == 0) {
 		fprintf(stderr,
-			"test_s3: %s is not set; start radosgw with scripts/rgw start DIR and "
-			"source DIR/env\n",
-			name);
+		        "test_s3: %s is not set; start radosgw with scripts/rgw start DIR and "
+		        "source DIR/env\n",
+		        name);
 		exit(1);
 	}
 	fprintf(stderr, "test_s3: %s not set: skipped (scripts/rgw start DIR; . DIR/env)\n", name);
@@ -70,7 +70,7 @@ static struct s3_client *client_for(const char *bucket, struct creds_provider *c
 }
 
 static void key_of(char *out, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void key_of(char *out, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -152,7 +152,7 @@ static void wg_add(struct waitgroup *w)
 }
 
 static void wg_done(void *user, const struct s3_error *err, size_t got,
-		    const struct s3_object_info *info)
+                    const struct s3_object_info *info)
 {
 	struct waitgroup *w = user;
 
@@ -175,7 +175,7 @@ static void wg_wait(struct waitgroup *w)
 	pthread_mutex_unlock(&w->m);
 	if (w->failed)
 		fail_msg("%d async calls failed, first: %s", w->failed,
-			 s3_error_format(&w->first, buf, sizeof(buf)));
+		         s3_error_format(&w->first, buf, sizeof(buf)));
 	pthread_mutex_destroy(&w->m);
 	pthread_cond_destroy(&w->cv);
 }
@@ -267,7 +267,7 @@ static void test_ranges(void **state)
 
 	/* the middle */
 	expect_ok(s3_get_object(g.c, key, 500000, 3000, NULL, buf, sizeof(buf), &got, NULL, &e),
-		  &e);
+	          &e);
 	assert_int_equal(got, 3000);
 	assert_memory_equal(buf, d + 500000, 3000);
 
@@ -278,7 +278,7 @@ static void test_ranges(void **state)
 
 	/* a range running past the end gets what exists */
 	expect_ok(s3_get_object(g.c, key, n - 10, 4000, NULL, buf, sizeof(buf), &got, NULL, &e),
-		  &e);
+	          &e);
 	assert_int_equal(got, 10);
 	assert_memory_equal(buf, d + n - 10, 10);
 
@@ -288,9 +288,8 @@ static void test_ranges(void **state)
 	assert_int_equal(buf[0], d[n - 1]);
 
 	/* an offset past the end */
-	assert_int_equal(s3_get_object(g.c, key, n + 10, 10, NULL, buf, sizeof(buf), &got, NULL,
-				       &e),
-			 -1);
+	assert_int_equal(
+	    s3_get_object(g.c, key, n + 10, 10, NULL, buf, sizeof(buf), &got, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_INVALID_RANGE);
 	assert_int_equal(e.http_status, 416);
 
@@ -300,7 +299,7 @@ static void test_ranges(void **state)
 
 	/* a range bigger than the buffer is refused before sending */
 	assert_int_equal(s3_get_object(g.c, key, 0, 8192, NULL, buf, sizeof(buf), &got, NULL, &e),
-			 -1);
+	                 -1);
 	assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
 
 	/* whole object exactly fitting */
@@ -386,7 +385,7 @@ struct range_job {
 };
 
 static void range_done(void *user, const struct s3_error *err, size_t got,
-		       const struct s3_object_info *info)
+                       const struct s3_object_info *info)
 {
 	struct range_job *j = user;
 
@@ -414,8 +413,8 @@ static void test_get_async_parallel(void **state)
 		jobs[i].got = 0;
 		wg_add(&wg);
 		expect_ok(s3_get_object_async(g.c, key, (uint64_t)i * chunk, chunk, NULL,
-					      jobs[i].buf, chunk, range_done, &jobs[i], &e),
-			  &e);
+		                              jobs[i].buf, chunk, range_done, &jobs[i], &e),
+		          &e);
 	}
 	wg_wait(&wg);
 	for (int i = 0; i < N; i++) {
@@ -439,8 +438,8 @@ static void test_if_match(void **state)
 	expect_ok(s3_get_object(g.c, key, 0, 1000, etag, buf, sizeof(buf), &got, NULL, &e), &e);
 	assert_memory_equal(buf, d, 1000);
 	assert_int_equal(s3_get_object(g.c, key, 0, 1000, "0123456789abcdef0123456789abcdef", buf,
-				       sizeof(buf), &got, NULL, &e),
-			 -1);
+	                               sizeof(buf), &got, NULL, &e),
+	                 -1);
 	assert_int_equal(e.err, S3_ERR_PRECONDITION);
 	assert_int_equal(e.http_status, 412);
 	assert_int_equal(s3_err_to_errno(e.err), ESTALE);
@@ -450,9 +449,9 @@ static void test_if_match(void **state)
 static void test_special_keys(void **state)
 {
 	static const char *const names[] = {
-		"sp/a b+c%d&e<f>'\"\xc3\xbc~=.txt",
-		"sp/x?y#z;w,v:u@t$s!r(q)p*o",
-		"sp/tab\there",
+	    "sp/a b+c%d&e<f>'\"\xc3\xbc~=.txt",
+	    "sp/x?y#z;w,v:u@t$s!r(q)p*o",
+	    "sp/tab\there",
 	};
 	char key[512], dst[512];
 	struct s3_list_page pg;
@@ -465,7 +464,8 @@ static void test_special_keys(void **state)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		key_of(key, sizeof(key), "%s", names[i]);
 		put(key, names[i], strlen(names[i]));
-		expect_ok(s3_get_object(g.c, key, 0, 0, NULL, buf, sizeof(buf), &got, NULL, &e), &e);
+		expect_ok(s3_get_object(g.c, key, 0, 0, NULL, buf, sizeof(buf), &got, NULL, &e),
+		          &e);
 		assert_int_equal(got, strlen(names[i]));
 		assert_memory_equal(buf, names[i], got);
 	}
@@ -573,8 +573,8 @@ static void test_list_pages_2500(void **state)
 		snprintf(keys[i], sizeof(keys[i]), "%sk%05d", prefix, i);
 		wg_add(&wg);
 		expect_ok(s3_put_object_async(g.c, keys[i], body, (size_t)(i % 7), etags[i],
-					      wg_done, &wg, &e),
-			  &e);
+		                              wg_done, &wg, &e),
+		          &e);
 	}
 	wg_wait(&wg);
 
@@ -742,9 +742,9 @@ static void test_multipart_three_parts(void **state)
 		parts[i].part_no = i + 1;
 		wg_add(&wg);
 		expect_ok(s3_upload_part_async(g.c, key, uid, i + 1,
-					       d + (i == 1 ? sz[0] : sz[0] + sz[1]), sz[i],
-					       parts[i].etag, wg_done, &wg, &e),
-			  &e);
+		                               d + (i == 1 ? sz[0] : sz[0] + sz[1]), sz[i],
+		                               parts[i].etag, wg_done, &wg, &e),
+		          &e);
 	}
 	wg_wait(&wg);
 	for (int i = 0; i < 3; i++) {
@@ -780,12 +780,12 @@ static void test_multipart_three_parts(void **state)
 
 	/* a range across the part 1/2 boundary */
 	expect_ok(s3_get_object(g.c, key, sz[0] - 8, 16, NULL, buf, sizeof(buf), &got, NULL, &e),
-		  &e);
+	          &e);
 	assert_int_equal(got, 16);
 	assert_memory_equal(buf, d + sz[0] - 8, 16);
 	/* exactly the first byte of part 3 */
 	expect_ok(s3_get_object(g.c, key, sz[0] + sz[1], 1, NULL, buf, sizeof(buf), &got, NULL, &e),
-		  &e);
+	          &e);
 	assert_int_equal(buf[0], d[sz[0] + sz[1]]);
 
 	/* the upload is gone once complete (radosgw says NoSuchKey, AWS NoSuchUpload) */
@@ -815,7 +815,7 @@ static void test_upload_part_copy(void **state)
 	expect_ok(s3_upload_part_copy(g.c, dst, uid, 1, src, 0, split, parts[0].etag, &e), &e);
 	parts[1].part_no = 2;
 	expect_ok(s3_upload_part_copy(g.c, dst, uid, 2, src, split, n - split, parts[1].etag, &e),
-		  &e);
+	          &e);
 	parts[2].part_no = 3;
 	expect_ok(s3_upload_part(g.c, dst, uid, 3, t, tail, parts[2].etag, &e), &e);
 	expect_ok(s3_complete_multipart(g.c, dst, uid, parts, 3, etag, &e), &e);
@@ -916,7 +916,7 @@ static void test_bad_credentials(void **state)
 {
 	struct creds_provider *wrong = creds_provider_new_static(g.ak, "not-the-secret", NULL);
 	struct creds_provider *unknown =
-		creds_provider_new_static("AKIAUNKNOWNUNKNOWN00", g.sk, NULL);
+	    creds_provider_new_static("AKIAUNKNOWNUNKNOWN00", g.sk, NULL);
 	struct s3_client *c1 = client_for(g.bucket, wrong), *c2 = client_for(g.bucket, unknown);
 	char key[256], buf[8];
 	size_t got;
@@ -966,7 +966,7 @@ static void test_other_user_access_denied(void **state)
 	if (!root || !g.rgw_dir)
 		skip();
 	snprintf(cmd, sizeof(cmd), "'%s/scripts/rgw' user '%s' hpcops-other 2>/dev/null", root,
-		 g.rgw_dir);
+	         g.rgw_dir);
 	f = popen(cmd, "r");
 	assert_non_null(f);
 	assert_int_equal(fscanf(f, "%127s %127s", ak, sk), 2);
@@ -999,9 +999,9 @@ static void test_entity_too_small(void **state)
 	memset(parts, 0, sizeof(parts));
 	parts[0].part_no = 1;
 	parts[1].part_no = 2;
-	expect_ok(s3_upload_part(g.c, key, uid, 1, "first part, far under 5 MiB", 27,
-				 parts[0].etag, &e),
-		  &e);
+	expect_ok(
+	    s3_upload_part(g.c, key, uid, 1, "first part, far under 5 MiB", 27, parts[0].etag, &e),
+	    &e);
 	expect_ok(s3_upload_part(g.c, key, uid, 2, "last", 4, parts[1].etag, &e), &e);
 	assert_int_equal(s3_complete_multipart(g.c, key, uid, parts, 2, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_ENTITY_TOO_SMALL);
@@ -1071,24 +1071,24 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_put_get_head),
-		cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_get_stream),
-		cmocka_unit_test(test_get_async_parallel),
-		cmocka_unit_test(test_if_match),
-		cmocka_unit_test(test_special_keys),
-		cmocka_unit_test(test_copy_delete),
-		cmocka_unit_test(test_list_pages_2500),
-		cmocka_unit_test(test_list_delimiter),
-		cmocka_unit_test(test_multipart_three_parts),
-		cmocka_unit_test(test_upload_part_copy),
-		cmocka_unit_test(test_abort_and_list_uploads),
-		cmocka_unit_test(test_no_such_key_and_bucket),
-		cmocka_unit_test(test_bad_credentials),
-		cmocka_unit_test(test_other_user_access_denied),
-		cmocka_unit_test(test_entity_too_small),
-		cmocka_unit_test(test_bad_digest),
-		cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_put_get_head),
+	    cmocka_unit_test(test_ranges),
+	    cmocka_unit_test(test_get_stream),
+	    cmocka_unit_test(test_get_async_parallel),
+	    cmocka_unit_test(test_if_match),
+	    cmocka_unit_test(test_special_keys),
+	    cmocka_unit_test(test_copy_delete),
+	    cmocka_unit_test(test_list_pages_2500),
+	    cmocka_unit_test(test_list_delimiter),
+	    cmocka_unit_test(test_multipart_three_parts),
+	    cmocka_unit_test(test_upload_part_copy),
+	    cmocka_unit_test(test_abort_and_list_uploads),
+	    cmocka_unit_test(test_no_such_key_and_bucket),
+	    cmocka_unit_test(test_bad_credentials),
+	    cmocka_unit_test(test_other_user_access_denied),
+	    cmocka_unit_test(test_entity_too_small),
+	    cmocka_unit_test(test_bad_digest),
+	    cmocka_unit_test(test_bad_arguments),
 	};
 
 	g.endpoint = need_env("HPCOPS_S3_ENDPOINT");

@@ -41,7 +41,7 @@ static int start_server(void)
 	FILE *f;
 
 	snprintf(script, sizeof(script), "%s/tests/s3/flaky_server.py",
-		 root ? root : HPCOPS_TEST_SOURCE_ROOT);
+	         root ? root : HPCOPS_TEST_SOURCE_ROOT);
 	if (pipe(fds))
 		return -1;
 	g.server = fork();
@@ -144,7 +144,7 @@ static int sign_cb(void *user, struct xfer_request *req, struct curl_slist **ext
 }
 
 static void get_text(const char *url, struct signer *s, struct xfer_request *r, char *buf,
-		     size_t cap)
+                     size_t cap)
 {
 	xfer_request_init(r);
 	r->method = "GET";
@@ -643,19 +643,19 @@ static void test_shutdown_completes_queued(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_retry_503_then_200),
-		cmocka_unit_test(test_retry_on_error_codes),
-		cmocka_unit_test(test_no_retry_on_404),
-		cmocka_unit_test(test_gives_up_after_max_attempts),
-		cmocka_unit_test(test_retry_after_reset),
-		cmocka_unit_test(test_cut_body_is_retried_from_zero),
-		cmocka_unit_test(test_put_bodies_resent),
-		cmocka_unit_test(test_connection_refused),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_concurrency_cap),
-		cmocka_unit_test(test_bounded_bodies),
-		cmocka_unit_test(test_misuse),
-		cmocka_unit_test(test_shutdown_completes_queued),
+	    cmocka_unit_test(test_retry_503_then_200),
+	    cmocka_unit_test(test_retry_on_error_codes),
+	    cmocka_unit_test(test_no_retry_on_404),
+	    cmocka_unit_test(test_gives_up_after_max_attempts),
+	    cmocka_unit_test(test_retry_after_reset),
+	    cmocka_unit_test(test_cut_body_is_retried_from_zero),
+	    cmocka_unit_test(test_put_bodies_resent),
+	    cmocka_unit_test(test_connection_refused),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_concurrency_cap),
+	    cmocka_unit_test(test_bounded_bodies),
+	    cmocka_unit_test(test_misuse),
+	    cmocka_unit_test(test_shutdown_completes_queued),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -22,7 +22,7 @@
 
 /* Feed @xml to a parser of @kind in pieces of @step bytes. */
 static int parse_in_steps(enum s3_doc_kind kind, const char *xml, size_t step,
-			  struct s3_doc_out *out, char *why, size_t why_len)
+                          struct s3_doc_out *out, char *why, size_t why_len)
 {
 	struct s3_doc *d = s3_doc_new(kind, out);
 	size_t len = strlen(xml);
@@ -39,21 +39,21 @@ static int parse_in_steps(enum s3_doc_kind kind, const char *xml, size_t step,
 }
 
 static const char list_xml[] =
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-	"<Name>bkt</Name><Prefix>dir%2F</Prefix><KeyCount>5</KeyCount><MaxKeys>5</MaxKeys>"
-	"<Delimiter>%2F</Delimiter><EncodingType>url</EncodingType>"
-	"<IsTruncated>true</IsTruncated>"
-	"<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
-	"<Contents><Key>dir%2Fa+b.txt</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
-	"<ETag>&quot;fba9dede5f27731c9771645a39863328&quot;</ETag><Size>434234</Size>"
-	"<StorageClass>STANDARD</StorageClass></Contents>"
-	"<Contents><Key>dir%2Fc%2Bd%25e</Key><LastModified>2020-01-01T00:00:00Z</LastModified>"
-	"<ETag>\"5d41402abc4b2a76b9719d911017c592-3\"</ETag><Size>0</Size></Contents>"
-	"<Contents><Key>dir%2F%C3%BC</Key><Size>18446744073709551615</Size></Contents>"
-	"<CommonPrefixes><Prefix>dir%2Fsub%2F</Prefix></CommonPrefixes>"
-	"<CommonPrefixes><Prefix>dir%2Fz%20z%2F</Prefix></CommonPrefixes>"
-	"</ListBucketResult>";
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Name>bkt</Name><Prefix>dir%2F</Prefix><KeyCount>5</KeyCount><MaxKeys>5</MaxKeys>"
+    "<Delimiter>%2F</Delimiter><EncodingType>url</EncodingType>"
+    "<IsTruncated>true</IsTruncated>"
+    "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+    "<Contents><Key>dir%2Fa+b.txt</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
+    "<ETag>&quot;fba9dede5f27731c9771645a39863328&quot;</ETag><Size>434234</Size>"
+    "<StorageClass>STANDARD</StorageClass></Contents>"
+    "<Contents><Key>dir%2Fc%2Bd%25e</Key><LastModified>2020-01-01T00:00:00Z</LastModified>"
+    "<ETag>\"5d41402abc4b2a76b9719d911017c592-3\"</ETag><Size>0</Size></Contents>"
+    "<Contents><Key>dir%2F%C3%BC</Key><Size>18446744073709551615</Size></Contents>"
+    "<CommonPrefixes><Prefix>dir%2Fsub%2F</Prefix></CommonPrefixes>"
+    "<CommonPrefixes><Prefix>dir%2Fz%20z%2F</Prefix></CommonPrefixes>"
+    "</ListBucketResult>";
 
 static void check_list_page(const struct s3_list_page *pg)
 {
@@ -88,9 +88,9 @@ static void test_list_page_any_chunking(void **state)
 		memset(&out, 0, sizeof(out));
 		out.page = &pg;
 		out.max_entries = 5;
-		assert_int_equal(parse_in_steps(S3_DOC_LIST_OBJECTS, list_xml, steps[i], &out, why,
-						sizeof(why)),
-				 0);
+		assert_int_equal(
+		    parse_in_steps(S3_DOC_LIST_OBJECTS, list_xml, steps[i], &out, why, sizeof(why)),
+		    0);
 		assert_false(out.is_error);
 		check_list_page(&pg);
 		s3_list_page_free(&pg);
@@ -102,8 +102,8 @@ static void test_list_page_plain_keys(void **state)
 {
 	/* Without EncodingType the keys are literal: '+' and '%' stay. */
 	const char *xml = "<ListBucketResult><IsTruncated>false</IsTruncated>"
-			  "<Contents><Key>a+b%20c &amp; d</Key><Size>1</Size></Contents>"
-			  "</ListBucketResult>";
+	                  "<Contents><Key>a+b%20c &amp; d</Key><Size>1</Size></Contents>"
+	                  "</ListBucketResult>";
 	struct s3_list_page pg;
 	struct s3_doc_out out;
 
@@ -132,7 +132,7 @@ static void test_list_page_bounded_by_max_keys(void **state)
 	out.page = &pg;
 	out.max_entries = 2; /* the page above has 3 entries */
 	assert_int_equal(parse_in_steps(S3_DOC_LIST_OBJECTS, list_xml, 100, &out, why, sizeof(why)),
-			 -1);
+	                 -1);
 	assert_non_null(strstr(why, "max-keys"));
 	s3_list_page_free(&pg);
 }
@@ -179,25 +179,24 @@ static void test_malformed_and_truncated(void **state)
 	out.max_entries = 10;
 	/* cut in the middle */
 	assert_int_equal(parse_in_steps(S3_DOC_LIST_OBJECTS,
-					"<ListBucketResult><Contents><Key>a</Key>", 4, &out, why,
-					sizeof(why)),
-			 -1);
+	                                "<ListBucketResult><Contents><Key>a</Key>", 4, &out, why,
+	                                sizeof(why)),
+	                 -1);
 	assert_true(why[0] != '\0');
 	s3_list_page_free(&pg);
 
 	/* not XML */
 	memset(&out, 0, sizeof(out));
 	out.page = &pg;
-	assert_int_equal(parse_in_steps(S3_DOC_LIST_OBJECTS, "<html>oops", 3, &out, why,
-					sizeof(why)),
-			 -1);
+	assert_int_equal(
+	    parse_in_steps(S3_DOC_LIST_OBJECTS, "<html>oops", 3, &out, why, sizeof(why)), -1);
 	s3_list_page_free(&pg);
 
 	/* the wrong document */
 	memset(&out, 0, sizeof(out));
 	assert_int_equal(parse_in_steps(S3_DOC_INITIATE, "<Foo><UploadId>x</UploadId></Foo>", 3,
-					&out, why, sizeof(why)),
-			 -1);
+	                                &out, why, sizeof(why)),
+	                 -1);
 	assert_non_null(strstr(why, "Foo"));
 
 	/* empty body */
@@ -209,15 +208,15 @@ static void test_error_documents(void **state)
 {
 	struct s3_error e;
 	const char *nsk = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
-			  "<Error><Code>NoSuchKey</Code><Message>The resource you requested "
-			  "does not exist</Message><Resource>/mybucket/myfoto.jpg</Resource>"
-			  "<RequestId>4442587FB7D0A2F9</RequestId></Error>";
+	                  "<Error><Code>NoSuchKey</Code><Message>The resource you requested "
+	                  "does not exist</Message><Resource>/mybucket/myfoto.jpg</Resource>"
+	                  "<RequestId>4442587FB7D0A2F9</RequestId></Error>";
 	const char *ahm = "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region "
-			  "'us-east-1' is wrong; expecting 'eu-west-1'</Message>"
-			  "<Region>eu-west-1</Region><RequestId>R1</RequestId></Error>";
+	                  "'us-east-1' is wrong; expecting 'eu-west-1'</Message>"
+	                  "<Region>eu-west-1</Region><RequestId>R1</RequestId></Error>";
 	const char *pr = "<Error><Code>PermanentRedirect</Code><Message>use the endpoint"
-			 "</Message><Bucket>b</Bucket>"
-			 "<Endpoint>b.s3.ap-southeast-2.amazonaws.com</Endpoint></Error>";
+	                 "</Message><Bucket>b</Bucket>"
+	                 "<Endpoint>b.s3.ap-southeast-2.amazonaws.com</Endpoint></Error>";
 
 	(void)state;
 	memset(&e, 0, sizeof(e));
@@ -268,14 +267,13 @@ static void test_region_from_endpoint(void **state)
 
 	(void)state;
 	assert_int_equal(s3_xml_region_from_endpoint("b.s3.eu-west-1.amazonaws.com", r, sizeof(r)),
-			 0);
+	                 0);
 	assert_string_equal(r, "eu-west-1");
 	assert_int_equal(s3_xml_region_from_endpoint("s3-us-west-2.amazonaws.com", r, sizeof(r)),
-			 0);
+	                 0);
 	assert_string_equal(r, "us-west-2");
 	assert_int_equal(
-		s3_xml_region_from_endpoint("b.s3.dualstack.us-east-2.amazonaws.com", r, sizeof(r)),
-		0);
+	    s3_xml_region_from_endpoint("b.s3.dualstack.us-east-2.amazonaws.com", r, sizeof(r)), 0);
 	assert_string_equal(r, "us-east-2");
 	assert_int_equal(s3_xml_region_from_endpoint("s3.amazonaws.com", r, sizeof(r)), -1);
 	assert_int_equal(s3_xml_region_from_endpoint("minio.local", r, sizeof(r)), -1);
@@ -285,35 +283,37 @@ static void test_multipart_documents(void **state)
 {
 	struct s3_doc_out out;
 	const char *init = "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
-			   "<UploadId>2~abc-DEF_123</UploadId></InitiateMultipartUploadResult>";
+	                   "<UploadId>2~abc-DEF_123</UploadId></InitiateMultipartUploadResult>";
 	const char *comp = "<CompleteMultipartUploadResult><Location>http://x/b/k</Location>"
-			   "<Bucket>b</Bucket><Key>k</Key>"
-			   "<ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>"
-			   "</CompleteMultipartUploadResult>";
+	                   "<Bucket>b</Bucket><Key>k</Key>"
+	                   "<ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>"
+	                   "</CompleteMultipartUploadResult>";
 	const char *comp_empty = "<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
-				 "<ETag></ETag></CompleteMultipartUploadResult>";
+	                         "<ETag></ETag></CompleteMultipartUploadResult>";
 	const char *comp_err = "<Error><Code>InternalError</Code><Message>We encountered an "
-			       "internal error. Please try again.</Message></Error>";
+	                       "internal error. Please try again.</Message></Error>";
 	const char *copy = "<CopyPartResult><LastModified>2011-04-11T20:34:56.000Z</LastModified>"
-			   "<ETag>\"9b2cf535f27731c974343645a3985328\"</ETag></CopyPartResult>";
+	                   "<ETag>\"9b2cf535f27731c974343645a3985328\"</ETag></CopyPartResult>";
 	const char *parts =
-		"<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId>"
-		"<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>3</NextPartNumberMarker>"
-		"<MaxParts>3</MaxParts><IsTruncated>true</IsTruncated>"
-		"<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag><Size>5242880</Size></Part>"
-		"<Part><PartNumber>2</PartNumber><ETag>\"e2\"</ETag><Size>5242880</Size></Part>"
-		"<Part><PartNumber>3</PartNumber><ETag>\"e3\"</ETag><Size>7</Size></Part>"
-		"</ListPartsResult>";
-	const char *ups = "<ListMultipartUploadsResult><Bucket>b</Bucket>"
-			  "<EncodingType>url</EncodingType>"
-			  "<NextKeyMarker>p%2Fk2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
-			  "<IsTruncated>false</IsTruncated>"
-			  "<Upload><Key>p%2Fk1</Key><UploadId>u1</UploadId></Upload>"
-			  "<Upload><Key>p%2Fk2</Key><UploadId>u2</UploadId></Upload>"
-			  "</ListMultipartUploadsResult>";
-	const char *del = "<DeleteResult><Deleted><Key>a</Key></Deleted>"
-			  "<Error><Key>b</Key><Code>AccessDenied</Code><Message>no</Message></Error>"
-			  "<Error><Key>c</Key><Code>InternalError</Code></Error></DeleteResult>";
+	    "<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId>"
+	    "<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>3</NextPartNumberMarker>"
+	    "<MaxParts>3</MaxParts><IsTruncated>true</IsTruncated>"
+	    "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag><Size>5242880</Size></Part>"
+	    "<Part><PartNumber>2</PartNumber><ETag>\"e2\"</ETag><Size>5242880</Size></Part>"
+	    "<Part><PartNumber>3</PartNumber><ETag>\"e3\"</ETag><Size>7</Size></Part>"
+	    "</ListPartsResult>";
+	const char *ups =
+	    "<ListMultipartUploadsResult><Bucket>b</Bucket>"
+	    "<EncodingType>url</EncodingType>"
+	    "<NextKeyMarker>p%2Fk2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
+	    "<IsTruncated>false</IsTruncated>"
+	    "<Upload><Key>p%2Fk1</Key><UploadId>u1</UploadId></Upload>"
+	    "<Upload><Key>p%2Fk2</Key><UploadId>u2</UploadId></Upload>"
+	    "</ListMultipartUploadsResult>";
+	const char *del =
+	    "<DeleteResult><Deleted><Key>a</Key></Deleted>"
+	    "<Error><Key>b</Key><Code>AccessDenied</Code><Message>no</Message></Error>"
+	    "<Error><Key>c</Key><Code>InternalError</Code></Error></DeleteResult>";
 
 	(void)state;
 	memset(&out, 0, sizeof(out));
@@ -405,12 +405,12 @@ static void test_errno_table(void **state)
 	strcpy(e.message, "The specified bucket does not exist");
 	strcpy(e.request_id, "tx0001");
 	assert_string_equal(s3_error_format(&e, buf, sizeof(buf)),
-			    "NoSuchBucket: The specified bucket does not exist (HTTP 404, "
-			    "request id tx0001)");
+	                    "NoSuchBucket: The specified bucket does not exist (HTTP 404, "
+	                    "request id tx0001)");
 }
 
 static void http_error(struct s3_error *e, long status, const char *method, const char *body,
-		       const char *region_hdr)
+                       const char *region_hdr)
 {
 	memset(e, 0, sizeof(*e));
 	if (region_hdr)
@@ -456,7 +456,7 @@ static void test_http_errors(void **state)
 	http_error(&e, 416, "GET", NULL, NULL);
 	assert_int_equal(e.err, S3_ERR_INVALID_RANGE);
 	http_error(&e, 409, "GET", "<Error><Code>SomethingNew</Code><Message>m</Message></Error>",
-		   NULL);
+	           NULL);
 	assert_int_equal(e.err, S3_ERR_OTHER);
 	assert_string_equal(e.code, "SomethingNew");
 	assert_string_equal(e.message, "m");
@@ -467,23 +467,23 @@ static void test_http_errors(void **state)
 	assert_string_equal(e.region, "eu-central-1");
 	assert_non_null(strstr(e.message, "--region eu-central-1"));
 	http_error(&e, 301, "GET",
-		   "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
-		   "to access must be addressed using the specified endpoint.</Message>"
-		   "<Endpoint>b.s3.eu-west-3.amazonaws.com</Endpoint></Error>",
-		   "eu-west-3");
+	           "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting "
+	           "to access must be addressed using the specified endpoint.</Message>"
+	           "<Endpoint>b.s3.eu-west-3.amazonaws.com</Endpoint></Error>",
+	           "eu-west-3");
 	assert_int_equal(e.err, S3_ERR_WRONG_REGION);
 	assert_string_equal(e.region, "eu-west-3");
 	http_error(&e, 400, "GET",
-		   "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization "
-		   "header is malformed; the region 'us-east-1' is wrong; expecting "
-		   "'ap-south-1'</Message><Region>ap-south-1</Region></Error>",
-		   NULL);
+	           "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization "
+	           "header is malformed; the region 'us-east-1' is wrong; expecting "
+	           "'ap-south-1'</Message><Region>ap-south-1</Region></Error>",
+	           NULL);
 	assert_int_equal(e.err, S3_ERR_WRONG_REGION);
 	assert_string_equal(e.region, "ap-south-1");
 	/* ... but a malformed header without a region is not a redirect */
 	http_error(&e, 400, "GET",
-		   "<Error><Code>AuthorizationHeaderMalformed</Code><Message>x</Message></Error>",
-		   NULL);
+	           "<Error><Code>AuthorizationHeaderMalformed</Code><Message>x</Message></Error>",
+	           NULL);
 	assert_int_equal(e.err, S3_ERR_OTHER);
 }
 
@@ -508,14 +508,14 @@ static void test_addressing(void **state)
 	assert_non_null(c);
 	/* every byte but unreserved and '/' is encoded, UTF-8 byte-wise */
 	assert_int_equal(s3_client_test_url(c, "a b/c+d~e=f&\xc3\xbc*", NULL, url, sizeof(url),
-					    host, sizeof(host), path, sizeof(path)),
-			 0);
+	                                    host, sizeof(host), path, sizeof(path)),
+	                 0);
 	assert_string_equal(url, "http://127.0.0.1:7480/my-bucket/a%20b/c%2Bd~e%3Df%26%C3%BC%2A");
 	assert_string_equal(host, "127.0.0.1:7480");
 	assert_string_equal(path, "/my-bucket/a%20b/c%2Bd~e%3Df%26%C3%BC%2A");
 	assert_int_equal(s3_client_test_url(c, NULL, "list-type=2", url, sizeof(url), host,
-					    sizeof(host), path, sizeof(path)),
-			 0);
+	                                    sizeof(host), path, sizeof(path)),
+	                 0);
 	assert_string_equal(url, "http://127.0.0.1:7480/my-bucket?list-type=2");
 	assert_string_equal(path, "/my-bucket");
 	s3_client_free(c);
@@ -525,14 +525,14 @@ static void test_addressing(void **state)
 	c = s3_client_new(&cfg);
 	assert_non_null(c);
 	assert_int_equal(s3_client_test_url(c, "dir/k", "uploads", url, sizeof(url), host,
-					    sizeof(host), path, sizeof(path)),
-			 0);
+	                                    sizeof(host), path, sizeof(path)),
+	                 0);
 	assert_string_equal(url, "https://my-bucket.s3.eu-west-1.amazonaws.com/dir/k?uploads");
 	assert_string_equal(host, "my-bucket.s3.eu-west-1.amazonaws.com");
 	assert_string_equal(path, "/dir/k");
 	assert_int_equal(s3_client_test_url(c, NULL, NULL, url, sizeof(url), host, sizeof(host),
-					    path, sizeof(path)),
-			 0);
+	                                    path, sizeof(path)),
+	                 0);
 	assert_string_equal(url, "https://my-bucket.s3.eu-west-1.amazonaws.com/");
 	assert_string_equal(path, "/");
 	s3_client_free(c);
@@ -542,8 +542,8 @@ static void test_addressing(void **state)
 	c = s3_client_new(&cfg);
 	assert_non_null(c);
 	assert_int_equal(s3_client_test_url(c, "k", NULL, url, sizeof(url), host, sizeof(host),
-					    path, sizeof(path)),
-			 0);
+	                                    path, sizeof(path)),
+	                 0);
 	assert_string_equal(url, "http://my-bucket.store.example:9000/s3/k");
 	assert_string_equal(host, "my-bucket.store.example:9000");
 	assert_string_equal(path, "/s3/k");
@@ -560,18 +560,18 @@ static void test_addressing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_list_page_any_chunking),
-		cmocka_unit_test(test_list_page_plain_keys),
-		cmocka_unit_test(test_list_page_bounded_by_max_keys),
-		cmocka_unit_test(test_list_many_entries),
-		cmocka_unit_test(test_malformed_and_truncated),
-		cmocka_unit_test(test_error_documents),
-		cmocka_unit_test(test_region_from_endpoint),
-		cmocka_unit_test(test_multipart_documents),
-		cmocka_unit_test(test_parse_time),
-		cmocka_unit_test(test_errno_table),
-		cmocka_unit_test(test_http_errors),
-		cmocka_unit_test(test_addressing),
+	    cmocka_unit_test(test_list_page_any_chunking),
+	    cmocka_unit_test(test_list_page_plain_keys),
+	    cmocka_unit_test(test_list_page_bounded_by_max_keys),
+	    cmocka_unit_test(test_list_many_entries),
+	    cmocka_unit_test(test_malformed_and_truncated),
+	    cmocka_unit_test(test_error_documents),
+	    cmocka_unit_test(test_region_from_endpoint),
+	    cmocka_unit_test(test_multipart_documents),
+	    cmocka_unit_test(test_parse_time),
+	    cmocka_unit_test(test_errno_table),
+	    cmocka_unit_test(test_http_errors),
+	    cmocka_unit_test(test_addressing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
