@@ -284,9 +284,9 @@ static int sts_config_locked(struct creds_provider *p, struct sts_config *cfg,
 	return 0;
 }
 
-static int web_identity(struct creds_provider *p, const char *token_file, const char *role_arn,
-                        const char *session, const char *from, struct creds *out,
-                        struct creds_error *err)
+static int web_identity_locked(struct creds_provider *p, const char *token_file,
+                               const char *role_arn, const char *session, const char *from,
+                               struct creds *out, struct creds_error *err)
 {
 	struct sts_assume_params ap = {.role_arn = role_arn, .session_name = session};
 	struct sts_config cfg;
@@ -321,8 +321,8 @@ out:
 	return rc;
 }
 
-static int from_web_identity_env(struct creds_provider *p, struct creds *out,
-                                 struct creds_error *err)
+static int from_web_identity_env_locked(struct creds_provider *p, struct creds *out,
+                                        struct creds_error *err)
 {
 	const char *file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
 	const char *role = getenv("AWS_ROLE_ARN");
@@ -336,16 +336,16 @@ static int from_web_identity_env(struct creds_provider *p, struct creds *out,
 		         file && *file ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE");
 		return 0;
 	}
-	return web_identity(p, file, role, getenv("AWS_ROLE_SESSION_NAME"),
-	                    "AWS_WEB_IDENTITY_TOKEN_FILE", out, err);
+	return web_identity_locked(p, file, role, getenv("AWS_ROLE_SESSION_NAME"),
+	                           "AWS_WEB_IDENTITY_TOKEN_FILE", out, err);
 }
 
-static int resolve_profile_role(struct creds_provider *p, const char *profile, int depth,
-                                struct creds *out, struct creds_error *err);
+static int resolve_profile_role_locked(struct creds_provider *p, const char *profile, int depth,
+                                       struct creds *out, struct creds_error *err);
 
 /* The credentials a role profile starts from (source_profile / credential_source). */
-static int role_base_creds(struct creds_provider *p, const char *profile, int depth,
-                           struct creds *base, struct creds_error *err)
+static int role_base_creds_locked(struct creds_provider *p, const char *profile, int depth,
+                                  struct creds *base, struct creds_error *err)
 {
 	char *src = creds_profile_get(profile, "source_profile");
 	char *cs = creds_profile_get(profile, "credential_source");
@@ -376,7 +376,7 @@ static int role_base_creds(struct creds_provider *p, const char *profile, int de
 				    profile, CREDS_MAX_ROLE_CHAIN);
 				goto out;
 			}
-			rc = resolve_profile_role(p, src, depth + 1, base, err);
+			rc = resolve_profile_role_locked(p, src, depth + 1, base, err);
 		} else {
 			rc = creds_from_profile_keys(src, base, err);
 			if (rc == 0)
@@ -389,9 +389,9 @@ static int role_base_creds(struct creds_provider *p, const char *profile, int de
 		if (!strcmp(cs, "Environment"))
 			rc = from_env(base, err);
 		else if (!strcmp(cs, "Ec2InstanceMetadata"))
-			rc = creds_from_imds(p, base, err);
+			rc = creds_from_imds_locked(p, base, err);
 		else if (!strcmp(cs, "EcsContainer"))
-			rc = creds_from_container(p, base, err);
+			rc = creds_from_container_locked(p, base, err);
 		else {
 			creds_set_err(
 			    err, CREDS_ERR_CONFIG,
@@ -417,8 +417,8 @@ out:
 	return rc == 1 ? 1 : -1;
 }
 
-static int resolve_profile_role(struct creds_provider *p, const char *profile, int depth,
-                                struct creds *out, struct creds_error *err)
+static int resolve_profile_role_locked(struct creds_provider *p, const char *profile, int depth,
+                                       struct creds *out, struct creds_error *err)
 {
 	char *role = creds_profile_get(profile, "role_arn");
 	char *session = creds_profile_get(profile, "role_session_name");
@@ -438,7 +438,8 @@ static int resolve_profile_role(struct creds_provider *p, const char *profile, i
 		goto out;
 	}
 	if (wif) {
-		rc = web_identity(p, wif, role, session, "web_identity_token_file", out, err);
+		rc =
+		    web_identity_locked(p, wif, role, session, "web_identity_token_file", out, err);
 		goto out;
 	}
 	if (dur) {
@@ -452,7 +453,7 @@ static int resolve_profile_role(struct creds_provider *p, const char *profile, i
 		}
 		ap.duration_s = (int)d;
 	}
-	if (role_base_creds(p, profile, depth, &base, err) != 1)
+	if (role_base_creds_locked(p, profile, depth, &base, err) != 1)
 		goto out;
 	if (sts_config_locked(p, &cfg, err))
 		goto out;
@@ -501,15 +502,15 @@ static int resolve_locked(struct creds_provider *p, struct creds *out, struct cr
 		free(kpath);
 		return -1;
 	}
-	if ((rc = resolve_profile_role(p, profile, 0, out, err)))
+	if ((rc = resolve_profile_role_locked(p, profile, 0, out, err)))
 		return rc;
-	if ((rc = from_web_identity_env(p, out, err)))
+	if ((rc = from_web_identity_env_locked(p, out, err)))
 		return rc;
 	if ((rc = creds_from_profile_keys(profile, out, err)))
 		return rc;
-	if ((rc = creds_from_container(p, out, err)))
+	if ((rc = creds_from_container_locked(p, out, err)))
 		return rc;
-	rc = creds_from_imds(p, out, &imds_err);
+	rc = creds_from_imds_locked(p, out, &imds_err);
 	if (rc == 1)
 		return 1;
 	if (rc < 0 && imds_err.err == CREDS_ERR_NOMEM) {

@@ -175,7 +175,8 @@ static bool http_host_allowed(const char *url)
 	return false;
 }
 
-int creds_from_container(struct creds_provider *p, struct creds *out, struct creds_error *err)
+int creds_from_container_locked(struct creds_provider *p, struct creds *out,
+                                struct creds_error *err)
 {
 	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -379,7 +380,7 @@ out:
 	return rc;
 }
 
-int creds_from_imds(struct creds_provider *p, struct creds *out, struct creds_error *err)
+int creds_from_imds_locked(struct creds_provider *p, struct creds *out, struct creds_error *err)
 {
 	char *roles = NULL, *body = NULL, *path = NULL, *role;
 	int rc = -1;

@@ -68,8 +68,9 @@ bool creds_profile_exists(const char *profile);
  * configured: try the next) or -1 (@err filled: stop the chain).
  */
 int creds_from_profile_keys(const char *profile, struct creds *out, struct creds_error *err);
-int creds_from_container(struct creds_provider *p, struct creds *out, struct creds_error *err);
-int creds_from_imds(struct creds_provider *p, struct creds *out, struct creds_error *err);
+int creds_from_container_locked(struct creds_provider *p, struct creds *out,
+                                struct creds_error *err);
+int creds_from_imds_locked(struct creds_provider *p, struct creds *out, struct creds_error *err);
 
 /* True when AWS_EC2_METADATA_DISABLED=true. */
 bool creds_imds_disabled(void);
