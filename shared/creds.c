@@ -529,8 +529,12 @@ static int resolve_locked(struct creds_provider *p, struct creds *out, struct cr
 
 static bool fresh_locked(const struct creds_provider *p, time_t now)
 {
-	return p->have &&
-	       (p->cached.expiration == 0 || now + p->refresh_ahead_s < p->cached.expiration);
+	if (!p->have)
+		return false;
+	if (p->cached.expiration == 0 || now + p->refresh_ahead_s < p->cached.expiration)
+		return true;
+	/* inside the renewal window, but a renewal just failed: keep what is valid */
+	return now < p->renew_retry_at && now < p->cached.expiration;
 }
 
 int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *err)
@@ -549,6 +553,7 @@ int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *e
 		creds_clear(&p->cached);
 		p->cached = found;
 		p->have = true;
+		p->renew_retry_at = 0;
 		if (found.expiration)
 			log_info("credentials: key %s from %s, expires in %llds",
 			         found.access_key_id, found.source,
@@ -558,9 +563,11 @@ int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *e
 		goto copy;
 	}
 	if (p->have && p->cached.expiration > now) {
-		log_warn("credentials: renewal failed (%s); key %s stays valid for %llds",
+		p->renew_retry_at = now + CREDS_RENEW_RETRY_S;
+		log_warn("credentials: renewal failed (%s); key %s stays valid for %llds, next "
+		         "try in %ds",
 		         e.message, p->cached.access_key_id,
-		         (long long)(p->cached.expiration - now));
+		         (long long)(p->cached.expiration - now), CREDS_RENEW_RETRY_S);
 		goto copy;
 	}
 	*err = e;
@@ -582,6 +589,7 @@ void creds_invalidate(struct creds_provider *p)
 	if (!p->is_static) {
 		creds_clear(&p->cached);
 		p->have = false;
+		p->renew_retry_at = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
 }

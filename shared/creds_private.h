@@ -15,6 +15,7 @@
 #define CREDS_MAX_FILE           (1u << 20)  /* config/credentials/token files */
 #define CREDS_MAX_RESPONSE       (64u << 10) /* IMDS / container answers */
 #define CREDS_MAX_ROLE_CHAIN     5           /* source_profile hops */
+#define CREDS_RENEW_RETRY_S      30          /* after a failed renewal, wait this long */
 #define IMDS_DEFAULT_ENDPOINT    "http://169.254.169.254"
 #define IMDS_DEFAULT_ENDPOINT_V6 "http://[fd00:ec2::254]"
 #define IMDS_TOKEN_TTL           "21600"
@@ -41,6 +42,9 @@ struct creds_provider {
 	bool have_region;
 	char *imds_token; /* IMDSv2 session token (a secret), reused until imds_token_exp */
 	time_t imds_token_exp;
+	/* After a failed renewal, valid cached keys are handed out without
+	 * trying again until then: a dead IMDS must not stall every request. */
+	time_t renew_retry_at;
 };
 
 /* Fill @err (message: what was wrong and what to do; never a secret). */

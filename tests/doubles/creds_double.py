@@ -48,6 +48,7 @@ class State:
         self.imds_tokens = set()
         self.counter = 0
         self.stats = {
+            "imds_requests": 0,  # every request to /latest/..., answered or not
             "imds_token_put": 0,
             "imds_role_list": 0,
             "imds_creds": 0,
@@ -162,6 +163,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self.body()
+        if self.path.startswith("/latest/"):
+            self.st.count("imds_requests")
         if self.path == "/latest/api/token":
             ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
             if not ttl or not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
@@ -191,6 +194,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.st.imds_tokens.clear()
             return self.reply(200, "ok")
         if path.startswith("/latest/"):
+            self.st.count("imds_requests")
             if not self.imds_authorized():
                 return
             base = "/latest/meta-data/iam/security-credentials/"

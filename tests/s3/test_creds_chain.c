@@ -583,6 +583,7 @@ static void failed_renewal_keeps_valid_credentials(void **state)
 {
 	struct creds_provider *p;
 	struct creds a, b;
+	int r0;
 
 	(void)state;
 	use_imds();
@@ -591,11 +592,21 @@ static void failed_renewal_keeps_valid_credentials(void **state)
 	get_ok(p, &a);
 	/* IMDS now fails; the cached set is still valid for ~2 minutes */
 	double_set("fail=1");
+	r0 = stat_of("imds_requests");
 	get_ok(p, &b);
 	assert_string_equal(a.access_key_id, b.access_key_id);
 	assert_string_equal(a.secret_access_key, b.secret_access_key);
-	double_set("fail=0");
+	assert_true(stat_of("imds_requests") > r0);
 	creds_clear(&b);
+	/* right after a failed renewal the cache answers without asking IMDS again */
+	r0 = stat_of("imds_requests");
+	get_ok(p, &b);
+	assert_string_equal(a.access_key_id, b.access_key_id);
+	assert_int_equal(stat_of("imds_requests"), r0);
+	creds_clear(&b);
+	/* invalidation (what a client does on ExpiredToken) forces a renewal */
+	double_set("fail=0");
+	creds_invalidate(p);
 	get_ok(p, &b);
 	assert_string_not_equal(a.access_key_id, b.access_key_id);
 	creds_clear(&a);
