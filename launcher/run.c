@@ -317,6 +317,26 @@ static time_t first_start(const struct follow *f)
 	return t;
 }
 
+/* "not every job completed with exit 0: solve (FAILED, exit 3), ..." into @buf. */
+static void failed_jobs_note(json_t *jobs, char *buf, size_t len)
+{
+	size_t off, i;
+	json_t *j;
+
+	off = (size_t)snprintf(buf, len, "not every job completed with exit 0:");
+	json_array_foreach(jobs, i, j) {
+		const char *st = json_string_value(json_object_get(j, "state"));
+		json_t *ec = json_object_get(j, "exit_code");
+		if (st && !strcmp(st, "COMPLETED") && json_integer_value(ec) == 0)
+			continue;
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off, " %s (%s, exit %s%" JSON_INTEGER_FORMAT ")",
+						json_string_value(json_object_get(j, "name")) ?: "?",
+						st ? st : "?", json_is_integer(ec) ? "" : "unknown ",
+						json_integer_value(ec));
+	}
+}
+
 /* Delete the stack / cancel the jobs as needed, report, and pick the exit code. */
 static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 {
@@ -396,6 +416,7 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 		} else {
 			rc = LAUNCH_EXIT_JOB_FAILED;
 			result = "job_failed";
+			failed_jobs_note(jobs, f->note, sizeof(f->note));
 		}
 		break;
 	}
