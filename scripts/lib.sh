@@ -52,6 +52,7 @@ spawn() {
 	mkdir -p "$dir/log" "$dir/pids"
 	setsid "$@" </dev/null >>"$dir/log/$name.out" 2>&1 &
 	echo $! >"$dir/pids/$name"
+	disown $! # no "Killed" job notices when stop_pids kills it
 }
 
 # pid_ours DIR PIDFILE: print the pid in PIDFILE if that process is still
