@@ -433,6 +433,43 @@ static void s3_unsigned_payload_and_token(void **state)
 	}
 }
 
+static void header_canonicalization(void **state)
+{
+	char akid[] = "AKID", secret[] = "s";
+	struct creds cr = {.access_key_id = akid, .secret_access_key = secret};
+	struct sigv4_header h[] = {
+	    {"X-Tabs", "\ta\t\tb  "}, {"x-dup", "1"},   {"Host", "h:1"},
+	    {"X-Empty", ""},          {"X-Dup", " 2 "},
+	};
+	struct sigv4_params p = {.method = "GET",
+	                         .path = "/b/k",
+	                         .headers = h,
+	                         .n_headers = 5,
+	                         .region = "us-east-1",
+	                         .service = "s3",
+	                         .s3 = true,
+	                         .now = 1369353600,
+	                         .creds = &cr};
+	struct sigv4_result r;
+
+	(void)state;
+	assert_int_equal(sigv4_sign(&p, &r), 0);
+	assert_string_equal(
+	    r.canonical_request,
+	    "GET\n/b/k\n\n"
+	    "host:h:1\n"
+	    "x-amz-content-sha256:" SIGV4_EMPTY_SHA256 "\n"
+	    "x-amz-date:20130524T000000Z\n"
+	    "x-dup:1,2\n"
+	    "x-empty:\n"
+	    "x-tabs:a b\n"
+	    "\n"
+	    "host;x-amz-content-sha256;x-amz-date;x-dup;x-empty;x-tabs\n" SIGV4_EMPTY_SHA256);
+	/* no token: nothing to send */
+	assert_null(r.security_token);
+	sigv4_result_free(&r);
+}
+
 static void refuses_incomplete_input(void **state)
 {
 	char akid[] = "AKID", secret[] = "s";
@@ -517,6 +554,7 @@ int main(void)
 	    cmocka_unit_test(canonical_query_edges),
 	    cmocka_unit_test(canonical_path_edges),
 	    cmocka_unit_test(s3_unsigned_payload_and_token),
+	    cmocka_unit_test(header_canonicalization),
 	    cmocka_unit_test(refuses_incomplete_input),
 	    cmocka_unit_test(util_encodings),
 	};
