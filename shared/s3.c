@@ -476,6 +476,7 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	struct s3_client *c;
 	char *ep = NULL, errbuf[256], base[512];
 	const char *scheme_end, *host, *host_end;
+	bool path_style = cfg && cfg->force_path_style;
 	int n;
 
 	if (!cfg || !cfg->bucket || !cfg->xfer || (!cfg->creds && !cfg->no_sign)) {
@@ -511,7 +512,15 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 		goto fail;
 	host = scheme_end + 3;
 	host_end = host + strcspn(host, "/?#");
-	if (cfg->force_path_style) {
+	/*
+	 * A dotted bucket name as a TLS host name fails certificate checks
+	 * (*.s3.amazonaws.com covers one label): use path style, as the SDKs do.
+	 */
+	if (!cfg->force_path_style && strchr(c->bucket, '.') && strncmp(ep, "https:", 6) == 0) {
+		log_info("s3: bucket %s has dots: using path-style addressing for TLS", c->bucket);
+		path_style = true;
+	}
+	if (path_style) {
 		n = asprintf(&c->url_prefix, "%.*s%s/%s", (int)(host_end - ep), ep, base,
 		             c->bucket);
 		if (n < 0)

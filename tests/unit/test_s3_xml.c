@@ -549,6 +549,18 @@ static void test_addressing(void **state)
 	assert_string_equal(path, "/s3/k");
 	s3_client_free(c);
 
+	/* a dotted bucket over TLS falls back to path style */
+	cfg.bucket = "my.dotted.bucket";
+	cfg.endpoint = "https://s3.us-west-2.amazonaws.com";
+	c = s3_client_new(&cfg);
+	assert_non_null(c);
+	assert_int_equal(s3_client_test_url(c, "k", NULL, url, sizeof(url), host, sizeof(host),
+	                                    path, sizeof(path)),
+	                 0);
+	assert_string_equal(url, "https://s3.us-west-2.amazonaws.com/my.dotted.bucket/k");
+	assert_string_equal(host, "s3.us-west-2.amazonaws.com");
+	s3_client_free(c);
+
 	/* bad bucket names are refused with a message */
 	cfg.bucket = "Bad_Bucket!";
 	assert_null(s3_client_new(&cfg));
