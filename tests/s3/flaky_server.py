@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # A loopback HTTP server that fails on purpose, for the transfer engine tests
 # (tests/s3/test_xfer.c). Prints its port on the first line of stdout.
+# With "--tls CERT KEY" it speaks HTTPS with that certificate.
 #
 # Path /MODE/ID?fail=N: the first N requests to that path fail as MODE says,
 # later ones answer 200 with "ok:<attempt>:<x-sign-attempt>:<body md5>".
@@ -114,6 +115,11 @@ class Server(http.server.ThreadingHTTPServer):
 
 def main():
     srv = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":  # --tls CERT KEY
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     srv.serve_forever()
 

@@ -33,7 +33,8 @@ static struct {
 	struct xfer_engine *xe;
 } g;
 
-static int start_server(void)
+/* Start flaky_server.py (with TLS when @cert/@key are given); returns its port, sets *@pid. */
+static int spawn_server(const char *cert, const char *key, pid_t *pid)
 {
 	const char *root = getenv("HPCOPS_SOURCE_ROOT");
 	char script[1024], line[32];
@@ -44,24 +45,35 @@ static int start_server(void)
 	         root ? root : HPCOPS_TEST_SOURCE_ROOT);
 	if (pipe(fds))
 		return -1;
-	g.server = fork();
-	if (g.server < 0)
+	*pid = fork();
+	if (*pid < 0)
 		return -1;
-	if (g.server == 0) {
+	if (*pid == 0) {
 		dup2(fds[1], STDOUT_FILENO);
 		close(fds[0]);
 		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, (char *)NULL);
+		if (cert)
+			execl("/usr/bin/python3", "python3", script, "--tls", cert, key,
+			      (char *)NULL);
+		else
+			execl("/usr/bin/python3", "python3", script, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
 	f = fdopen(fds[0], "r");
 	if (!f || !fgets(line, sizeof(line), f)) {
 		fprintf(stderr, "test_xfer: %s did not start\n", script);
+		if (f)
+			fclose(f);
 		return -1;
 	}
 	fclose(f);
-	g.port = atoi(line);
+	return atoi(line);
+}
+
+static int start_server(void)
+{
+	g.port = spawn_server(NULL, NULL, &g.server);
 	return g.port > 0 ? 0 : -1;
 }
 
@@ -640,6 +652,64 @@ static void test_shutdown_completes_queued(void **state)
 	}
 }
 
+/* HTTPS: verification is always on; --ca-bundle makes a private CA work. */
+static void test_tls_verification(void **state)
+{
+	char dir[] = "/tmp/hpcops-xfer-tls.XXXXXX", cmd[1024], cert[256], key[256], url[128];
+	struct xfer_config xc;
+	struct xfer_engine *plain, *with_ca;
+	struct xfer_request r;
+	pid_t pid = -1;
+	int port;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(cmd, sizeof(cmd),
+	         "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+	         "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
+	         key, cert);
+	assert_int_equal(system(cmd), 0);
+	port = spawn_server(cert, key, &pid);
+	assert_true(port > 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok/tls", port);
+
+	/* a self-signed server is refused without the CA ... */
+	memset(&xc, 0, sizeof(xc));
+	xc.max_attempts = 1;
+	plain = xfer_engine_new(&xc);
+	assert_non_null(plain);
+	xfer_request_init(&r);
+	r.method = "GET";
+	r.url = url;
+	assert_int_equal(xfer_perform(plain, &r), -1);
+	assert_int_equal(r.result.status, XFER_ERR_NETWORK);
+	assert_int_equal(r.result.http_status, 0);
+	xfer_request_cleanup(&r);
+	xfer_engine_free(plain);
+
+	/* ... and accepted with it as the CA bundle */
+	xc.ca_bundle = cert;
+	with_ca = xfer_engine_new(&xc);
+	assert_non_null(with_ca);
+	xfer_request_init(&r);
+	r.method = "GET";
+	r.url = url;
+	r.resp_max = 1024;
+	assert_int_equal(xfer_perform(with_ca, &r), 0);
+	assert_int_equal(r.result.http_status, 200);
+	assert_true(strncmp(r.result.body, "ok:", 3) == 0);
+	xfer_request_cleanup(&r);
+	xfer_engine_free(with_ca);
+
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -656,6 +726,7 @@ int main(void)
 	    cmocka_unit_test(test_bounded_bodies),
 	    cmocka_unit_test(test_misuse),
 	    cmocka_unit_test(test_shutdown_completes_queued),
+	    cmocka_unit_test(test_tls_verification),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
