@@ -652,6 +652,24 @@ static void test_shutdown_completes_queued(void **state)
 	}
 }
 
+/* A stalled server: the attempt times out, is retried, then reported as a timeout. */
+static void test_timeout(void **state)
+{
+	struct xfer_request r;
+
+	(void)state;
+	xfer_request_init(&r);
+	r.method = "GET";
+	r.url = url_of("/slow/t");
+	r.timeout_ms = 300;
+	r.max_attempts = 2;
+	assert_int_equal(xfer_perform(g.xe, &r), -1);
+	assert_int_equal(r.result.status, XFER_ERR_TIMEOUT);
+	assert_int_equal(r.result.attempts, 2);
+	xfer_request_cleanup(&r);
+	assert_int_equal(server_count("/slow/t"), 2);
+}
+
 /* HTTPS: verification is always on; --ca-bundle makes a private CA work. */
 static void test_tls_verification(void **state)
 {
@@ -726,6 +744,7 @@ int main(void)
 	    cmocka_unit_test(test_bounded_bodies),
 	    cmocka_unit_test(test_misuse),
 	    cmocka_unit_test(test_shutdown_completes_queued),
+	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_tls_verification),
 	};
 
