@@ -258,7 +258,11 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 	if (!hdrs)
 		goto out;
 	for (size_t i = 0; i < p->n_headers; i++) {
-		char *lname = lower_dup(p->headers[i].name);
+		char *lname;
+
+		if (!p->headers[i].name || !*p->headers[i].name)
+			goto out;
+		lname = lower_dup(p->headers[i].name);
 		if (!lname)
 			goto out;
 		if (skip_header(lname, add_sha, add_token)) {

@@ -496,6 +496,9 @@ static void refuses_incomplete_input(void **state)
 	p.region = NULL;
 	assert_int_equal(sigv4_sign(&p, &r), -1);
 	p.region = "us-east-1";
+	h[0].name = NULL;
+	assert_int_equal(sigv4_sign(&p, &r), -1);
+	h[0].name = "host";
 	assert_int_equal(sigv4_sign(&p, &r), 0);
 	sigv4_result_free(&r);
 }
