@@ -5,7 +5,9 @@
  * completes), setattr, mkdir/rmdir, unlink, rename, and the operations S3
  * cannot express (chmod, chown, links, xattrs), which fail loudly.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -58,6 +60,53 @@ static pid_t tgid_of(pid_t tid)
 	}
 	fclose(f);
 	return tgid;
+}
+
+/*
+ * Whether process @tgid still holds a descriptor on @n. The kernel drops
+ * the descriptor being closed from the table before it sends FLUSH, so this
+ * tells the close of a dup (`echo x >&3`: bash dup2()s fd 3 onto 1 and
+ * closes 1 afterwards) from the close of the last descriptor. A name that
+ * ends in "/NAME" (a file being written cannot be renamed) and the inode
+ * number in fdinfo must both match.
+ */
+static bool still_open_in(pid_t tgid, const struct inode *n)
+{
+	char path[320], link[PATH_MAX], line[128];
+	size_t nl = strlen(n->name);
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)tgid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		ssize_t len;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)tgid, de->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= (ssize_t)nl || link[len - (ssize_t)nl - 1] != '/' ||
+		    memcmp(link + len - nl, n->name, nl) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)tgid, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "ino:", 4)) {
+				found = strtoull(line + 4, NULL, 10) == (unsigned long long)n->ino;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
 }
 
 static struct timespec now_realtime(void)
@@ -551,6 +600,13 @@ void fsw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * goes to the file): the opener is still writing. */
 		log_debug("flush of '%s' from pid %d, not the opener %d: upload goes on",
 			  h->inode->key, (int)pid, (int)h->opener_pid);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (still_open_in(pid, h->inode)) {
+		/* The opener closed a duplicate; its last close flushes again. */
+		log_debug("flush of '%s' from the opener, which still has it open: upload goes on",
+			  h->inode->key);
 		fuse_reply_err(req, 0);
 		return;
 	}

@@ -148,6 +148,17 @@ def test_flush_from_forked_child():
         sh("{ echo parent1; (echo child); echo parent2; } > mixed", m.path)
         ht.check_eq(s3.get_object(Bucket=bucket, Key="mixed")["Body"].read(),
                     b"parent1\nchild\nparent2\n", "content written by parent and child")
+        # a descriptor written through dups: `echo >&3` closes a dup each time
+        sh("exec 3> fd3; echo a >&3; echo b >&3; (echo c >&3); exec 3>&-", m.path)
+        ht.check_eq(s3.get_object(Bucket=bucket, Key="fd3")["Body"].read(),
+                    b"a\nb\nc\n", "content written through dups of fd 3")
+        fd = os.open(os.path.join(m.path, "dup"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"one ")
+        os.close(os.dup(fd))
+        os.write(fd, b"two")
+        os.close(fd)
+        ht.check_eq(s3.get_object(Bucket=bucket, Key="dup")["Body"].read(),
+                    b"one two", "content written around the close of a dup")
     ht.delete_bucket(bucket)
 
 
