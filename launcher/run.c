@@ -329,11 +329,13 @@ static void failed_jobs_note(json_t *jobs, char *buf, size_t len)
 		json_t *ec = json_object_get(j, "exit_code");
 		if (st && !strcmp(st, "COMPLETED") && json_integer_value(ec) == 0)
 			continue;
+		char code[32] = "unknown";
+		if (json_is_integer(ec))
+			snprintf(code, sizeof(code), "%" JSON_INTEGER_FORMAT, json_integer_value(ec));
 		if (off < len)
-			off += (size_t)snprintf(buf + off, len - off, " %s (%s, exit %s%" JSON_INTEGER_FORMAT ")",
+			off += (size_t)snprintf(buf + off, len - off, " %s (%s, exit %s)",
 						json_string_value(json_object_get(j, "name")) ?: "?",
-						st ? st : "?", json_is_integer(ec) ? "" : "unknown ",
-						json_integer_value(ec));
+						st ? st : "?", code);
 	}
 }
 

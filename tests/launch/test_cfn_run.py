@@ -174,6 +174,29 @@ def test_delete_failed_is_forced():
         ll.check_stack_deleted(d, "sticky")
 
 
+def test_template_over_51200_bytes_goes_by_url():
+    bucket = setup()
+    with ll.Double() as d, ll.plain_dir() as out:
+        big = os.path.join(out, "big-template.yaml")
+        with open(ll.TEMPLATE) as f:
+            text = f.read()
+        with open(big, "w") as f:
+            f.write(text + "".join("# padding line %05d to pass CloudFormation's 51,200-byte "
+                                   "TemplateBody limit\n" % i for i in range(800)))
+        if os.path.getsize(big) <= 51200:
+            raise AssertionError("padding too small")
+        p = ll.run(["run", "--stack-name", "big", "--template", big, "--bucket", bucket,
+                    "--parameter", "MountDir=" + out, "--poll-seconds", "0.3",
+                    "--workload", "w=true"], d, check_rc=0)
+        run_id = ll.run_id_of(p)
+        # CloudFormation fetched it from the bucket: the copy there is the file
+        body = ht.s3_client().get_object(Bucket=bucket, Key="_hpcops/runs/%s/template" % run_id)[
+            "Body"].read()
+        with open(big, "rb") as f:
+            ht.check_eq(body, f.read(), "template in the bucket")
+        ll.check_stack_deleted(d, "big")
+
+
 def test_up_is_idempotent_and_down_deletes():
     bucket = setup()
     with ll.Double() as d, ll.plain_dir() as out:
