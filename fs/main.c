@@ -851,10 +851,12 @@ out:
 	}
 	if (write_started)
 		fsw_destroy(fs);
+	/* GETs still in flight complete (cancelled) before their buffers' budget goes */
+	xfer_engine_free(fs->xfer);
+	fs->xfer = NULL;
 	fs_teardown(fs);
 	s3_client_free(fs->s3);
 	creds_provider_free(fs->creds);
-	xfer_engine_free(fs->xfer);
 	report_parent(1);
 	log_close();
 	return rc;

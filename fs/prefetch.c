@@ -487,7 +487,26 @@ static void unpin_locked(struct pf_part **used, size_t n)
 	}
 }
 
+static void read_locked_out(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off);
+
 void prefetch_read(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off)
+{
+	bool last;
+
+	/* the reply can reach the kernel, and the file be released, before we are done */
+	pthread_mutex_lock(&pf->lock);
+	pf->refs++;
+	pthread_mutex_unlock(&pf->lock);
+	read_locked_out(pf, req, size, off);
+	pthread_mutex_lock(&pf->lock);
+	last = --pf->refs == 0;
+	pthread_mutex_unlock(&pf->lock);
+	if (last)
+		pf_destroy(pf);
+}
+
+/* The body of prefetch_read(), with a ref held on @pf. */
+static void read_locked_out(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off)
 {
 	struct fuse_bufvec *bv = NULL;
 	struct {
