@@ -161,6 +161,12 @@ int fsw_init(struct hpcops_fs *fs)
 	st->up.budget = fs->budget;
 	st->up.part_size = fs->opt.write_part_size ? fs->opt.write_part_size : 8u << 20;
 	st->up.max_inflight = FSW_MAX_INFLIGHT;
+	/* Two: one per core of a small node; MD5 of one part at a time each. */
+	st->up.submitter = upload_submitter_new(2);
+	if (!st->up.submitter) {
+		free(st);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&st->lock, NULL);
 	fs->write_state = st;
 	return 0;
@@ -184,8 +190,14 @@ void fsw_destroy(struct hpcops_fs *fs)
 			 "unchanged", h->inode->key);
 		upload_free(h->wr);
 		h->wr = NULL;
+		inode_lock(&fs->inodes);
+		h->inode->writer = NULL;
+		inode_unlock(&fs->inodes);
+		inode_put(&fs->inodes, h->inode);
+		free(h);
 	}
 	free(st->handles);
+	upload_submitter_free(st->up.submitter);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
 	fs->write_state = NULL;

@@ -92,6 +92,17 @@ static void fail(struct upload *u, int err)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* The errno that failed @u, negated, without aborting (0 if none). */
+static int check_failed_nowait(struct upload *u)
+{
+	int err;
+
+	pthread_mutex_lock(&u->lock);
+	err = u->err;
+	pthread_mutex_unlock(&u->lock);
+	return -err;
+}
+
 static struct upload_buf *buf_map(struct upload *u, size_t charged)
 {
 	struct upload_buf *b = calloc(1, sizeof(*b));
@@ -294,11 +305,109 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* Hand @b (counted in u->inflight) to the engine. Any thread. */
+static void send_part(struct upload_buf *b)
+{
+	struct upload *u = b->u;
+	struct s3_error e;
+
+	if (s3_upload_part_async(u->p.s3, u->key, u->upload_id, b->part_no, b->data, b->len,
+				 b->etag, part_done, b, &e) != 0) {
+		log_s3(LOG_ERR, u, "UploadPart", &e);
+		pthread_mutex_lock(&u->lock);
+		u->inflight--;
+		b->next = u->free_bufs;
+		u->free_bufs = b;
+		fail_locked(u, EIO);
+		pthread_mutex_unlock(&u->lock);
+	}
+}
+
+/*
+ * The submitters: threads that take full parts from the writers and send
+ * them. Sending starts with the part's MD5 (Content-MD5), about as costly
+ * as everything else a byte goes through here; done on the writer's thread
+ * it would stall the writer for each part, done here it overlaps with the
+ * writer filling the next part, on the other core.
+ */
+struct upload_submitter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct upload_buf *head, *tail; /* queue, guarded by lock */
+	bool stop;                      /* guarded by lock */
+	int n_threads;
+	pthread_t threads[];
+};
+
+static void *submitter_main(void *arg)
+{
+	struct upload_submitter *s = arg;
+	struct upload_buf *b;
+
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		while (!s->head && !s->stop)
+			pthread_cond_wait(&s->cond, &s->lock);
+		b = s->head;
+		if (b) {
+			s->head = b->next;
+			if (!s->head)
+				s->tail = NULL;
+			b->next = NULL;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!b)
+			return NULL; /* stopping, queue empty */
+		send_part(b);
+	}
+}
+
+struct upload_submitter *upload_submitter_new(int n_threads)
+{
+	struct upload_submitter *s;
+	int i;
+
+	if (n_threads < 1)
+		n_threads = 1;
+	s = calloc(1, sizeof(*s) + (size_t)n_threads * sizeof(pthread_t));
+	if (!s)
+		return NULL;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	for (i = 0; i < n_threads; i++) {
+		if (pthread_create(&s->threads[i], NULL, submitter_main, s) != 0)
+			break;
+	}
+	s->n_threads = i;
+	if (i == 0) {
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->cond);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void upload_submitter_free(struct upload_submitter *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->n_threads; i++)
+		pthread_join(s->threads[i], NULL);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
 /* Send u->cur as the next part (writer side). */
 static int submit_cur(struct upload *u)
 {
+	struct upload_submitter *s = u->p.submitter;
 	struct upload_buf *b = u->cur;
-	struct s3_error e;
 	int r;
 
 	u->cur = NULL;
@@ -325,17 +434,19 @@ static int submit_cur(struct upload *u)
 		fail(u, -r);
 		return r;
 	}
-	if (s3_upload_part_async(u->p.s3, u->key, u->upload_id, b->part_no, b->data, b->len,
-				 b->etag, part_done, b, &e) != 0) {
-		log_s3(LOG_ERR, u, "UploadPart", &e);
-		pthread_mutex_lock(&u->lock);
-		u->inflight--;
-		b->next = u->free_bufs;
-		u->free_bufs = b;
-		fail_locked(u, EIO);
-		pthread_mutex_unlock(&u->lock);
-		return -EIO;
+	if (!s) {
+		send_part(b);
+		return check_failed_nowait(u);
 	}
+	pthread_mutex_lock(&s->lock);
+	b->next = NULL;
+	if (s->tail)
+		s->tail->next = b;
+	else
+		s->head = b;
+	s->tail = b;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 

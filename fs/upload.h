@@ -36,13 +36,25 @@ enum upload_state {
 	UPLOAD_DISCARDED,  /* given up on purpose (upload_discard): nothing was changed */
 };
 
+struct upload_submitter;
+
 /** What every upload of one mount shares (read-only after setup; borrowed pointers). */
 struct upload_params {
 	struct s3_client *s3;
 	struct budget *budget;  /* part buffers are reserved here before they are mapped */
 	size_t part_size;       /* --write-part-size: 5 MiB .. 5 GiB */
 	int max_inflight;       /* UploadParts in flight per upload (>= 1) */
+	struct upload_submitter *submitter; /* threads that send full parts; NULL = the writer does */
 };
+
+/**
+ * upload_submitter_new() - @n_threads threads that send full parts (and
+ * compute their MD5) while the writers go on filling the next ones.
+ * Returns NULL on failure. Free with upload_submitter_free() after every
+ * upload using it was freed.
+ */
+struct upload_submitter *upload_submitter_new(int n_threads);
+void upload_submitter_free(struct upload_submitter *s);
 
 /**
  * upload_new() - an upload of a new version of @key (copied). Nothing is sent
