@@ -834,6 +834,51 @@ static struct inode *child_get(struct hpcops_fs *fs, fuse_ino_t parent, const ch
 	return n;
 }
 
+/*
+ * What S3 holds at @key when the inode table does not know the name (the
+ * kernel can still hold a dentry for it, e.g. the new name of a renamed
+ * file until it looks it up again): 1 = an object (@info filled), 2 = a
+ * directory (objects under key/), 0 = nothing, or -errno.
+ */
+static int remote_kind(struct hpcops_fs *fs, const char *key, struct s3_object_info *info)
+{
+	struct s3_list_params lp = { 0 };
+	struct s3_list_page page = { 0 };
+	struct s3_error e;
+	char *dkey = NULL;
+	int r;
+
+	if (s3_head_object(fs->s3, key, info, &e) == 0)
+		return 1;
+	if (e.err != S3_ERR_NO_SUCH_KEY)
+		return -(s3_err_to_errno(e.err) ?: EIO);
+	if (asprintf(&dkey, "%s/", key) < 0)
+		return -ENOMEM;
+	lp.prefix = dkey;
+	lp.max_keys = 1;
+	if (s3_list_objects(fs->s3, &lp, &page, &e) != 0)
+		r = -(s3_err_to_errno(e.err) ?: EIO);
+	else
+		r = page.n_entries || page.n_prefixes ? 2 : 0;
+	s3_list_page_free(&page);
+	free(dkey);
+	return r;
+}
+
+/* The key of @name in directory @parent (malloc'd), or NULL. */
+static char *child_key(struct hpcops_fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct inode *dir = inode_get(&fs->inodes, parent);
+	char *key = NULL;
+
+	if (!dir)
+		return NULL;
+	if (asprintf(&key, "%s%s", dir->key, name) < 0)
+		key = NULL;
+	inode_put(&fs->inodes, dir);
+	return key;
+}
+
 /* Forget that @n existed: unreachable by name, and a negative entry for the name. */
 static void forget_name(struct hpcops_fs *fs, struct inode *n)
 {
@@ -849,8 +894,10 @@ static void forget_name(struct hpcops_fs *fs, struct inode *n)
 void fsw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct hpcops_fs *fs = fs_of(req);
+	struct s3_object_info info;
 	struct s3_error e;
 	struct inode *n;
+	char *key = NULL;
 	int r = 0;
 
 	if (fs->opt.read_only) {
@@ -859,37 +906,48 @@ void fsw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	n = child_get(fs, parent, name, &r);
 	if (!n) {
-		fuse_reply_err(req, r);
-		return;
-	}
-	if (n->kind == INODE_DIR) {
+		/* Known to the kernel, not to the table: ask S3. */
+		key = child_key(fs, parent, name);
+		if (!key) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		r = remote_kind(fs, key, &info);
+		r = r == 1 ? 0 : r == 2 ? EISDIR : r == 0 ? ENOENT : -r;
+		if (r)
+			goto out;
+	} else if (n->kind == INODE_DIR) {
 		r = EISDIR;
 		goto out;
+	} else {
+		inode_lock(&fs->inodes);
+		bool busy = n->writer != NULL;
+		inode_unlock(&fs->inodes);
+		if (busy) {
+			log_err("unlink of '%s': it is being written; close it first", n->key);
+			r = EPERM;
+			goto out;
+		}
 	}
-	inode_lock(&fs->inodes);
-	bool busy = n->writer != NULL;
-	inode_unlock(&fs->inodes);
-	if (busy) {
-		log_err("unlink of '%s': it is being written; close it first", n->key);
-		r = EPERM;
-		goto out;
-	}
+	const char *k = n ? n->key : key;
 	if (!fs->opt.allow_delete) {
-		log_err("unlink of '%s' refused: deleting objects needs --allow-delete", n->key);
+		log_err("unlink of '%s' refused: deleting objects needs --allow-delete", k);
 		r = EPERM;
 		goto out;
 	}
-	if (s3_delete_object(fs->s3, n->key, &e) != 0) {
+	if (s3_delete_object(fs->s3, k, &e) != 0) {
 		char buf[512];
 
-		log_err("unlink of '%s': DeleteObject failed: %s", n->key,
+		log_err("unlink of '%s': DeleteObject failed: %s", k,
 			s3_error_format(&e, buf, sizeof(buf)));
 		r = s3_err_to_errno(e.err) ?: EIO;
 		goto out;
 	}
-	forget_name(fs, n);
-	log_debug("unlink '%s'", n->key);
+	if (n)
+		forget_name(fs, n);
+	log_debug("unlink '%s'", k);
 out:
+	free(key);
 	inode_put(&fs->inodes, n);
 	fuse_reply_err(req, r);
 }
@@ -1018,10 +1076,11 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct inode *n = NULL, *dst = NULL, *ndir = NULL;
-	struct s3_object_info info;
+	struct s3_object_info info, dinfo;
 	struct s3_error e;
-	char *newkey = NULL;
-	int r = 0;
+	char *key = NULL, *newkey = NULL;
+	bool dst_exists = false, dst_local = false;
+	int r = 0, kind;
 
 	if (fs->opt.read_only) {
 		fuse_reply_err(req, EROFS);
@@ -1036,23 +1095,27 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 		return;
 	}
 	n = child_get(fs, parent, name, &r);
-	if (!n)
-		goto out;
-	if (n->kind == INODE_DIR) {
+	r = 0;
+	if (n && n->kind == INODE_DIR) {
 		/* A directory is every key under its prefix: tools copy instead. */
 		log_info("rename of directory '%s': not supported (EXDEV: mv copies instead)",
 			 n->key);
 		r = EXDEV;
 		goto out;
 	}
+	key = n ? strdup(n->key) : child_key(fs, parent, name);
+	if (!key) {
+		r = n ? ENOMEM : ENOENT;
+		goto out;
+	}
 	if (!fs->opt.allow_rename) {
 		log_err("rename of '%s' refused: renaming files needs --allow-rename (a copy and "
-			"a delete, not atomic)", n->key);
+			"a delete, not atomic)", key);
 		r = EPERM;
 		goto out;
 	}
 	inode_lock(&fs->inodes);
-	bool busy = n->writer != NULL;
+	bool busy = n && n->writer != NULL;
 	ndir = inode_get_locked(&fs->inodes, newparent);
 	if (ndir) {
 		dst = inode_find_child_locked(&fs->inodes, ndir, newname);
@@ -1061,7 +1124,7 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	}
 	inode_unlock(&fs->inodes);
 	if (busy) {
-		log_err("rename of '%s': it is being written; close it first", n->key);
+		log_err("rename of '%s': it is being written; close it first", key);
 		r = EPERM;
 		goto out;
 	}
@@ -1069,11 +1132,23 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 		r = ndir ? ENOTDIR : ENOENT;
 		goto out;
 	}
+	if (asprintf(&newkey, "%s%s", ndir->key, newname) < 0) {
+		newkey = NULL;
+		r = ENOMEM;
+		goto out;
+	}
+	if (!strcmp(newkey, key))
+		goto out;
+	/* The source as S3 has it now (size for the copy; or a directory). */
+	kind = remote_kind(fs, key, &info);
+	if (kind != 1) {
+		if (kind == 2)
+			log_info("rename of directory '%s': not supported (EXDEV: mv copies "
+				 "instead)", key);
+		r = kind == 2 ? EXDEV : kind == 0 ? ENOENT : -kind;
+		goto out;
+	}
 	if (dst) {
-		if (flags & RENAME_NOREPLACE) {
-			r = EEXIST;
-			goto out;
-		}
 		if (dst->kind == INODE_DIR) {
 			r = EISDIR;
 			goto out;
@@ -1083,37 +1158,41 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 			r = EPERM;
 			goto out;
 		}
-		if (!fs->opt.allow_overwrite && !dst->local) {
+		dst_exists = true;
+		dst_local = dst->local;
+	} else {
+		kind = remote_kind(fs, newkey, &dinfo);
+		if (kind < 0) {
+			r = -kind;
+			goto out;
+		}
+		if (kind == 2) {
+			r = EISDIR;
+			goto out;
+		}
+		dst_exists = kind == 1;
+	}
+	if (dst_exists) {
+		if (flags & RENAME_NOREPLACE) {
+			r = EEXIST;
+			goto out;
+		}
+		if (!fs->opt.allow_overwrite && !dst_local) {
 			log_err("rename of '%s' onto the existing '%s' refused: replacing an object "
-				"needs --allow-overwrite", n->key, dst->key);
+				"needs --allow-overwrite", key, newkey);
 			r = EPERM;
 			goto out;
 		}
 	}
-	if (asprintf(&newkey, "%s%s", ndir->key, newname) < 0) {
-		newkey = NULL;
-		r = ENOMEM;
-		goto out;
-	}
-	if (!strcmp(newkey, n->key))
-		goto out;
-	if (s3_head_object(fs->s3, n->key, &info, &e) != 0) {
-		char buf[512];
-
-		log_err("rename of '%s': HeadObject failed: %s", n->key,
-			s3_error_format(&e, buf, sizeof(buf)));
-		r = s3_err_to_errno(e.err) ?: EIO;
-		goto out;
-	}
-	r = -upload_copy_object(fs->s3, n->key, newkey, info.size, NULL);
+	r = -upload_copy_object(fs->s3, key, newkey, info.size, NULL);
 	if (r)
 		goto out;
-	if (s3_delete_object(fs->s3, n->key, &e) != 0) {
+	if (s3_delete_object(fs->s3, key, &e) != 0) {
 		char buf[512];
 
 		/* Not atomic, as --help says: now both names exist. */
 		log_err("rename of '%s' to '%s': copied, but DeleteObject of the old name "
-			"failed: %s; both objects exist now", n->key, newkey,
+			"failed: %s; both objects exist now", key, newkey,
 			s3_error_format(&e, buf, sizeof(buf)));
 		r = s3_err_to_errno(e.err) ?: EIO;
 		goto out;
@@ -1121,18 +1200,19 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	inode_lock(&fs->inodes);
 	if (dst && !dst->unlinked)
 		inode_unlink_locked(&fs->inodes, dst);
-	if (!n->unlinked) {
+	if (n && !n->unlinked) {
 		inode_unlink_locked(&fs->inodes, n);
 		inode_neg_add_locked(&fs->inodes, n->parent, n->name,
 				     inode_now() + fs_attr_timeout(fs));
 	}
 	inode_neg_del_locked(&fs->inodes, ndir, newname);
 	inode_unlock(&fs->inodes);
-	log_debug("rename '%s' -> '%s' (copy + delete)", n->key, newkey);
+	log_debug("rename '%s' -> '%s' (copy + delete)", key, newkey);
 	fuse_reply_err(req, 0);
 	inval_entry_later(fs, newparent, newname);
 	r = -1;
 out:
+	free(key);
 	free(newkey);
 	inode_put(&fs->inodes, dst);
 	inode_put(&fs->inodes, ndir);
