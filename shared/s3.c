@@ -876,13 +876,20 @@ static int req_run(struct s3_req *r, struct s3_error *err)
 		 * an <Error> (InternalError, SlowDown): the engine saw a success,
 		 * so retry those here, a few times with a short pause.
 		 */
-		if (err->err == S3_OK || !r->doc || !r->out.is_error || attempt >= 3 ||
-		    !xfer_is_retryable_code(r->out.error.code, strlen(r->out.error.code)))
+		bool retry_200 =
+		    r->doc && r->out.is_error && attempt < 3 &&
+		    xfer_is_retryable_code(r->out.error.code, strlen(r->out.error.code));
+		/* Expired temporary credentials were invalidated: one more try with fresh ones. */
+		bool retry_creds = err->err == S3_ERR_EXPIRED_TOKEN && attempt == 1;
+
+		if (err->err == S3_OK || (!retry_200 && !retry_creds))
 			break;
-		log_msg(LOG_INFO, err->request_id[0] ? err->request_id : NULL,
-		        "%s: %s in a 200 reply; retrying", r->op, r->out.error.code);
-		usleep((useconds_t)(200000 * attempt));
-		doc_reset_cb(r);
+		log_msg(LOG_INFO, err->request_id[0] ? err->request_id : NULL, "%s: %s; retrying",
+		        r->op, err->code[0] ? err->code : s3_strerror(err->err));
+		if (retry_200)
+			usleep((useconds_t)(200000 * attempt));
+		if (r->doc)
+			doc_reset_cb(r);
 		xfer_request_cleanup(&r->x);
 		memset(&r->info, 0, sizeof(r->info));
 		r->have_range_total = false;

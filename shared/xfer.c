@@ -889,6 +889,10 @@ void xfer_engine_free(struct xfer_engine *e)
 {
 	if (!e)
 		return;
+	if (pthread_equal(pthread_self(), e->thread)) {
+		log_err("xfer: xfer_engine_free() called from a completion callback; not freed");
+		return;
+	}
 	pthread_mutex_lock(&e->lock);
 	e->stopping = true;
 	pthread_mutex_unlock(&e->lock);
