@@ -21,7 +21,6 @@
 #define FIRST_PART (1 * MIB)   /* the first request after open or a far seek */
 #define MAX_PARTS_AHEAD 8      /* window cap, in --read-part-size parts */
 #define MAX_SEGS 16            /* parts one reply may span */
-#define FAR_SEEK (32 * MIB)    /* a forward jump past the window by more is a seek */
 #define KEEP_BEHIND (8 * MIB)  /* fetched bytes kept behind the furthest read */
 
 enum part_state {
@@ -367,10 +366,13 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 {
 	uint64_t part = pf->fs->opt.read_part_size;
-	uint64_t fwd = pf->window > FAR_SEEK ? pf->window : FAR_SEEK;
 	uint64_t behind = part > KEEP_BEHIND ? part : KEEP_BEHIND;
 
-	if (!pf->head || off < pf->head->off || off > pf->next_off + fwd) {
+	/*
+	 * A jump forward past what is scheduled by more than a part is a seek:
+	 * fetching the gap would cost more than starting again at @off.
+	 */
+	if (!pf->head || off < pf->head->off || off > pf->next_off + part) {
 		/* far seek (or first read): start small again, 1 MiB aligned for the cache */
 		if (pf->head)
 			log_debug("prefetch %s: seek to %llu resets the window [%llu, %llu)",
@@ -391,7 +393,8 @@ static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 	 * readahead requests arrive slightly out of order, and small backward
 	 * seeks are served from it.
 	 */
-	while (pf->head->next && pf->head->off + pf->head->len + behind <= pf->hi) {
+	while (pf->head->next && pf->head->off + pf->head->len + behind <= pf->hi &&
+	       pf->head->off + pf->head->len <= off) {
 		struct pf_part *p = pf->head;
 
 		pf->head = p->next;
@@ -533,9 +536,13 @@ again:
 		return;
 	}
 	end = off + size < pf->size ? off + size : pf->size;
+	log_debug("prefetch %s: read [%llu, +%zu)", pf->key, (unsigned long long)off, size);
 	window_seek_locked(pf, off, end);
 	if (!schedule_locked(pf, off, end)) {
 		/* not even this read fits in the budget: serve it without a part */
+		log_debug("prefetch %s: budget short (%llu of %llu used): direct read",
+			  pf->key, (unsigned long long)budget_used(pf->fs->budget),
+			  (unsigned long long)budget_limit(pf->fs->budget));
 		snprintf(etag, sizeof(etag), "%s", pf->etag);
 		pf->delivered = true;
 		pthread_mutex_unlock(&pf->lock);
@@ -589,6 +596,11 @@ again:
 		if (p->got < p->len)
 			break; /* short part: end of object */
 	}
+	if (!retry && !err && pos < end && pos < pf->size && (n_used == 0 ||
+	    used[n_used - 1]->got == used[n_used - 1]->len)) {
+		/* the window moved under us (another reader): never reply short */
+		retry = true;
+	}
 	if (retry) {
 		unpin_locked(used, n_used);
 		n_used = 0;
@@ -625,6 +637,10 @@ again:
 	pthread_mutex_unlock(&pf->lock);
 
 	bv->count = n_used;
+	if (pos < end)
+		log_debug("prefetch %s: short reply at %llu: %llu of %llu bytes (size %llu)",
+			  pf->key, (unsigned long long)off, (unsigned long long)(pos - off),
+			  (unsigned long long)(end - off), (unsigned long long)pf->size);
 	fuse_reply_data(req, bv, FUSE_BUF_NO_SPLICE);
 
 	/* pinned: buf and got are stable without the lock */
