@@ -62,6 +62,7 @@ struct s3_req {
 	char *copy_source;
 	char *body_owned; /* a body built here (XML), freed with the request */
 	bool creds_failed;
+	bool range_from_zero; /* GET with a Range starting at byte 0 */
 
 	/* response headers of interest */
 	struct s3_object_info info;
@@ -397,6 +398,12 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 	case XFER_ERR_INVALID:
 		e->err = S3_ERR_INVALID_ARGUMENT;
 		snprintf(e->message, sizeof(e->message), "%s: %.200s", r->op, res->errmsg);
+		return;
+	}
+	if (res->http_status == 416 && r->range_from_zero) {
+		/* Bytes from 0 not satisfiable: the object is empty. A read gets 0 bytes. */
+		memset(&r->info, 0, sizeof(r->info));
+		res->body_len = 0;
 		return;
 	}
 	if (res->http_status >= 300) {
@@ -925,6 +932,7 @@ static int get_setup(struct s3_req *r, uint64_t off, uint64_t len, const char *i
 		snprintf(r->range, sizeof(r->range), "bytes=%llu-", (unsigned long long)off);
 	if (r->range[0])
 		add_header(r, "Range", r->range);
+	r->range_from_zero = off == 0 && len > 0;
 	if (if_match && if_match[0]) {
 		/* S3 compares quoted ETags; callers keep them unquoted. */
 		snprintf(r->if_match, sizeof(r->if_match), "\"%s\"", if_match);

@@ -107,7 +107,8 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
  * @cap bytes and a longer object fails with S3_ERR_INVALID_RANGE).
  * @if_match: an ETag the object must still have (else S3_ERR_PRECONDITION), or NULL.
  * @got: bytes stored. @info: if not NULL, filled from the response headers
- * (size from Content-Range). Returns 0 or -1.
+ * (size from Content-Range). A range from offset 0 of an empty object
+ * succeeds with @got = 0 (S3 answers 416 there). Returns 0 or -1.
  */
 int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
 		  const char *if_match, void *buf, size_t cap, size_t *got,

@@ -241,6 +241,14 @@ static void test_put_get_head(void **state)
 	assert_string_equal(etag, "d41d8cd98f00b204e9800998ecf8427e");
 	expect_ok(s3_head_object(g.c, key, &info, &e), &e);
 	assert_int_equal(info.size, 0);
+	/* a ranged read of an empty object gets 0 bytes, like read(2) at EOF */
+	got = 99;
+	expect_ok(s3_get_object(g.c, key, 0, 4096, NULL, back, n, &got, &info, &e), &e);
+	assert_int_equal(got, 0);
+	assert_int_equal(info.size, 0);
+	/* ... but past its end it is an invalid range */
+	assert_int_equal(s3_get_object(g.c, key, 10, 4096, NULL, back, n, &got, NULL, &e), -1);
+	assert_int_equal(e.err, S3_ERR_INVALID_RANGE);
 	free(d);
 	free(back);
 }
