@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "budget.h"
 #include "log.h"
@@ -30,6 +31,7 @@ struct upload_buf {
 	char *data;             /* part_size bytes, mmap'd (returned to the OS on free) */
 	size_t len;             /* bytes filled */
 	size_t charged;         /* budget bytes this buffer holds */
+	bool overdraft;         /* mapped past the budget (see reserve_patiently) */
 	int part_no;
 	char etag[80];          /* written by the engine when the part is done */
 	struct upload_buf *next;/* free list */
@@ -65,6 +67,8 @@ struct upload {
 	size_t parts_cap;
 	int err;                  /* first errno that failed the upload, 0 if none */
 	bool aborted;             /* AbortMultipartUpload was sent */
+	bool writer_waiting;      /* the writer waits in get_buf() for a buffer */
+	bool overdraft_logged;
 };
 
 static void log_s3(int level, const struct upload *u, const char *what, const struct s3_error *e)
@@ -128,6 +132,37 @@ static void buf_unmap(struct upload *u, struct upload_buf *b)
 	free(b);
 }
 
+/* How long a writer with nothing in flight waits for the budget. */
+#define OVERDRAFT_WAIT_MS 2000
+
+/*
+ * Take @n bytes of the budget for a writer that has nothing in flight (so
+ * nothing of its own will come back). Other uploads hold the rest; they
+ * give it back as their parts finish. But a program writing many files in
+ * turn from one thread leaves each holding a partly filled part, and may
+ * wait on this write before it writes to them again: past
+ * OVERDRAFT_WAIT_MS the buffer is mapped uncharged (logged once per file)
+ * instead of hanging the program. Returns the bytes charged (@n or 0).
+ */
+static size_t reserve_patiently(struct upload *u, size_t n)
+{
+	for (int waited = 0; waited < OVERDRAFT_WAIT_MS; waited += 5) {
+		if (budget_try_reserve(u->p.budget, n))
+			return n;
+		usleep(5000);
+	}
+	pthread_mutex_lock(&u->lock);
+	bool logged = u->overdraft_logged;
+	u->overdraft_logged = true;
+	pthread_mutex_unlock(&u->lock);
+	if (!logged)
+		log_warn("upload of '%s': the memory budget (--memory-limit) is held by other "
+			 "files being written; using %zu bytes beyond it rather than waiting on "
+			 "them (raise --memory-limit for this many files written at once)",
+			 u->key, n);
+	return 0;
+}
+
 /*
  * get_buf() - a buffer to fill, for the writer (wlock held, lock not held).
  * Reuses buffers that came back from finished parts; maps a new one while
@@ -178,8 +213,20 @@ static int get_buf(struct upload *u, struct upload_buf **out)
 				bool mine_coming = u->inflight > 0 || u->free_bufs;
 				pthread_mutex_unlock(&u->lock);
 				if (!mine_coming) {
-					budget_reserve(u->p.budget, u->p.part_size);
-					got = true;
+					size_t c = reserve_patiently(u, u->p.part_size);
+
+					b = buf_map(u, c);
+					pthread_mutex_lock(&u->lock);
+					if (!b) {
+						if (c)
+							budget_release(u->p.budget, c);
+						r = -ENOMEM;
+						break;
+					}
+					b->overdraft = c == 0;
+					u->nbufs++;
+					*out = b;
+					break;
 				}
 			}
 			if (got) {
@@ -200,7 +247,9 @@ static int get_buf(struct upload *u, struct upload_buf **out)
 		}
 		/* Every buffer is in flight (or the budget is short): a writer
 		 * faster than the network waits here for a part to finish. */
+		u->writer_waiting = true;
 		pthread_cond_wait(&u->cond, &u->lock);
+		u->writer_waiting = false;
 	}
 	pthread_mutex_unlock(&u->lock);
 	return r;
@@ -221,15 +270,17 @@ static void charge(struct upload *u, struct upload_buf *b, size_t len)
 {
 	size_t want;
 
-	if (b->charged >= len)
+	if (b->charged >= len || b->overdraft)
 		return;
 	want = (len + CHARGE_STEP - 1) / CHARGE_STEP * CHARGE_STEP;
 	if (want > u->p.part_size)
 		want = u->p.part_size;
 	/* Nothing of this upload is in flight while its first buffer fills,
-	 * so waiting on the budget cannot wait on ourselves. */
-	budget_reserve(u->p.budget, want - b->charged);
-	b->charged = want;
+	 * so only other uploads can give budget back. */
+	if (reserve_patiently(u, want - b->charged))
+		b->charged = want;
+	else
+		b->overdraft = true;
 }
 
 /* Make room for part @part_no in u->parts (lock held). */
@@ -298,9 +349,25 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 		fail_locked(u, EIO);
 	}
 	b->len = 0;
+	u->inflight--;
+	if (u->free_bufs && !u->writer_waiting) {
+		/* A spare is enough for a writer that is not waiting: give
+		 * the rest back to the budget, which others may wait on. */
+		struct budget *budget = u->p.budget;
+		size_t size = u->p.part_size;
+
+		u->nbufs--;
+		pthread_cond_broadcast(&u->cond);
+		pthread_mutex_unlock(&u->lock);
+		/* @u may be freed from here on: the writer saw inflight drop */
+		munmap(b->data, size);
+		if (b->charged)
+			budget_release(budget, b->charged);
+		free(b);
+		return;
+	}
 	b->next = u->free_bufs;
 	u->free_bufs = b;
-	u->inflight--;
 	pthread_cond_broadcast(&u->cond);
 	pthread_mutex_unlock(&u->lock);
 }

@@ -32,6 +32,7 @@ class Pattern:
         self.buf = memoryview(self.base + self.base)
 
     def chunks(self, size, chunk=MIB):
+        assert chunk <= len(self.base), "chunks larger than the block"
         off = 0
         i = 0
         n = len(self.base)
@@ -220,6 +221,40 @@ def test_sixteen_files_at_once():
         ht.check_eq(names, ["p%02d" % i for i in range(16)], "listing")
     for i in range(16):
         check_object(s3, bucket, "p%02d" % i, pats[i], sizes[i])
+    ht.delete_bucket(bucket)
+
+
+def test_round_robin_writer_small_budget():
+    # One thread writing 4 files in turn, 6 MiB at a time, with a budget
+    # of 16 MiB and 5 MiB parts: the files together hold more than the
+    # budget in partly filled parts, and the writer waits on one file
+    # before it writes the others again. It must neither hang nor lose a
+    # byte (the daemon goes past the budget for the file that cannot wait,
+    # and says so).
+    ht.s3_env()
+    s3 = ht.s3_client()
+    bucket = ht.fresh_bucket("w")
+    pats = [Pattern(200 + i, block=8 * MIB) for i in range(4)]
+    size = 3 * 6 * MIB
+    with ht.Mount(bucket, ["--memory-limit", "16", "--write-part-size", "5M"]) as m:
+        fds = [os.open(os.path.join(m.path, "rr%d" % i),
+                       os.O_WRONLY | os.O_CREAT, 0o644) for i in range(4)]
+        try:
+            gens = [pats[i].chunks(size, 6 * MIB) for i in range(4)]
+            for _ in range(3):
+                for i in range(4):
+                    c = next(gens[i])
+                    ht.check_eq(os.write(fds[i], c), len(c), "bytes accepted")
+        finally:
+            for fd in fds:
+                os.close(fd)
+    global PART
+    saved, PART = PART, 5 * MIB
+    try:
+        for i in range(4):
+            check_object(s3, bucket, "rr%d" % i, pats[i], size, 6 * MIB)
+    finally:
+        PART = saved
     ht.delete_bucket(bucket)
 
 
