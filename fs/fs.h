@@ -58,6 +58,25 @@ struct fs_options {
 	mode_t dir_mode;         /* --dir-mode (default 0755) */
 
 	/* write side (fswrite reads these) */
+	/*
+	 * (fswrite -> fsread) --help wording proposed for main.c, with the cost
+	 * of each opt-in as issue 4 asks:
+	 *  --allow-overwrite  "replace an existing object when it is opened with
+	 *     O_TRUNC; others see the old object until the new one is closed
+	 *     (the whole file is uploaded again)"
+	 *  --allow-delete     "allow unlink of files and rmdir of empty
+	 *     directories (deletes the objects: cannot be undone)"
+	 *  --allow-append     "allow O_APPEND on an existing object: it is
+	 *     rewritten as a new upload starting with a server-side copy of the
+	 *     old bytes (under 5 MiB they are downloaded and re-sent), so each
+	 *     append costs a copy of the whole object"
+	 *  --allow-rename     "allow rename of files: a server-side copy, then a
+	 *     delete of the old name; not atomic (after a failure both names can
+	 *     exist) and it costs a copy of the whole object; directories: EXDEV"
+	 *  --write-part-size  "size of each uploaded part, 5M..5G (8M): a file
+	 *     holds at most 10,000 parts (80 GB at 8M), and each file being
+	 *     written keeps up to 5 parts in memory (--memory-limit)"
+	 */
 	bool allow_overwrite;    /* --allow-overwrite */
 	bool allow_delete;       /* --allow-delete */
 	bool allow_append;       /* --allow-append */
