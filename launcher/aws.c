@@ -17,12 +17,12 @@
 #include "sts.h"
 #include "xfer.h"
 
-int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need_cfn,
-	     char *errbuf, size_t errlen)
+int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need_cfn, char *errbuf,
+             size_t errlen)
 {
 	struct xfer_config xc = {.ca_bundle = o->ca_bundle};
-	struct creds_options co = {.profile = o->profile, .region = o->spec.region,
-				   .ca_bundle = o->ca_bundle};
+	struct creds_options co = {
+	    .profile = o->profile, .region = o->spec.region, .ca_bundle = o->ca_bundle};
 	char eb[512];
 
 	memset(a, 0, sizeof(*a));
@@ -38,8 +38,8 @@ int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need
 		goto fail;
 	}
 	creds_region(a->creds, a->region, sizeof(a->region));
-	if (endpoint_resolve("sts", o->sts_endpoint, a->region, &a->sts_endpoint, eb,
-			     sizeof(eb)) != 0) {
+	if (endpoint_resolve("sts", o->sts_endpoint, a->region, &a->sts_endpoint, eb, sizeof(eb)) !=
+	    0) {
 		snprintf(errbuf, errlen, "STS endpoint: %s", eb);
 		goto fail;
 	}
@@ -54,13 +54,13 @@ int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need
 			goto fail;
 		}
 		if (endpoint_resolve("s3", o->s3_endpoint, a->region, &a->s3_endpoint, eb,
-				     sizeof(eb)) != 0) {
+		                     sizeof(eb)) != 0) {
 			snprintf(errbuf, errlen, "S3 endpoint: %s", eb);
 			goto fail;
 		}
 		a->s3_custom = (o->s3_endpoint && o->s3_endpoint[0]) ||
-			       (!(ign && !strcmp(ign, "true")) &&
-				((env_s3 && env_s3[0]) || (env_any && env_any[0])));
+		               (!(ign && !strcmp(ign, "true")) &&
+		                ((env_s3 && env_s3[0]) || (env_any && env_any[0])));
 		sc.endpoint = a->s3_endpoint;
 		sc.region = a->region;
 		sc.bucket = o->spec.bucket;
@@ -70,14 +70,14 @@ int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need
 		a->s3 = s3_client_new(&sc);
 		if (!a->s3) {
 			snprintf(errbuf, errlen, "could not make the S3 client for bucket %s",
-				 o->spec.bucket);
+			         o->spec.bucket);
 			goto fail;
 		}
 	}
 	if (need_cfn) {
 		struct cfn_config cc = {.region = a->region, .creds = a->creds, .xfer = a->xfer};
 		if (endpoint_resolve("cloudformation", o->cfn_endpoint, a->region, &a->cfn_endpoint,
-				     eb, sizeof(eb)) != 0) {
+		                     eb, sizeof(eb)) != 0) {
 			snprintf(errbuf, errlen, "CloudFormation endpoint: %s", eb);
 			goto fail;
 		}
@@ -85,7 +85,7 @@ int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need
 		a->cfn = cfn_client_new(&cc);
 		if (!a->cfn) {
 			snprintf(errbuf, errlen, "could not make the CloudFormation client for %s",
-				 a->cfn_endpoint);
+			         a->cfn_endpoint);
 			goto fail;
 		}
 	}
@@ -110,11 +110,11 @@ void aws_close(struct aws *a)
 }
 
 int aws_assume_termination_role(struct aws *a, const char *role_arn, const char *session,
-				char *errbuf, size_t errlen)
+                                char *errbuf, size_t errlen)
 {
 	struct sts_config sc = {.xfer = a->xfer, .endpoint = a->sts_endpoint, .region = a->region};
-	struct sts_assume_params p = {.role_arn = role_arn, .session_name = session,
-				      .duration_s = 900};
+	struct sts_assume_params p = {
+	    .role_arn = role_arn, .session_name = session, .duration_s = 900};
 	struct creds caller = {0}, role = {0};
 	struct creds_error ce;
 	struct sts_error se;
@@ -123,16 +123,17 @@ int aws_assume_termination_role(struct aws *a, const char *role_arn, const char 
 	int rc = -1;
 
 	if (creds_get(a->creds, &caller, &ce) != 0) {
-		snprintf(errbuf, errlen, "no credentials to assume %s with: %s", role_arn, ce.message);
+		snprintf(errbuf, errlen, "no credentials to assume %s with: %s", role_arn,
+		         ce.message);
 		goto out;
 	}
 	if (sts_assume_role(&sc, &caller, &p, &role, &se) != 0) {
 		snprintf(errbuf, errlen, "could not assume termination role %s: %s", role_arn,
-			 sts_error_format(&se, eb, sizeof(eb)));
+		         sts_error_format(&se, eb, sizeof(eb)));
 		goto out;
 	}
 	a->role_creds = creds_provider_new_static(role.access_key_id, role.secret_access_key,
-						  role.session_token);
+	                                          role.session_token);
 	if (!a->role_creds)
 		goto nomem;
 	cc.creds = a->role_creds;
@@ -151,7 +152,8 @@ out:
 
 char *aws_object_url(const struct aws *a, const char *bucket, const char *key)
 {
-	size_t n = strlen(bucket) + strlen(key) + (a->s3_endpoint ? strlen(a->s3_endpoint) : 0) + 96;
+	size_t n =
+	    strlen(bucket) + strlen(key) + (a->s3_endpoint ? strlen(a->s3_endpoint) : 0) + 96;
 	char *u = malloc(n);
 
 	if (!u)

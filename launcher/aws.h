@@ -20,13 +20,13 @@ struct cfn_client;
 struct aws {
 	struct xfer_engine *xfer;
 	struct creds_provider *creds;
-	struct s3_client *s3;      /* NULL unless asked for */
-	struct cfn_client *cfn;    /* NULL unless asked for */
+	struct s3_client *s3;   /* NULL unless asked for */
+	struct cfn_client *cfn; /* NULL unless asked for */
 	char region[64];
-	char *s3_endpoint;         /* resolved URLs */
+	char *s3_endpoint; /* resolved URLs */
 	char *cfn_endpoint;
 	char *sts_endpoint;
-	bool s3_custom;            /* S3 endpoint given by flag or environment */
+	bool s3_custom; /* S3 endpoint given by flag or environment */
 	/* the termination role's own CloudFormation client (aws_assume_termination_role) */
 	struct creds_provider *role_creds;
 	struct cfn_client *role_cfn;
@@ -37,8 +37,8 @@ struct aws {
  * @need_s3: needs o->spec.bucket. @need_cfn: the CloudFormation client.
  * Returns 0, or -1 with a message saying what to fix.
  */
-int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need_cfn,
-	     char *errbuf, size_t errlen);
+int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need_cfn, char *errbuf,
+             size_t errlen);
 
 /** aws_close() - free everything aws_open() made; safe twice. */
 void aws_close(struct aws *a);
@@ -50,7 +50,7 @@ void aws_close(struct aws *a);
  * Returns 0, or -1 with the reason in @errbuf.
  */
 int aws_assume_termination_role(struct aws *a, const char *role_arn, const char *session,
-				char *errbuf, size_t errlen);
+                                char *errbuf, size_t errlen);
 
 /**
  * aws_object_url() - the URL CloudFormation uses to fetch @key from

@@ -15,11 +15,11 @@
 
 /** Exit codes, documented in --help. */
 enum launch_exit {
-	LAUNCH_EXIT_OK = 0,          /* every job completed with exit code 0 */
-	LAUNCH_EXIT_JOB_FAILED = 1,  /* a job failed, was cancelled or timed out */
-	LAUNCH_EXIT_USAGE = 2,       /* bad flag or launch spec */
-	LAUNCH_EXIT_INFRA = 3,       /* stack creation failed, an API or Slurm error, records missing */
-	LAUNCH_EXIT_BUDGET = 4,      /* --max-minutes passed: stack deleted, jobs cancelled */
+	LAUNCH_EXIT_OK = 0,         /* every job completed with exit code 0 */
+	LAUNCH_EXIT_JOB_FAILED = 1, /* a job failed, was cancelled or timed out */
+	LAUNCH_EXIT_USAGE = 2,      /* bad flag or launch spec */
+	LAUNCH_EXIT_INFRA = 3,  /* stack creation failed, an API or Slurm error, records missing */
+	LAUNCH_EXIT_BUDGET = 4, /* --max-minutes passed: stack deleted, jobs cancelled */
 	LAUNCH_EXIT_INTERRUPTED = 5, /* SIGINT/SIGTERM: stack deleted before exiting */
 	LAUNCH_EXIT_STACK_LEFT = 6,  /* the stack could not be deleted: it may still bill */
 };
@@ -30,8 +30,8 @@ extern volatile sig_atomic_t launch_signal;
 /** Options common to every subcommand, after parsing. */
 struct launch_opts {
 	struct launch_spec spec;
-	bool json;              /* --json: one JSON document on stdout */
-	int verbose;            /* -v: more log lines */
+	bool json;                /* --json: one JSON document on stdout */
+	int verbose;              /* -v: more log lines */
 	const char *cfn_endpoint; /* --cloudformation-endpoint-url */
 	const char *s3_endpoint;  /* --s3-endpoint-url */
 	const char *sts_endpoint; /* --sts-endpoint-url */
@@ -39,10 +39,10 @@ struct launch_opts {
 	const char *ca_bundle;    /* --ca-bundle */
 	bool force_path_style;    /* --force-path-style (implied by a custom S3 endpoint) */
 	/* submit / job / teardown (the head node side) */
-	const char *job_name;     /* job: --name */
-	const char *jobs_arg;     /* teardown: --jobs NAME=ID,... */
-	const char *log_dir;      /* submit: --log-dir for Slurm's output files */
-	char **argv_rest;         /* job: the command after "--" */
+	const char *job_name; /* job: --name */
+	const char *jobs_arg; /* teardown: --jobs NAME=ID,... */
+	const char *log_dir;  /* submit: --log-dir for Slurm's output files */
+	char **argv_rest;     /* job: the command after "--" */
 	int argc_rest;
 };
 

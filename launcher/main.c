@@ -68,57 +68,58 @@ bool launch_sleep(double seconds)
 }
 
 static const char exit_codes[] =
-	"Exit status:\n"
-	"  0  every job completed with exit code 0 (up/down/status: the command worked)\n"
-	"  1  a job failed, was cancelled or timed out\n"
-	"  2  usage error: a bad flag or launch spec (the message says what to fix)\n"
-	"  3  infrastructure failure: the stack could not be created (reason printed),\n"
-	"     an AWS/Slurm call failed, or the run ended without its records\n"
-	"  4  budget (--max-minutes) exceeded: the stack was deleted / jobs cancelled\n"
-	"  5  interrupted by SIGINT/SIGTERM: the stack was deleted before exiting\n"
-	"  6  the stack could NOT be deleted: it may still be running; run `down`\n";
+    "Exit status:\n"
+    "  0  every job completed with exit code 0 (up/down/status: the command worked)\n"
+    "  1  a job failed, was cancelled or timed out\n"
+    "  2  usage error: a bad flag or launch spec (the message says what to fix)\n"
+    "  3  infrastructure failure: the stack could not be created (reason printed),\n"
+    "     an AWS/Slurm call failed, or the run ended without its records\n"
+    "  4  budget (--max-minutes) exceeded: the stack was deleted / jobs cancelled\n"
+    "  5  interrupted by SIGINT/SIGTERM: the stack was deleted before exiting\n"
+    "  6  the stack could NOT be deleted: it may still be running; run `down`\n";
 
 static const char spec_opts[] =
-	"Launch spec (JSON; every field also a flag, flags win):\n"
-	"  --spec FILE               the launch spec: {\"stack_name\", \"region\", \"template\",\n"
-	"                            \"parameters\": {..}, \"bucket\", \"max_minutes\",\n"
-	"                            \"workloads\": [{\"name\", \"command\", \"time_limit\", \"nodes\",\n"
-	"                            \"sbatch_args\", \"env\"}], ...}\n"
-	"  --provider P              cloudformation (default) or slurm (an existing Slurm\n"
-	"                            cluster: no stack)\n"
-	"  --stack-name NAME         the cluster stack\n"
-	"  --region REGION           AWS region (else AWS_REGION, profile, IMDS, us-east-1)\n"
-	"  --template FILE           CloudFormation template (over 51,200 bytes it goes by URL\n"
-	"                            through the bucket); e.g. scripts/cluster-template.yaml\n"
-	"  --template-url URL        or a template CloudFormation fetches itself\n"
-	"  --parameter KEY=VALUE     stack parameter (repeat); RunId and ArtifactBucketName\n"
-	"                            are filled in when the template uses them\n"
-	"  --capability CAP          (repeat; default CAPABILITY_IAM and CAPABILITY_NAMED_IAM)\n"
-	"  --tag KEY=VALUE           stack tag (repeat); hpcops:run-id is always added\n"
-	"  --role-arn ARN            service role CloudFormation uses for the stack\n"
-	"  --termination-role ARN    role the teardown job assumes to delete the stack\n"
-	"  --bucket BUCKET           artifact bucket: records under _hpcops/runs/RUN-ID/\n"
-	"  --mount-dir DIR           where the bucket is mounted for the workloads\n"
-	"                            (HPCOPS_OUTPUT_DIR in their environment)\n"
-	"  --outputs-prefix P        output objects reported (default \"output-\")\n"
-	"  --workload NAME=COMMAND   a workload run by /bin/sh -c as one Slurm job (repeat)\n"
-	"  --run-id ID               the run (default: generated)\n"
-	"  --max-minutes N           budget: past it the stack is deleted anyway (default 60;\n"
-	"                            fractions allowed, 0.5 = 30 s)\n"
-	"  --poll-seconds N          time between polls (default 5)\n";
+    "Launch spec (JSON; every field also a flag, flags win):\n"
+    "  --spec FILE               the launch spec: {\"stack_name\", \"region\", \"template\",\n"
+    "                            \"parameters\": {..}, \"bucket\", \"max_minutes\",\n"
+    "                            \"workloads\": [{\"name\", \"command\", \"time_limit\", "
+    "\"nodes\",\n"
+    "                            \"sbatch_args\", \"env\"}], ...}\n"
+    "  --provider P              cloudformation (default) or slurm (an existing Slurm\n"
+    "                            cluster: no stack)\n"
+    "  --stack-name NAME         the cluster stack\n"
+    "  --region REGION           AWS region (else AWS_REGION, profile, IMDS, us-east-1)\n"
+    "  --template FILE           CloudFormation template (over 51,200 bytes it goes by URL\n"
+    "                            through the bucket); e.g. scripts/cluster-template.yaml\n"
+    "  --template-url URL        or a template CloudFormation fetches itself\n"
+    "  --parameter KEY=VALUE     stack parameter (repeat); RunId and ArtifactBucketName\n"
+    "                            are filled in when the template uses them\n"
+    "  --capability CAP          (repeat; default CAPABILITY_IAM and CAPABILITY_NAMED_IAM)\n"
+    "  --tag KEY=VALUE           stack tag (repeat); hpcops:run-id is always added\n"
+    "  --role-arn ARN            service role CloudFormation uses for the stack\n"
+    "  --termination-role ARN    role the teardown job assumes to delete the stack\n"
+    "  --bucket BUCKET           artifact bucket: records under _hpcops/runs/RUN-ID/\n"
+    "  --mount-dir DIR           where the bucket is mounted for the workloads\n"
+    "                            (HPCOPS_OUTPUT_DIR in their environment)\n"
+    "  --outputs-prefix P        output objects reported (default \"output-\")\n"
+    "  --workload NAME=COMMAND   a workload run by /bin/sh -c as one Slurm job (repeat)\n"
+    "  --run-id ID               the run (default: generated)\n"
+    "  --max-minutes N           budget: past it the stack is deleted anyway (default 60;\n"
+    "                            fractions allowed, 0.5 = 30 s)\n"
+    "  --poll-seconds N          time between polls (default 5)\n";
 
 static const char common_opts[] =
-	"Connection and output:\n"
-	"  --cloudformation-endpoint-url URL   else AWS_ENDPOINT_URL_CLOUDFORMATION,\n"
-	"                                      AWS_ENDPOINT_URL, then the regional endpoint\n"
-	"  --s3-endpoint-url URL               else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL\n"
-	"  --sts-endpoint-url URL              else AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL\n"
-	"  --force-path-style        path-style S3 URLs (implied by a custom S3 endpoint)\n"
-	"  --profile NAME            AWS profile (else AWS_PROFILE)\n"
-	"  --ca-bundle FILE          PEM CAs for a private endpoint\n"
-	"  --json                    one JSON document on stdout (progress stays on stderr)\n"
-	"  -v, --verbose             more log lines (twice: debug)\n"
-	"  -h, --help                this help\n";
+    "Connection and output:\n"
+    "  --cloudformation-endpoint-url URL   else AWS_ENDPOINT_URL_CLOUDFORMATION,\n"
+    "                                      AWS_ENDPOINT_URL, then the regional endpoint\n"
+    "  --s3-endpoint-url URL               else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL\n"
+    "  --sts-endpoint-url URL              else AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL\n"
+    "  --force-path-style        path-style S3 URLs (implied by a custom S3 endpoint)\n"
+    "  --profile NAME            AWS profile (else AWS_PROFILE)\n"
+    "  --ca-bundle FILE          PEM CAs for a private endpoint\n"
+    "  --json                    one JSON document on stdout (progress stays on stderr)\n"
+    "  -v, --verbose             more log lines (twice: debug)\n"
+    "  -h, --help                this help\n";
 
 struct command {
 	const char *name;
@@ -129,61 +130,69 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"run", cmd_run, "up, wait, report, down: exit 0 only when every job completed with exit 0",
-	 "usage: hpcops-launch run [--spec FILE] [options]\n\n"
-	 "Creates the stack (or, with --provider slurm, submits to the local Slurm), waits\n"
-	 "for every workload and the teardown job, reports each job's state and exit code\n"
-	 "and the output objects, and deletes the stack. Ctrl-C or SIGTERM at any point\n"
-	 "deletes the stack (or cancels the jobs) before exiting.\n\n"
-	 "  hpcops-launch run --provider slurm --bucket B --mount-dir /mnt/b \\\n"
-	 "      --workload demo=scripts/example-workload.sh\n", false},
-	{"up", cmd_up, "create the stack and wait for CREATE_COMPLETE",
-	 "usage: hpcops-launch up --stack-name NAME --template FILE --bucket B [options]\n\n"
-	 "CreateStack (idempotent: the ClientRequestToken comes from the run id), stack\n"
-	 "events streamed as progress, then CREATE_COMPLETE. On CREATE_FAILED/ROLLBACK the\n"
-	 "first failed resource and its reason are printed (nested stacks followed) and\n"
-	 "the stack is deleted. The launch spec is stored for the head node under\n"
-	 "s3://BUCKET/_hpcops/runs/RUN-ID/spec.json.\n", false},
-	{"wait", cmd_wait, "follow the stack and the run's records; cost guard",
-	 "usage: hpcops-launch wait --run-id RUN --bucket B [--stack-name NAME] [options]\n\n"
-	 "Follows the stack and the job records until the teardown job writes the run\n"
-	 "record, then makes sure the stack is deleted and reports. Past --max-minutes\n"
-	 "(counted from when wait starts) it deletes the stack anyway and says so.\n", false},
-	{"down", cmd_down, "delete the stack and wait for DELETE_COMPLETE",
-	 "usage: hpcops-launch down --stack-name NAME [--role-arn ARN] [options]\n\n"
-	 "DeleteStack, then waits for DELETE_COMPLETE; a stack that does not exist counts\n"
-	 "as deleted. DELETE_FAILED is retried with DeletionMode=FORCE_DELETE_STACK and\n"
-	 "reported (resources CloudFormation could not delete are left: check them).\n", false},
-	{"status", cmd_status, "the stack's state and the run's records",
-	 "usage: hpcops-launch status [--stack-name NAME] [--run-id RUN --bucket B] [options]\n",
-	 false},
-	{"submit", cmd_submit, "(head node) sbatch the workloads and the teardown job",
-	 "usage: hpcops-launch submit --run-id RUN --bucket B [--stack-name NAME]\n"
-	 "                            [--termination-role ARN] [--mount-dir DIR] [options]\n\n"
-	 "Run by the cluster template's OnNodeConfigured action on the head node. Reads\n"
-	 "the launch spec stored by `up` (or takes --workload flags), sbatches each\n"
-	 "workload (--parsable, output files under the mount) wrapped so it writes a job\n"
-	 "record to s3://BUCKET/_hpcops/runs/RUN/jobs/, then one teardown job\n"
-	 "(--dependency=afterany, --kill-on-invalid-dep=yes) that writes the run record\n"
-	 "and deletes the stack with the termination role (STS AssumeRole).\n"
-	 "  --log-dir DIR    Slurm output files (default MOUNT/_hpcops/runs/RUN/logs)\n", false},
-	{"job", cmd_job, "(inside a Slurm job) run a workload and record it",
-	 "usage: hpcops-launch job --run-id RUN --bucket B --name NAME -- COMMAND...\n", true},
-	{"teardown", cmd_teardown, "(inside a Slurm job) write the run record, delete the stack",
-	 "usage: hpcops-launch teardown --run-id RUN --bucket B --jobs NAME=ID,... "
-	 "[--stack-name NAME] [--termination-role ARN]\n", true},
+    {"run", cmd_run, "up, wait, report, down: exit 0 only when every job completed with exit 0",
+     "usage: hpcops-launch run [--spec FILE] [options]\n\n"
+     "Creates the stack (or, with --provider slurm, submits to the local Slurm), waits\n"
+     "for every workload and the teardown job, reports each job's state and exit code\n"
+     "and the output objects, and deletes the stack. Ctrl-C or SIGTERM at any point\n"
+     "deletes the stack (or cancels the jobs) before exiting.\n\n"
+     "  hpcops-launch run --provider slurm --bucket B --mount-dir /mnt/b \\\n"
+     "      --workload demo=scripts/example-workload.sh\n",
+     false},
+    {"up", cmd_up, "create the stack and wait for CREATE_COMPLETE",
+     "usage: hpcops-launch up --stack-name NAME --template FILE --bucket B [options]\n\n"
+     "CreateStack (idempotent: the ClientRequestToken comes from the run id), stack\n"
+     "events streamed as progress, then CREATE_COMPLETE. On CREATE_FAILED/ROLLBACK the\n"
+     "first failed resource and its reason are printed (nested stacks followed) and\n"
+     "the stack is deleted. The launch spec is stored for the head node under\n"
+     "s3://BUCKET/_hpcops/runs/RUN-ID/spec.json.\n",
+     false},
+    {"wait", cmd_wait, "follow the stack and the run's records; cost guard",
+     "usage: hpcops-launch wait --run-id RUN --bucket B [--stack-name NAME] [options]\n\n"
+     "Follows the stack and the job records until the teardown job writes the run\n"
+     "record, then makes sure the stack is deleted and reports. Past --max-minutes\n"
+     "(counted from when wait starts) it deletes the stack anyway and says so.\n",
+     false},
+    {"down", cmd_down, "delete the stack and wait for DELETE_COMPLETE",
+     "usage: hpcops-launch down --stack-name NAME [--role-arn ARN] [options]\n\n"
+     "DeleteStack, then waits for DELETE_COMPLETE; a stack that does not exist counts\n"
+     "as deleted. DELETE_FAILED is retried with DeletionMode=FORCE_DELETE_STACK and\n"
+     "reported (resources CloudFormation could not delete are left: check them).\n",
+     false},
+    {"status", cmd_status, "the stack's state and the run's records",
+     "usage: hpcops-launch status [--stack-name NAME] [--run-id RUN --bucket B] [options]\n",
+     false},
+    {"submit", cmd_submit, "(head node) sbatch the workloads and the teardown job",
+     "usage: hpcops-launch submit --run-id RUN --bucket B [--stack-name NAME]\n"
+     "                            [--termination-role ARN] [--mount-dir DIR] [options]\n\n"
+     "Run by the cluster template's OnNodeConfigured action on the head node. Reads\n"
+     "the launch spec stored by `up` (or takes --workload flags), sbatches each\n"
+     "workload (--parsable, output files under the mount) wrapped so it writes a job\n"
+     "record to s3://BUCKET/_hpcops/runs/RUN/jobs/, then one teardown job\n"
+     "(--dependency=afterany, --kill-on-invalid-dep=yes) that writes the run record\n"
+     "and deletes the stack with the termination role (STS AssumeRole).\n"
+     "  --log-dir DIR    Slurm output files (default MOUNT/_hpcops/runs/RUN/logs)\n",
+     false},
+    {"job", cmd_job, "(inside a Slurm job) run a workload and record it",
+     "usage: hpcops-launch job --run-id RUN --bucket B --name NAME -- COMMAND...\n", true},
+    {"teardown", cmd_teardown, "(inside a Slurm job) write the run record, delete the stack",
+     "usage: hpcops-launch teardown --run-id RUN --bucket B --jobs NAME=ID,... "
+     "[--stack-name NAME] [--termination-role ARN]\n",
+     true},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hpcops-launch COMMAND [options]\n\n"
-		   "Run HPC workloads on an ephemeral cluster and always delete it.\n\n"
-		   "Commands:\n");
+	           "Run HPC workloads on an ephemeral cluster and always delete it.\n\n"
+	           "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!commands[i].hidden)
 			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n`hpcops-launch COMMAND --help` for a command's options.\n"
-		   "  -V, --version    show the version and exit\n\n%s", exit_codes);
+	fprintf(f,
+	        "\n`hpcops-launch COMMAND --help` for a command's options.\n"
+	        "  -V, --version    show the version and exit\n\n%s",
+	        exit_codes);
 }
 
 static void command_help(const struct command *c)
@@ -192,44 +201,68 @@ static void command_help(const struct command *c)
 }
 
 enum {
-	OPT_SPEC = 1000, OPT_PROVIDER, OPT_STACK, OPT_REGION, OPT_TEMPLATE, OPT_TEMPLATE_URL,
-	OPT_PARAM, OPT_CAP, OPT_TAG, OPT_ROLE, OPT_TERM_ROLE, OPT_BUCKET, OPT_MOUNT, OPT_OUT_PREFIX,
-	OPT_WORKLOAD, OPT_RUN_ID, OPT_MAX_MIN, OPT_POLL, OPT_JSON, OPT_CFN_EP, OPT_S3_EP, OPT_STS_EP,
-	OPT_PATH_STYLE, OPT_PROFILE, OPT_CA, OPT_NAME, OPT_JOBS, OPT_LOG_DIR,
+	OPT_SPEC = 1000,
+	OPT_PROVIDER,
+	OPT_STACK,
+	OPT_REGION,
+	OPT_TEMPLATE,
+	OPT_TEMPLATE_URL,
+	OPT_PARAM,
+	OPT_CAP,
+	OPT_TAG,
+	OPT_ROLE,
+	OPT_TERM_ROLE,
+	OPT_BUCKET,
+	OPT_MOUNT,
+	OPT_OUT_PREFIX,
+	OPT_WORKLOAD,
+	OPT_RUN_ID,
+	OPT_MAX_MIN,
+	OPT_POLL,
+	OPT_JSON,
+	OPT_CFN_EP,
+	OPT_S3_EP,
+	OPT_STS_EP,
+	OPT_PATH_STYLE,
+	OPT_PROFILE,
+	OPT_CA,
+	OPT_NAME,
+	OPT_JOBS,
+	OPT_LOG_DIR,
 };
 
 static const struct option long_opts[] = {
-	{"spec", required_argument, NULL, OPT_SPEC},
-	{"provider", required_argument, NULL, OPT_PROVIDER},
-	{"stack-name", required_argument, NULL, OPT_STACK},
-	{"region", required_argument, NULL, OPT_REGION},
-	{"template", required_argument, NULL, OPT_TEMPLATE},
-	{"template-url", required_argument, NULL, OPT_TEMPLATE_URL},
-	{"parameter", required_argument, NULL, OPT_PARAM},
-	{"capability", required_argument, NULL, OPT_CAP},
-	{"tag", required_argument, NULL, OPT_TAG},
-	{"role-arn", required_argument, NULL, OPT_ROLE},
-	{"termination-role", required_argument, NULL, OPT_TERM_ROLE},
-	{"bucket", required_argument, NULL, OPT_BUCKET},
-	{"mount-dir", required_argument, NULL, OPT_MOUNT},
-	{"outputs-prefix", required_argument, NULL, OPT_OUT_PREFIX},
-	{"workload", required_argument, NULL, OPT_WORKLOAD},
-	{"run-id", required_argument, NULL, OPT_RUN_ID},
-	{"max-minutes", required_argument, NULL, OPT_MAX_MIN},
-	{"poll-seconds", required_argument, NULL, OPT_POLL},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"cloudformation-endpoint-url", required_argument, NULL, OPT_CFN_EP},
-	{"s3-endpoint-url", required_argument, NULL, OPT_S3_EP},
-	{"sts-endpoint-url", required_argument, NULL, OPT_STS_EP},
-	{"force-path-style", no_argument, NULL, OPT_PATH_STYLE},
-	{"profile", required_argument, NULL, OPT_PROFILE},
-	{"ca-bundle", required_argument, NULL, OPT_CA},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"jobs", required_argument, NULL, OPT_JOBS},
-	{"log-dir", required_argument, NULL, OPT_LOG_DIR},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"spec", required_argument, NULL, OPT_SPEC},
+    {"provider", required_argument, NULL, OPT_PROVIDER},
+    {"stack-name", required_argument, NULL, OPT_STACK},
+    {"region", required_argument, NULL, OPT_REGION},
+    {"template", required_argument, NULL, OPT_TEMPLATE},
+    {"template-url", required_argument, NULL, OPT_TEMPLATE_URL},
+    {"parameter", required_argument, NULL, OPT_PARAM},
+    {"capability", required_argument, NULL, OPT_CAP},
+    {"tag", required_argument, NULL, OPT_TAG},
+    {"role-arn", required_argument, NULL, OPT_ROLE},
+    {"termination-role", required_argument, NULL, OPT_TERM_ROLE},
+    {"bucket", required_argument, NULL, OPT_BUCKET},
+    {"mount-dir", required_argument, NULL, OPT_MOUNT},
+    {"outputs-prefix", required_argument, NULL, OPT_OUT_PREFIX},
+    {"workload", required_argument, NULL, OPT_WORKLOAD},
+    {"run-id", required_argument, NULL, OPT_RUN_ID},
+    {"max-minutes", required_argument, NULL, OPT_MAX_MIN},
+    {"poll-seconds", required_argument, NULL, OPT_POLL},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"cloudformation-endpoint-url", required_argument, NULL, OPT_CFN_EP},
+    {"s3-endpoint-url", required_argument, NULL, OPT_S3_EP},
+    {"sts-endpoint-url", required_argument, NULL, OPT_STS_EP},
+    {"force-path-style", no_argument, NULL, OPT_PATH_STYLE},
+    {"profile", required_argument, NULL, OPT_PROFILE},
+    {"ca-bundle", required_argument, NULL, OPT_CA},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"jobs", required_argument, NULL, OPT_JOBS},
+    {"log-dir", required_argument, NULL, OPT_LOG_DIR},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static int set_string(char **dst, const char *v)
@@ -270,32 +303,45 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg)
 		return 0; /* loaded before the other flags */
 	case OPT_PROVIDER:
 		if (spec_parse_provider(arg, &s->provider) != 0) {
-			fprintf(stderr, "hpcops-launch: --provider \"%s\": use cloudformation or slurm\n",
-				arg);
+			fprintf(stderr,
+			        "hpcops-launch: --provider \"%s\": use cloudformation or slurm\n",
+			        arg);
 			return -1;
 		}
 		return 0;
-	case OPT_STACK: return set_string(&s->stack_name, arg);
-	case OPT_REGION: return set_string(&s->region, arg);
-	case OPT_TEMPLATE: return set_string(&s->template_path, arg);
-	case OPT_TEMPLATE_URL: return set_string(&s->template_url, arg);
-	case OPT_ROLE: return set_string(&s->role_arn, arg);
-	case OPT_TERM_ROLE: return set_string(&s->termination_role, arg);
-	case OPT_BUCKET: return set_string(&s->bucket, arg);
-	case OPT_MOUNT: return set_string(&s->mount_dir, arg);
-	case OPT_OUT_PREFIX: return set_string(&s->outputs_prefix, arg);
-	case OPT_RUN_ID: return set_string(&s->run_id, arg);
-	case OPT_MAX_MIN: return parse_number("--max-minutes", arg, &s->max_minutes);
-	case OPT_POLL: return parse_number("--poll-seconds", arg, &s->poll_seconds);
+	case OPT_STACK:
+		return set_string(&s->stack_name, arg);
+	case OPT_REGION:
+		return set_string(&s->region, arg);
+	case OPT_TEMPLATE:
+		return set_string(&s->template_path, arg);
+	case OPT_TEMPLATE_URL:
+		return set_string(&s->template_url, arg);
+	case OPT_ROLE:
+		return set_string(&s->role_arn, arg);
+	case OPT_TERM_ROLE:
+		return set_string(&s->termination_role, arg);
+	case OPT_BUCKET:
+		return set_string(&s->bucket, arg);
+	case OPT_MOUNT:
+		return set_string(&s->mount_dir, arg);
+	case OPT_OUT_PREFIX:
+		return set_string(&s->outputs_prefix, arg);
+	case OPT_RUN_ID:
+		return set_string(&s->run_id, arg);
+	case OPT_MAX_MIN:
+		return parse_number("--max-minutes", arg, &s->max_minutes);
+	case OPT_POLL:
+		return parse_number("--poll-seconds", arg, &s->poll_seconds);
 	case OPT_PARAM:
 	case OPT_TAG:
 		if (spec_parse_kv(arg, &k, &v) != 0) {
 			fprintf(stderr, "hpcops-launch: %s \"%s\": expected KEY=VALUE\n",
-				c == OPT_PARAM ? "--parameter" : "--tag", arg);
+			        c == OPT_PARAM ? "--parameter" : "--tag", arg);
 			return -1;
 		}
 		rc = c == OPT_PARAM ? spec_set_kv(&s->parameters, &s->n_parameters, k, v)
-				    : spec_set_kv(&s->tags, &s->n_tags, k, v);
+		                    : spec_set_kv(&s->tags, &s->n_tags, k, v);
 		free(k);
 		free(v);
 		return rc;
@@ -315,17 +361,39 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg)
 			return -1;
 		}
 		return 0;
-	case OPT_JSON: o->json = true; return 0;
-	case OPT_CFN_EP: o->cfn_endpoint = arg; return 0;
-	case OPT_S3_EP: o->s3_endpoint = arg; return 0;
-	case OPT_STS_EP: o->sts_endpoint = arg; return 0;
-	case OPT_PATH_STYLE: o->force_path_style = true; return 0;
-	case OPT_PROFILE: o->profile = arg; return 0;
-	case OPT_CA: o->ca_bundle = arg; return 0;
-	case OPT_NAME: o->job_name = arg; return 0;
-	case OPT_JOBS: o->jobs_arg = arg; return 0;
-	case OPT_LOG_DIR: o->log_dir = arg; return 0;
-	case 'v': o->verbose++; return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	case OPT_CFN_EP:
+		o->cfn_endpoint = arg;
+		return 0;
+	case OPT_S3_EP:
+		o->s3_endpoint = arg;
+		return 0;
+	case OPT_STS_EP:
+		o->sts_endpoint = arg;
+		return 0;
+	case OPT_PATH_STYLE:
+		o->force_path_style = true;
+		return 0;
+	case OPT_PROFILE:
+		o->profile = arg;
+		return 0;
+	case OPT_CA:
+		o->ca_bundle = arg;
+		return 0;
+	case OPT_NAME:
+		o->job_name = arg;
+		return 0;
+	case OPT_JOBS:
+		o->jobs_arg = arg;
+		return 0;
+	case OPT_LOG_DIR:
+		o->log_dir = arg;
+		return 0;
+	case 'v':
+		o->verbose++;
+		return 0;
 	}
 	return -1;
 }
@@ -391,8 +459,10 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		if (cmd->fn != cmd_job) {
-			fprintf(stderr, "hpcops-launch %s: unexpected argument \"%s\"\n(see hpcops-launch "
-				"%s --help)\n", cmd->name, argv[optind], cmd->name);
+			fprintf(stderr,
+			        "hpcops-launch %s: unexpected argument \"%s\"\n(see hpcops-launch "
+			        "%s --help)\n",
+			        cmd->name, argv[optind], cmd->name);
 			spec_free(&o.spec);
 			return LAUNCH_EXIT_USAGE;
 		}

@@ -42,17 +42,17 @@ enum follow_end {
 struct follow {
 	struct launch_opts *o;
 	struct aws *a;
-	const char *stack;        /* id or name; NULL with --provider slurm */
+	const char *stack; /* id or name; NULL with --provider slurm */
 	double start;
 	double deadline;
 	struct submitted sub;
 	bool have_sub;
-	struct run_job *shown;    /* states already printed */
+	struct run_job *shown; /* states already printed */
 	size_t n_shown;
-	json_t *run;              /* the run record once read */
+	json_t *run; /* the run record once read */
 	char stack_status[64];
-	char note[1024];          /* why it ended, for the report */
-	char stack_note[1024];    /* what happened to the stack */
+	char note[1024];       /* why it ended, for the report */
+	char stack_note[1024]; /* what happened to the stack */
 	bool stack_deleted;
 };
 
@@ -81,8 +81,8 @@ static int show_job_progress(struct follow *f, char *errbuf, size_t errlen)
 		if (same || f->o->json)
 			continue;
 		if (j->exit_code >= 0 && strcmp(j->state, "RUNNING"))
-			say("job %s (%s): %s, exit code %d", j->name ? j->name : "?", j->job_id, j->state,
-			    j->exit_code);
+			say("job %s (%s): %s, exit code %d", j->name ? j->name : "?", j->job_id,
+			    j->state, j->exit_code);
 		else
 			say("job %s (%s): %s on %s", j->name ? j->name : "?", j->job_id, j->state,
 			    j->node ? j->node : "?");
@@ -129,22 +129,26 @@ static enum follow_end follow(struct follow *f)
 			bad = true;
 		}
 		if (f->stack) {
-			if (stack_status(f->a->cfn, f->stack, status, sizeof(status), eb, sizeof(eb)) != 0) {
+			if (stack_status(f->a->cfn, f->stack, status, sizeof(status), eb,
+			                 sizeof(eb)) != 0) {
 				log_warn("%s", eb);
 				bad = true;
 			} else {
 				if (strcmp(status, f->stack_status) && !o->json)
 					say("stack %s: %s", o->spec.stack_name, status);
 				snprintf(f->stack_status, sizeof(f->stack_status), "%s", status);
-				if (!strcmp(status, "DELETE_COMPLETE") || cfn_status_is_failed(status)) {
-					/* The teardown writes the record before it deletes: look once more. */
+				if (!strcmp(status, "DELETE_COMPLETE") ||
+				    cfn_status_is_failed(status)) {
+					/* The teardown writes the record before it deletes: look
+					 * once more. */
 					if (read_run_record(f, eb, sizeof(eb), &rec_err)) {
 						show_job_progress(f, eb, sizeof(eb));
 						return FOLLOW_DONE;
 					}
-					snprintf(f->note, sizeof(f->note),
-						 "stack %s went %s before any run record was written",
-						 o->spec.stack_name, status);
+					snprintf(
+					    f->note, sizeof(f->note),
+					    "stack %s went %s before any run record was written",
+					    o->spec.stack_name, status);
 					return FOLLOW_STACK_GONE;
 				}
 			}
@@ -166,23 +170,28 @@ static enum follow_end follow(struct follow *f)
 				/* Give the record a couple of polls to land after the job ends. */
 				if (lost_checks > 3) {
 					snprintf(f->note, sizeof(f->note),
-						 "teardown job %s ended (%s) without writing the run record",
-						 f->sub.teardown_id, r == 1 ? "unknown to Slurm" : sj.state);
+					         "teardown job %s ended (%s) without writing the "
+					         "run record",
+					         f->sub.teardown_id,
+					         r == 1 ? "unknown to Slurm" : sj.state);
 					return FOLLOW_LOST;
 				}
 			}
 		}
 		errors = bad ? errors + 1 : 0;
 		if (errors >= RUN_MAX_POLL_ERRORS) {
-			snprintf(f->note, sizeof(f->note), "%d polls in a row failed; last: %.900s", errors, eb);
+			snprintf(f->note, sizeof(f->note), "%d polls in a row failed; last: %.900s",
+			         errors, eb);
 			return FOLLOW_API;
 		}
 		if (now_s() > f->deadline) {
-			snprintf(f->note, sizeof(f->note), "budget of %g minutes exceeded", o->spec.max_minutes);
+			snprintf(f->note, sizeof(f->note), "budget of %g minutes exceeded",
+			         o->spec.max_minutes);
 			return FOLLOW_BUDGET;
 		}
 		if (!launch_sleep(o->spec.poll_seconds)) {
-			snprintf(f->note, sizeof(f->note), "interrupted by signal %d", (int)launch_signal);
+			snprintf(f->note, sizeof(f->note), "interrupted by signal %d",
+			         (int)launch_signal);
 			return FOLLOW_SIGNAL;
 		}
 	}
@@ -191,9 +200,12 @@ static enum follow_end follow(struct follow *f)
 static const char *end_state(enum follow_end end)
 {
 	switch (end) {
-	case FOLLOW_BUDGET: return "BUDGET_EXCEEDED";
-	case FOLLOW_SIGNAL: return "INTERRUPTED";
-	default: return "FAILED";
+	case FOLLOW_BUDGET:
+		return "BUDGET_EXCEEDED";
+	case FOLLOW_SIGNAL:
+		return "INTERRUPTED";
+	default:
+		return "FAILED";
 	}
 }
 
@@ -252,7 +264,8 @@ static void write_own_run_record(struct follow *f, enum follow_end end)
 		json_array_append_new(jobs, runrec_job_json(&f->shown[i]));
 	json_object_set_new(r, "run_id", json_string(f->o->spec.run_id));
 	json_object_set_new(r, "stack_name",
-			    f->o->spec.stack_name ? json_string(f->o->spec.stack_name) : json_null());
+	                    f->o->spec.stack_name ? json_string(f->o->spec.stack_name)
+	                                          : json_null());
 	json_object_set_new(r, "state", json_string(end_state(end)));
 	json_object_set_new(r, "reason", json_string(f->note));
 	json_object_set_new(r, "jobs", jobs);
@@ -278,7 +291,8 @@ static void report_jobs(struct follow *f, json_t *out_jobs, bool *all_ok, size_t
 	if (json_is_array(rj) && json_array_size(rj) > 0) {
 		tmp = calloc(json_array_size(rj), sizeof(*tmp));
 		n = 0;
-		json_array_foreach(rj, i, e) {
+		json_array_foreach(rj, i, e)
+		{
 			if (tmp && runrec_job_from_json(e, &tmp[n]) == 0)
 				n++;
 		}
@@ -324,18 +338,21 @@ static void failed_jobs_note(json_t *jobs, char *buf, size_t len)
 	json_t *j;
 
 	off = (size_t)snprintf(buf, len, "not every job completed with exit 0:");
-	json_array_foreach(jobs, i, j) {
+	json_array_foreach(jobs, i, j)
+	{
 		const char *st = json_string_value(json_object_get(j, "state"));
 		json_t *ec = json_object_get(j, "exit_code");
 		if (st && !strcmp(st, "COMPLETED") && json_integer_value(ec) == 0)
 			continue;
 		char code[32] = "unknown";
 		if (json_is_integer(ec))
-			snprintf(code, sizeof(code), "%" JSON_INTEGER_FORMAT, json_integer_value(ec));
+			snprintf(code, sizeof(code), "%" JSON_INTEGER_FORMAT,
+			         json_integer_value(ec));
 		if (off < len)
-			off += (size_t)snprintf(buf + off, len - off, " %s (%s, exit %s)",
-						json_string_value(json_object_get(j, "name")) ?: "?",
-						st ? st : "?", code);
+			off +=
+			    (size_t)snprintf(buf + off, len - off, " %s (%s, exit %s)",
+			                     json_string_value(json_object_get(j, "name")) ?: "?",
+			                     st ? st : "?", code);
 	}
 }
 
@@ -354,19 +371,22 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 
 	if (end == FOLLOW_BUDGET && !o->json)
 		say("budget of %g minutes exceeded: %s", s->max_minutes,
-		    f->stack ? "deleting the stack anyway (cost guard)" : "cancelling the jobs (cost guard)");
+		    f->stack ? "deleting the stack anyway (cost guard)"
+		             : "cancelling the jobs (cost guard)");
 	if (end == FOLLOW_SIGNAL && !o->json)
 		say("interrupted (signal %d): %s", (int)launch_signal,
-		    f->stack ? "deleting the stack before exiting" : "cancelling the jobs before exiting");
+		    f->stack ? "deleting the stack before exiting"
+		             : "cancelling the jobs before exiting");
 	if (f->stack) {
-		enum stack_result sr = stack_delete(f->a->cfn, f->stack, s->role_arn, s->poll_seconds,
-						    now_s() + RUN_DELETE_WAIT_S, o->json,
-						    f->stack_note, sizeof(f->stack_note));
+		enum stack_result sr = stack_delete(f->a->cfn, f->stack, s->role_arn,
+		                                    s->poll_seconds, now_s() + RUN_DELETE_WAIT_S,
+		                                    o->json, f->stack_note, sizeof(f->stack_note));
 		f->stack_deleted = sr == STACK_OK;
 		if (!f->stack_deleted && !o->json)
-			say("stack %s could NOT be deleted: %s. It may still be running and billing: "
-			    "run `hpcops-launch down --stack-name %s`", s->stack_name, f->stack_note,
-			    s->stack_name);
+			say("stack %s could NOT be deleted: %s. It may still be running and "
+			    "billing: "
+			    "run `hpcops-launch down --stack-name %s`",
+			    s->stack_name, f->stack_note, s->stack_name);
 	} else if (end != FOLLOW_DONE) {
 		cancel_slurm_jobs(f);
 	}
@@ -387,8 +407,8 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 	if (!outputs_since)
 		outputs_since = first_start(f);
 	if (runrec_list_outputs(f->a->s3, s->outputs_prefix ? s->outputs_prefix : "output-",
-				outputs_since ? outputs_since - 5 : 0, RUN_MAX_OUTPUTS, &ov, &nout, eb,
-				sizeof(eb)) != 0)
+	                        outputs_since ? outputs_since - 5 : 0, RUN_MAX_OUTPUTS, &ov, &nout,
+	                        eb, sizeof(eb)) != 0)
 		log_warn("%s", eb);
 	if (!o->json)
 		printf("Outputs in s3://%s (prefix \"%s\"): %zu\n", s->bucket,
@@ -409,7 +429,7 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 		if (n_jobs == 0 && st && strcmp(st, "COMPLETED")) {
 			const char *why = json_string_value(json_object_get(f->run, "error"));
 			snprintf(f->note, sizeof(f->note), "the run failed before any job ran: %s",
-				 why ? why : st);
+			         why ? why : st);
 			rc = LAUNCH_EXIT_INFRA;
 			result = "infrastructure_failure";
 		} else if (all_ok) {
@@ -441,10 +461,11 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 	if (o->json) {
 		json_object_set_new(doc, "run_id", json_string(s->run_id));
 		json_object_set_new(doc, "provider", json_string(spec_provider_name(s->provider)));
-		json_object_set_new(doc, "stack_name", f->stack && s->stack_name ?
-						       json_string(s->stack_name) : json_null());
-		json_object_set_new(doc, "stack_deleted", f->stack ? json_boolean(f->stack_deleted)
-								  : json_null());
+		json_object_set_new(doc, "stack_name",
+		                    f->stack && s->stack_name ? json_string(s->stack_name)
+		                                              : json_null());
+		json_object_set_new(doc, "stack_deleted",
+		                    f->stack ? json_boolean(f->stack_deleted) : json_null());
 		if (f->stack_note[0])
 			json_object_set_new(doc, "stack_note", json_string(f->stack_note));
 		json_object_set_new(doc, "result", json_string(result));
@@ -459,8 +480,8 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 	} else {
 		if (f->stack)
 			printf("Stack %s: %s%s%s\n", s->stack_name,
-			       f->stack_deleted ? "deleted" : "NOT DELETED", f->stack_note[0] ? " - " : "",
-			       f->stack_note);
+			       f->stack_deleted ? "deleted" : "NOT DELETED",
+			       f->stack_note[0] ? " - " : "", f->stack_note);
 		printf("Result: %s", result);
 		if (rc == LAUNCH_EXIT_OK)
 			printf(" - all %zu job(s) completed with exit code 0", n_jobs);
@@ -507,7 +528,7 @@ static int store_spec(struct launch_opts *o, struct aws *a, char *errbuf, size_t
 		return -1;
 	}
 	rc = runrec_put(a->s3, runrec_key(key, sizeof(key), o->spec.run_id, "spec.json"), doc,
-			errbuf, errlen);
+	                errbuf, errlen);
 	json_decref(doc);
 	return rc;
 }
@@ -526,14 +547,15 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 
 	*stack_id = NULL;
 	if (store_spec(o, a, eb, sizeof(eb)) != 0) {
-		fprintf(stderr, "hpcops-launch: cannot store the launch spec for the head node: %s\n", eb);
+		fprintf(stderr,
+		        "hpcops-launch: cannot store the launch spec for the head node: %s\n", eb);
 		return LAUNCH_EXIT_INFRA;
 	}
 	if (s->template_path) {
 		body = util_read_file(s->template_path, 1u << 20);
 		if (!body) {
-			fprintf(stderr, "hpcops-launch: cannot read template %s: %s\n", s->template_path,
-				strerror(errno));
+			fprintf(stderr, "hpcops-launch: cannot read template %s: %s\n",
+			        s->template_path, strerror(errno));
 			return LAUNCH_EXIT_USAGE;
 		}
 		if (strlen(body) > CFN_MAX_TEMPLATE_BODY) {
@@ -543,10 +565,11 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 
 			runrec_key(key, sizeof(key), s->run_id, "template");
 			if (s3_put_object(a->s3, key, body, strlen(body), NULL, &se) != 0) {
-				fprintf(stderr, "hpcops-launch: template %s is over %d bytes and could not "
-					"be put in s3://%s/%s: %s\n", s->template_path,
-					CFN_MAX_TEMPLATE_BODY, s->bucket, key,
-					s3_error_format(&se, eb, sizeof(eb)));
+				fprintf(stderr,
+				        "hpcops-launch: template %s is over %d bytes and could not "
+				        "be put in s3://%s/%s: %s\n",
+				        s->template_path, CFN_MAX_TEMPLATE_BODY, s->bucket, key,
+				        s3_error_format(&se, eb, sizeof(eb)));
 				free(body);
 				return LAUNCH_EXIT_INFRA;
 			}
@@ -589,7 +612,7 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 	if (!o->json)
 		say("run %s: creating stack %s in %s", s->run_id, s->stack_name, a->region);
 	sr = stack_create(a->cfn, &p, s->poll_seconds, deadline, o->json, stack_id, reason,
-			  sizeof(reason));
+	                  sizeof(reason));
 	switch (sr) {
 	case STACK_OK:
 		if (!o->json)
@@ -598,7 +621,7 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 		goto out;
 	case STACK_FAILED:
 		fprintf(stderr, "hpcops-launch: stack %s failed to create:\n  %s\n", s->stack_name,
-			reason);
+		        reason);
 		rc = LAUNCH_EXIT_INFRA;
 		break;
 	case STACK_INTERRUPTED:
@@ -618,9 +641,10 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 	if (*stack_id) {
 		char note[1024];
 		if (stack_delete(a->cfn, *stack_id, s->role_arn, s->poll_seconds,
-				 now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note)) != STACK_OK) {
+		                 now_s() + RUN_DELETE_WAIT_S, o->json, note,
+		                 sizeof(note)) != STACK_OK) {
 			fprintf(stderr, "hpcops-launch: stack %s could NOT be deleted: %s\n",
-				s->stack_name, note);
+			        s->stack_name, note);
 			rc = LAUNCH_EXIT_STACK_LEFT;
 		}
 	}
@@ -628,11 +652,14 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 		json_t *d = json_object();
 		json_object_set_new(d, "run_id", json_string(s->run_id));
 		json_object_set_new(d, "stack_name", json_string(s->stack_name));
-		json_object_set_new(d, "stack_id", *stack_id ? json_string(*stack_id) : json_null());
-		json_object_set_new(d, "result", json_string(sr == STACK_FAILED ? "create_failed" :
-							     sr == STACK_INTERRUPTED ? "interrupted" :
-							     sr == STACK_TIMED_OUT ? "budget_exceeded" :
-							     "infrastructure_failure"));
+		json_object_set_new(d, "stack_id",
+		                    *stack_id ? json_string(*stack_id) : json_null());
+		json_object_set_new(d, "result",
+		                    json_string(sr == STACK_FAILED        ? "create_failed"
+		                                : sr == STACK_INTERRUPTED ? "interrupted"
+		                                : sr == STACK_TIMED_OUT
+		                                    ? "budget_exceeded"
+		                                    : "infrastructure_failure"));
 		json_object_set_new(d, "reason", json_string(reason));
 		json_object_set_new(d, "stack_deleted", json_boolean(rc != LAUNCH_EXIT_STACK_LEFT));
 		json_object_set_new(d, "exit_code", json_integer(rc));
@@ -672,8 +699,9 @@ int cmd_up(struct launch_opts *o)
 	int rc;
 
 	if (s->provider != SPEC_PROVIDER_CLOUDFORMATION)
-		return usage_error("up", "`up` creates a CloudFormation stack: it has nothing to do "
-				   "with --provider slurm (use `run` or `submit`)");
+		return usage_error("up",
+		                   "`up` creates a CloudFormation stack: it has nothing to do "
+		                   "with --provider slurm (use `run` or `submit`)");
 	if (spec_validate(s, true, false, eb, sizeof(eb)) != 0)
 		return usage_error("up", eb);
 	ensure_run_id(s);
@@ -695,9 +723,11 @@ int cmd_up(struct launch_opts *o)
 			fputc('\n', stdout);
 			json_decref(d);
 		} else {
-			printf("Stack %s created: %s\nRun id: %s\nFollow it with: hpcops-launch wait "
-			       "--stack-name %s --run-id %s --bucket %s\n", s->stack_name, stack_id,
-			       s->run_id, s->stack_name, s->run_id, s->bucket);
+			printf(
+			    "Stack %s created: %s\nRun id: %s\nFollow it with: hpcops-launch wait "
+			    "--stack-name %s --run-id %s --bucket %s\n",
+			    s->stack_name, stack_id, s->run_id, s->stack_name, s->run_id,
+			    s->bucket);
 		}
 	}
 	free(stack_id);
@@ -720,7 +750,8 @@ int cmd_wait(struct launch_opts *o)
 		return usage_error("wait", "which run? give --run-id RUN (printed by `up`)");
 	if (s->provider == SPEC_PROVIDER_CLOUDFORMATION && !s->stack_name)
 		return usage_error("wait", "give --stack-name NAME (or --provider slurm)");
-	if (aws_open(&a, o, true, s->provider == SPEC_PROVIDER_CLOUDFORMATION, eb, sizeof(eb)) != 0) {
+	if (aws_open(&a, o, true, s->provider == SPEC_PROVIDER_CLOUDFORMATION, eb, sizeof(eb)) !=
+	    0) {
 		fprintf(stderr, "hpcops-launch wait: %s\n", eb);
 		return LAUNCH_EXIT_INFRA;
 	}
@@ -746,7 +777,7 @@ int cmd_down(struct launch_opts *o)
 
 	if (s->provider != SPEC_PROVIDER_CLOUDFORMATION)
 		return usage_error("down", "`down` deletes a CloudFormation stack; with --provider "
-				   "slurm there is none (scancel the jobs instead)");
+		                           "slurm there is none (scancel the jobs instead)");
 	if (!s->stack_name)
 		return usage_error("down", "which stack? give --stack-name NAME");
 	if (aws_open(&a, o, false, true, eb, sizeof(eb)) != 0) {
@@ -754,7 +785,7 @@ int cmd_down(struct launch_opts *o)
 		return LAUNCH_EXIT_INFRA;
 	}
 	sr = stack_delete(a.cfn, s->stack_name, s->role_arn, s->poll_seconds,
-			  now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note));
+	                  now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note));
 	rc = sr == STACK_OK ? LAUNCH_EXIT_OK : LAUNCH_EXIT_STACK_LEFT;
 	if (o->json) {
 		json_t *d = json_object();
@@ -769,7 +800,7 @@ int cmd_down(struct launch_opts *o)
 		printf("Stack %s: deleted%s%s\n", s->stack_name, note[0] ? " - " : "", note);
 	} else {
 		fprintf(stderr, "hpcops-launch down: stack %s could NOT be deleted: %s\n",
-			s->stack_name, note);
+		        s->stack_name, note);
 	}
 	aws_close(&a);
 	return rc;
@@ -788,15 +819,16 @@ int cmd_status(struct launch_opts *o)
 	int rc = LAUNCH_EXIT_INFRA;
 
 	if (!want_stack && !s->run_id)
-		return usage_error("status", "give --stack-name NAME and/or --run-id RUN with --bucket");
+		return usage_error("status",
+		                   "give --stack-name NAME and/or --run-id RUN with --bucket");
 	if (s->run_id && !s->bucket)
 		return usage_error("status", "give --bucket BUCKET to read the run's records");
 	if (aws_open(&a, o, s->run_id != NULL, want_stack, eb, sizeof(eb)) != 0) {
 		fprintf(stderr, "hpcops-launch status: %s\n", eb);
 		return LAUNCH_EXIT_INFRA;
 	}
-	if (want_stack && stack_status(a.cfn, s->stack_name, status, sizeof(status), eb,
-				       sizeof(eb)) != 0) {
+	if (want_stack &&
+	    stack_status(a.cfn, s->stack_name, status, sizeof(status), eb, sizeof(eb)) != 0) {
 		fprintf(stderr, "hpcops-launch status: %s\n", eb);
 		goto out;
 	}
@@ -805,8 +837,8 @@ int cmd_status(struct launch_opts *o)
 			fprintf(stderr, "hpcops-launch status: %s\n", eb);
 			goto out;
 		}
-		run = runrec_get(a.s3, runrec_key(key, sizeof(key), s->run_id, "run.json"), &missing,
-				 NULL, eb, sizeof(eb));
+		run = runrec_get(a.s3, runrec_key(key, sizeof(key), s->run_id, "run.json"),
+		                 &missing, NULL, eb, sizeof(eb));
 		if (!run && !missing) {
 			fprintf(stderr, "hpcops-launch status: %s\n", eb);
 			goto out;
@@ -817,8 +849,10 @@ int cmd_status(struct launch_opts *o)
 		ja = json_array();
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(ja, runrec_job_json(&jobs[i]));
-		json_object_set_new(d, "stack_name", want_stack ? json_string(s->stack_name) : json_null());
-		json_object_set_new(d, "stack_status", want_stack ? json_string(status) : json_null());
+		json_object_set_new(d, "stack_name",
+		                    want_stack ? json_string(s->stack_name) : json_null());
+		json_object_set_new(d, "stack_status",
+		                    want_stack ? json_string(status) : json_null());
 		json_object_set_new(d, "run_id", s->run_id ? json_string(s->run_id) : json_null());
 		json_object_set_new(d, "jobs", ja);
 		json_object_set_new(d, "run", run ? json_incref(run) : json_null());
@@ -827,15 +861,17 @@ int cmd_status(struct launch_opts *o)
 	} else {
 		if (want_stack)
 			printf("Stack %s: %s\n", s->stack_name,
-			       !strcmp(status, "DELETE_COMPLETE") ? "DELETE_COMPLETE (does not exist)"
-								  : status);
+			       !strcmp(status, "DELETE_COMPLETE")
+			           ? "DELETE_COMPLETE (does not exist)"
+			           : status);
 		if (s->run_id) {
-			const char *st = run ? json_string_value(json_object_get(run, "state")) : NULL;
+			const char *st =
+			    run ? json_string_value(json_object_get(run, "state")) : NULL;
 			printf("Run %s: %s\n", s->run_id, st ? st : "no run record yet");
 			for (size_t i = 0; i < n; i++)
 				printf("  job %-10s %-20s %-12s exit %d on %s\n", jobs[i].job_id,
-				       jobs[i].name ? jobs[i].name : "?", jobs[i].state, jobs[i].exit_code,
-				       jobs[i].node ? jobs[i].node : "?");
+				       jobs[i].name ? jobs[i].name : "?", jobs[i].state,
+				       jobs[i].exit_code, jobs[i].node ? jobs[i].node : "?");
 		}
 	}
 	rc = LAUNCH_EXIT_OK;
@@ -863,7 +899,8 @@ int cmd_run(struct launch_opts *o)
 	ensure_run_id(s);
 	if (!s->run_id)
 		return LAUNCH_EXIT_INFRA;
-	if (aws_open(&a, o, true, s->provider == SPEC_PROVIDER_CLOUDFORMATION, eb, sizeof(eb)) != 0) {
+	if (aws_open(&a, o, true, s->provider == SPEC_PROVIDER_CLOUDFORMATION, eb, sizeof(eb)) !=
+	    0) {
 		fprintf(stderr, "hpcops-launch run: %s\n", eb);
 		return LAUNCH_EXIT_INFRA;
 	}
@@ -877,11 +914,13 @@ int cmd_run(struct launch_opts *o)
 			goto out;
 		f.stack = stack_id;
 		if (!o->json)
-			say("run %s: waiting for the head node to submit the workloads (budget %g min)",
+			say("run %s: waiting for the head node to submit the workloads (budget %g "
+			    "min)",
 			    s->run_id, s->max_minutes);
 	} else {
 		if (!o->json)
-			say("run %s: submitting %zu workload(s) to Slurm", s->run_id, s->n_workloads);
+			say("run %s: submitting %zu workload(s) to Slurm", s->run_id,
+			    s->n_workloads);
 		if (store_spec(o, &a, eb, sizeof(eb)) != 0)
 			log_warn("could not store the launch spec: %s", eb);
 		if (submit_run(o, &a, &f.sub, eb, sizeof(eb)) != 0) {

@@ -71,7 +71,8 @@ json_t *runrec_job_json(const struct run_job *j)
 	set_str(o, "name", j->name);
 	set_str(o, "node", j->node);
 	set_str(o, "state", j->state);
-	json_object_set_new(o, "exit_code", j->exit_code >= 0 ? json_integer(j->exit_code) : json_null());
+	json_object_set_new(o, "exit_code",
+	                    j->exit_code >= 0 ? json_integer(j->exit_code) : json_null());
 	set_time(o, "start", j->start);
 	set_time(o, "end", j->end);
 	return o;
@@ -148,7 +149,7 @@ int runrec_put(struct s3_client *s3, const char *key, json_t *doc, char *errbuf,
 	}
 	if (s3_put_object(s3, key, text, strlen(text), NULL, &e) != 0) {
 		snprintf(errbuf, errlen, "could not write s3 object %s: %s", key,
-			 s3_error_format(&e, eb, sizeof(eb)));
+		         s3_error_format(&e, eb, sizeof(eb)));
 		goto out;
 	}
 	rc = 0;
@@ -178,8 +179,8 @@ static void body_reset(void *user)
 		b->b.data[0] = 0;
 }
 
-json_t *runrec_get(struct s3_client *s3, const char *key, bool *missing, char *etag,
-		   char *errbuf, size_t errlen)
+json_t *runrec_get(struct s3_client *s3, const char *key, bool *missing, char *etag, char *errbuf,
+                   size_t errlen)
 {
 	struct body body = {.b = {.max = RUNREC_MAX_BYTES}};
 	struct s3_sink sink = {.write = body_write, .reset = body_reset, .user = &body};
@@ -196,7 +197,7 @@ json_t *runrec_get(struct s3_client *s3, const char *key, bool *missing, char *e
 			errbuf[0] = 0;
 		} else {
 			snprintf(errbuf, errlen, "could not read s3 object %s: %s", key,
-				 s3_error_format(&e, eb, sizeof(eb)));
+			         s3_error_format(&e, eb, sizeof(eb)));
 		}
 		goto out;
 	}
@@ -226,7 +227,7 @@ void runrec_jobs_free(struct run_job *jobs, size_t n)
 }
 
 int runrec_list_jobs(struct s3_client *s3, const char *run_id, struct run_job **jobs, size_t *n,
-		     char *errbuf, size_t errlen)
+                     char *errbuf, size_t errlen)
 {
 	struct s3_list_params lp = {0};
 	struct s3_list_page page = {0};
@@ -244,7 +245,7 @@ int runrec_list_jobs(struct s3_client *s3, const char *run_id, struct run_job **
 		lp.continuation_token = token;
 		if (s3_list_objects(s3, &lp, &page, &e) != 0) {
 			snprintf(errbuf, errlen, "could not list %s: %s", prefix,
-				 s3_error_format(&e, eb, sizeof(eb)));
+			         s3_error_format(&e, eb, sizeof(eb)));
 			goto out;
 		}
 		for (size_t i = 0; i < page.n_entries; i++) {
@@ -301,7 +302,7 @@ void runrec_outputs_free(struct run_output *o, size_t n)
 }
 
 int runrec_list_outputs(struct s3_client *s3, const char *prefix, time_t since, size_t max,
-			struct run_output **out, size_t *n, char *errbuf, size_t errlen)
+                        struct run_output **out, size_t *n, char *errbuf, size_t errlen)
 {
 	struct s3_list_params lp = {.prefix = prefix};
 	struct s3_list_page page = {0};
@@ -317,7 +318,7 @@ int runrec_list_outputs(struct s3_client *s3, const char *prefix, time_t since, 
 		lp.continuation_token = token;
 		if (s3_list_objects(s3, &lp, &page, &e) != 0) {
 			snprintf(errbuf, errlen, "could not list outputs under \"%s\": %s", prefix,
-				 s3_error_format(&e, eb, sizeof(eb)));
+			         s3_error_format(&e, eb, sizeof(eb)));
 			goto out;
 		}
 		for (size_t i = 0; i < page.n_entries && cnt < max; i++) {
@@ -336,7 +337,8 @@ int runrec_list_outputs(struct s3_client *s3, const char *prefix, time_t since, 
 			cnt++;
 		}
 		free(token);
-		token = page.truncated && page.next_token && cnt < max ? strdup(page.next_token) : NULL;
+		token =
+		    page.truncated && page.next_token && cnt < max ? strdup(page.next_token) : NULL;
 		s3_list_page_free(&page);
 	} while (token);
 	*out = v;

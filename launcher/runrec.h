@@ -32,11 +32,11 @@ struct run_job {
 	char *job_id;
 	char *name;
 	char *node;
-	char *state;      /* RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... */
-	int exit_code;    /* -1 while unknown */
-	time_t start;     /* 0 = unknown */
-	time_t end;       /* 0 = not ended */
-	char etag[80];    /* of the object it was read from, to see changes */
+	char *state;   /* RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... */
+	int exit_code; /* -1 while unknown */
+	time_t start;  /* 0 = unknown */
+	time_t end;    /* 0 = not ended */
+	char etag[80]; /* of the object it was read from, to see changes */
 };
 
 /** runrec_key() - "_hpcops/runs/RUN/@leaf" into @buf; returns @buf. */
@@ -71,8 +71,8 @@ int runrec_put(struct s3_client *s3, const char *key, json_t *doc, char *errbuf,
  * NULL: *@missing is true when the object does not exist (no error), else
  * @errbuf says what failed. @etag (80 bytes, may be NULL) gets its ETag.
  */
-json_t *runrec_get(struct s3_client *s3, const char *key, bool *missing, char *etag,
-		   char *errbuf, size_t errlen);
+json_t *runrec_get(struct s3_client *s3, const char *key, bool *missing, char *etag, char *errbuf,
+                   size_t errlen);
 
 /**
  * runrec_list_jobs() - every job record of @run_id, sorted by job id.
@@ -80,7 +80,7 @@ json_t *runrec_get(struct s3_client *s3, const char *key, bool *missing, char *e
  * Returns 0 or -1 with a message.
  */
 int runrec_list_jobs(struct s3_client *s3, const char *run_id, struct run_job **jobs, size_t *n,
-		     char *errbuf, size_t errlen);
+                     char *errbuf, size_t errlen);
 void runrec_jobs_free(struct run_job *jobs, size_t n);
 
 /** An output object of the run. */
@@ -96,7 +96,7 @@ struct run_output {
  * @out: malloc'd, free with runrec_outputs_free(). Returns 0 or -1.
  */
 int runrec_list_outputs(struct s3_client *s3, const char *prefix, time_t since, size_t max,
-			struct run_output **out, size_t *n, char *errbuf, size_t errlen);
+                        struct run_output **out, size_t *n, char *errbuf, size_t errlen);
 void runrec_outputs_free(struct run_output *o, size_t n);
 
 #endif

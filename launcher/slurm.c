@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 int slurm_run(const char *const *argv, const char *input, char *out, size_t outlen, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
 	int in[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
 	size_t in_off = 0, in_len = input ? strlen(input) : 0, no = 0, ne = 0;
@@ -76,7 +76,8 @@ int slurm_run(const char *const *argv, const char *input, char *out, size_t outl
 				r = write(in[1], input + in_off, in_len - in_off);
 				if (r > 0)
 					in_off += (size_t)r;
-				if ((r < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len) {
+				if ((r < 0 && errno != EAGAIN && errno != EINTR) ||
+				    in_off == in_len) {
 					close(in[1]);
 					in[1] = -1;
 				}
@@ -94,12 +95,14 @@ int slurm_run(const char *const *argv, const char *input, char *out, size_t outl
 				continue;
 			}
 			if (fds[i].fd == po[0] && out && outlen) {
-				size_t k = (size_t)r < outlen - 1 - no ? (size_t)r : outlen - 1 - no;
+				size_t k =
+				    (size_t)r < outlen - 1 - no ? (size_t)r : outlen - 1 - no;
 				memcpy(out + no, buf, k);
 				no += k;
 				out[no] = 0;
 			} else if (fds[i].fd == pe[0] && err && errlen) {
-				size_t k = (size_t)r < errlen - 1 - ne ? (size_t)r : errlen - 1 - ne;
+				size_t k =
+				    (size_t)r < errlen - 1 - ne ? (size_t)r : errlen - 1 - ne;
 				memcpy(err + ne, buf, k);
 				ne += k;
 				err[ne] = 0;
@@ -135,7 +138,7 @@ static void chomp(char *s)
 }
 
 int slurm_sbatch(const char *const *args, const char *script, char *job_id, size_t id_len,
-		 char *errbuf, size_t errlen)
+                 char *errbuf, size_t errlen)
 {
 	const char *argv[128];
 	char out[256], err[2048];
@@ -151,8 +154,8 @@ int slurm_sbatch(const char *const *args, const char *script, char *job_id, size
 	chomp(out);
 	chomp(err);
 	if (rc != 0) {
-		snprintf(errbuf, errlen, "sbatch failed (%s%d): %s", rc < 0 ? "could not start, " : "exit ",
-			 rc, err[0] ? err : "no message");
+		snprintf(errbuf, errlen, "sbatch failed (%s%d): %s",
+		         rc < 0 ? "could not start, " : "exit ", rc, err[0] ? err : "no message");
 		return -1;
 	}
 	char *semi = strchr(out, ';');
@@ -266,10 +269,10 @@ int slurm_cancel(const char *const *job_ids, size_t n, char *errbuf, size_t errl
 
 bool slurm_state_is_final(const char *s)
 {
-	static const char *const live[] = {"PENDING", "RUNNING", "SUSPENDED", "COMPLETING",
-					   "CONFIGURING", "REQUEUED", "REQUEUE_HOLD",
-					   "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT",
-					   "STOPPED", "RESV_DEL_HOLD", NULL};
+	static const char *const live[] = {
+	    "PENDING",   "RUNNING",      "SUSPENDED",     "COMPLETING", "CONFIGURING",
+	    "REQUEUED",  "REQUEUE_HOLD", "REQUEUE_FED",   "RESIZING",   "SIGNALING",
+	    "STAGE_OUT", "STOPPED",      "RESV_DEL_HOLD", NULL};
 
 	if (!s || !s[0])
 		return false;

@@ -16,13 +16,13 @@
 struct slurm_job {
 	char job_id[32];
 	char name[128];
-	char state[32];      /* JobState: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... */
-	char reason[128];    /* Reason */
-	char node[128];      /* NodeList, or "" */
-	int exit_code;       /* from ExitCode=N:S */
-	int exit_signal;     /* the S of ExitCode=N:S */
-	time_t start;        /* 0 if unknown */
-	time_t end;          /* 0 if unknown */
+	char state[32]; /* JobState: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... */
+	char reason[128]; /* Reason */
+	char node[128];   /* NodeList, or "" */
+	int exit_code;    /* from ExitCode=N:S */
+	int exit_signal;  /* the S of ExitCode=N:S */
+	time_t start;     /* 0 if unknown */
+	time_t end;       /* 0 if unknown */
 };
 
 /**
@@ -32,7 +32,7 @@ struct slurm_job {
  * sbatch's message. Returns 0 or -1.
  */
 int slurm_sbatch(const char *const *args, const char *script, char *job_id, size_t id_len,
-		 char *errbuf, size_t errlen);
+                 char *errbuf, size_t errlen);
 
 /**
  * slurm_show_job() - `scontrol -o show job ID` into @out.
@@ -63,6 +63,6 @@ bool slurm_state_is_final(const char *state);
  * (0..255), 128+N if killed by signal N, or -1 if it could not be started.
  */
 int slurm_run(const char *const *argv, const char *input, char *out, size_t outlen, char *err,
-	      size_t errlen);
+              size_t errlen);
 
 #endif

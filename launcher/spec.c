@@ -181,7 +181,7 @@ static int set_str(char **dst, const char *v)
 
 /* A JSON string field into *dst; wrong type is an error naming the field. */
 static int get_str(json_t *obj, const char *key, char **dst, const char *what, char *errbuf,
-		   size_t errlen)
+                   size_t errlen)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -199,7 +199,7 @@ static int get_str(json_t *obj, const char *key, char **dst, const char *what, c
 }
 
 static int get_kv_object(json_t *obj, const char *key, struct spec_kv **kv, size_t *n,
-			 const char *what, char *errbuf, size_t errlen)
+                         const char *what, char *errbuf, size_t errlen)
 {
 	json_t *v = json_object_get(obj, key), *val;
 	const char *k;
@@ -208,22 +208,24 @@ static int get_kv_object(json_t *obj, const char *key, struct spec_kv **kv, size
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_object(v)) {
-		errf(errbuf, errlen, "%s: \"%s\" must be an object of \"name\": \"value\" pairs", what,
-		     key);
+		errf(errbuf, errlen, "%s: \"%s\" must be an object of \"name\": \"value\" pairs",
+		     what, key);
 		return -1;
 	}
-	json_object_foreach(v, k, val) {
+	json_object_foreach(v, k, val)
+	{
 		const char *s;
 		if (json_is_string(val)) {
 			s = json_string_value(val);
 		} else if (json_is_integer(val)) {
-			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(val));
+			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			         json_integer_value(val));
 			s = num;
 		} else if (json_is_boolean(val)) {
 			s = json_is_true(val) ? "true" : "false";
 		} else {
-			errf(errbuf, errlen, "%s: \"%s\".\"%s\" must be a string or a number", what, key,
-			     k);
+			errf(errbuf, errlen, "%s: \"%s\".\"%s\" must be a string or a number", what,
+			     key, k);
 			return -1;
 		}
 		if (spec_set_kv(kv, n, k, s) != 0) {
@@ -235,7 +237,7 @@ static int get_kv_object(json_t *obj, const char *key, struct spec_kv **kv, size
 }
 
 static int get_strv(json_t *v, char ***out, size_t *n, const char *what, const char *key,
-		    char *errbuf, size_t errlen)
+                    char *errbuf, size_t errlen)
 {
 	size_t i;
 	json_t *e;
@@ -250,7 +252,8 @@ static int get_strv(json_t *v, char ***out, size_t *n, const char *what, const c
 		errf(errbuf, errlen, "out of memory");
 		return -1;
 	}
-	json_array_foreach(v, i, e) {
+	json_array_foreach(v, i, e)
+	{
 		if (!json_is_string(e) || !(a[i] = strdup(json_string_value(e)))) {
 			errf(errbuf, errlen, "%s: \"%s\"[%zu] must be a string", what, key, i);
 			free_strv(a, i);
@@ -264,12 +267,13 @@ static int get_strv(json_t *v, char ***out, size_t *n, const char *what, const c
 }
 
 static int check_keys(json_t *obj, const char *const *known, const char *what, char *errbuf,
-		      size_t errlen)
+                      size_t errlen)
 {
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		bool ok = false;
 		for (size_t i = 0; known[i]; i++)
 			ok |= !strcmp(known[i], k);
@@ -301,10 +305,10 @@ static int set_command_string(struct spec_workload *w, const char *cmd)
 }
 
 static int parse_workload(json_t *o, struct spec_workload *w, const char *what, char *errbuf,
-			  size_t errlen)
+                          size_t errlen)
 {
-	static const char *const known[] = {"name", "command", "time_limit", "nodes",
-					    "sbatch_args", "env", NULL};
+	static const char *const known[] = {"name",        "command", "time_limit", "nodes",
+	                                    "sbatch_args", "env",     NULL};
 	json_t *cmd, *nodes, *args;
 
 	if (!json_is_object(o)) {
@@ -334,8 +338,10 @@ static int parse_workload(json_t *o, struct spec_workload *w, const char *what, 
 		if (get_strv(cmd, &w->argv, &w->argc, what, "command", errbuf, errlen) != 0)
 			return -1;
 	} else {
-		errf(errbuf, errlen, "%s: \"command\" is required: a shell command string or an "
-		     "array of arguments", what);
+		errf(errbuf, errlen,
+		     "%s: \"command\" is required: a shell command string or an "
+		     "array of arguments",
+		     what);
 		return -1;
 	}
 	nodes = json_object_get(o, "nodes");
@@ -348,14 +354,14 @@ static int parse_workload(json_t *o, struct spec_workload *w, const char *what, 
 		w->nodes = (int)json_integer_value(nodes);
 	}
 	args = json_object_get(o, "sbatch_args");
-	if (args && get_strv(args, &w->sbatch_args, &w->n_sbatch_args, what, "sbatch_args",
-			     errbuf, errlen) != 0)
+	if (args && get_strv(args, &w->sbatch_args, &w->n_sbatch_args, what, "sbatch_args", errbuf,
+	                     errlen) != 0)
 		return -1;
 	return get_kv_object(o, "env", &w->env, &w->n_env, what, errbuf, errlen);
 }
 
 static int get_number(json_t *obj, const char *key, double *out, const char *what, char *errbuf,
-		      size_t errlen)
+                      size_t errlen)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -370,12 +376,14 @@ static int get_number(json_t *obj, const char *key, double *out, const char *wha
 }
 
 int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *errbuf,
-		   size_t errlen)
+                   size_t errlen)
 {
-	static const char *const known[] = {
-		"provider", "stack_name", "region", "template", "template_url", "parameters",
-		"capabilities", "tags", "role_arn", "termination_role", "bucket", "mount_dir",
-		"outputs_prefix", "run_id", "max_minutes", "poll_seconds", "workloads", NULL};
+	static const char *const known[] = {"provider",         "stack_name",   "region",
+	                                    "template",         "template_url", "parameters",
+	                                    "capabilities",     "tags",         "role_arn",
+	                                    "termination_role", "bucket",       "mount_dir",
+	                                    "outputs_prefix",   "run_id",       "max_minutes",
+	                                    "poll_seconds",     "workloads",    NULL};
 	json_t *v;
 	char *prov = NULL;
 
@@ -388,8 +396,8 @@ int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *e
 	if (get_str(doc, "provider", &prov, what, errbuf, errlen) != 0)
 		return -1;
 	if (prov && spec_parse_provider(prov, &s->provider) != 0) {
-		errf(errbuf, errlen, "%s: \"provider\" is \"%s\": use \"cloudformation\" or \"slurm\"",
-		     what, prov);
+		errf(errbuf, errlen,
+		     "%s: \"provider\" is \"%s\": use \"cloudformation\" or \"slurm\"", what, prov);
 		free(prov);
 		return -1;
 	}
@@ -405,14 +413,14 @@ int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *e
 	    get_str(doc, "outputs_prefix", &s->outputs_prefix, what, errbuf, errlen) ||
 	    get_str(doc, "run_id", &s->run_id, what, errbuf, errlen) ||
 	    get_kv_object(doc, "parameters", &s->parameters, &s->n_parameters, what, errbuf,
-			  errlen) ||
+	                  errlen) ||
 	    get_kv_object(doc, "tags", &s->tags, &s->n_tags, what, errbuf, errlen) ||
 	    get_number(doc, "max_minutes", &s->max_minutes, what, errbuf, errlen) ||
 	    get_number(doc, "poll_seconds", &s->poll_seconds, what, errbuf, errlen))
 		return -1;
 	v = json_object_get(doc, "capabilities");
 	if (v && get_strv(v, &s->capabilities, &s->n_capabilities, what, "capabilities", errbuf,
-			  errlen) != 0)
+	                  errlen) != 0)
 		return -1;
 	v = json_object_get(doc, "workloads");
 	if (v) {
@@ -425,7 +433,8 @@ int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *e
 			return -1;
 		}
 		if (json_array_size(v) > SPEC_MAX_WORKLOADS) {
-			errf(errbuf, errlen, "%s: %zu workloads, more than the %d allowed in one run", what,
+			errf(errbuf, errlen,
+			     "%s: %zu workloads, more than the %d allowed in one run", what,
 			     json_array_size(v), SPEC_MAX_WORKLOADS);
 			return -1;
 		}
@@ -434,7 +443,8 @@ int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *e
 			errf(errbuf, errlen, "out of memory");
 			return -1;
 		}
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			char w_what[256];
 			snprintf(w_what, sizeof(w_what), "%s: workloads[%zu]", what, i);
 			if (parse_workload(e, &ws[i], w_what, errbuf, errlen) != 0) {
@@ -454,14 +464,15 @@ int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *e
 }
 
 int spec_load_string(struct launch_spec *s, const char *text, const char *what, char *errbuf,
-		     size_t errlen)
+                     size_t errlen)
 {
 	json_error_t je;
 	json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	int rc;
 
 	if (!doc) {
-		errf(errbuf, errlen, "%s: line %d, column %d: %s", what, je.line, je.column, je.text);
+		errf(errbuf, errlen, "%s: line %d, column %d: %s", what, je.line, je.column,
+		     je.text);
 		return -1;
 	}
 	rc = spec_load_json(s, doc, what, errbuf, errlen);
@@ -490,8 +501,10 @@ int spec_add_workload_arg(struct launch_spec *s, const char *arg, char *errbuf, 
 	struct spec_workload *ws;
 
 	if (spec_parse_kv(arg, &name, &cmd) != 0 || !cmd[0]) {
-		errf(errbuf, errlen, "--workload \"%s\": expected NAME=COMMAND, e.g. "
-		     "--workload sim='./run.sh input.dat'", arg);
+		errf(errbuf, errlen,
+		     "--workload \"%s\": expected NAME=COMMAND, e.g. "
+		     "--workload sim='./run.sh input.dat'",
+		     arg);
 		goto fail;
 	}
 	if (s->n_workloads >= SPEC_MAX_WORKLOADS) {
@@ -521,12 +534,14 @@ fail:
 	return -1;
 }
 
-int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads,
-		  char *errbuf, size_t errlen)
+int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads, char *errbuf,
+                  size_t errlen)
 {
 	if (!(s->max_minutes > 0) || !isfinite(s->max_minutes) || s->max_minutes > 525600) {
-		errf(errbuf, errlen, "max_minutes is %g: give a budget in minutes above 0 (fractions "
-		     "allowed, e.g. --max-minutes 0.5 for 30 s)", s->max_minutes);
+		errf(errbuf, errlen,
+		     "max_minutes is %g: give a budget in minutes above 0 (fractions "
+		     "allowed, e.g. --max-minutes 0.5 for 30 s)",
+		     s->max_minutes);
 		return -1;
 	}
 	if (!(s->poll_seconds >= 0.05) || s->poll_seconds > 3600) {
@@ -534,50 +549,58 @@ int spec_validate(const struct launch_spec *s, bool need_stack, bool need_worklo
 		return -1;
 	}
 	if (!s->bucket || !s->bucket[0]) {
-		errf(errbuf, errlen, "no bucket: give --bucket BUCKET or \"bucket\" in the spec "
+		errf(errbuf, errlen,
+		     "no bucket: give --bucket BUCKET or \"bucket\" in the spec "
 		     "(job and run records are kept there)");
 		return -1;
 	}
 	if (s->run_id && !spec_valid_name(s->run_id, 128)) {
-		errf(errbuf, errlen, "run id \"%s\" may only hold letters, digits, '-', '_' and '.'",
-		     s->run_id);
+		errf(errbuf, errlen,
+		     "run id \"%s\" may only hold letters, digits, '-', '_' and '.'", s->run_id);
 		return -1;
 	}
 	if (need_stack && s->provider == SPEC_PROVIDER_CLOUDFORMATION) {
 		const char *n = s->stack_name;
 		if (!n || !n[0]) {
-			errf(errbuf, errlen, "no stack name: give --stack-name NAME or \"stack_name\" "
+			errf(errbuf, errlen,
+			     "no stack name: give --stack-name NAME or \"stack_name\" "
 			     "in the spec (or --provider slurm to use an existing Slurm cluster)");
 			return -1;
 		}
 		if (!isalpha((unsigned char)n[0]) || strlen(n) > 128 || strchr(n, '_') ||
 		    strchr(n, '.') || !spec_valid_name(n, 128)) {
-			errf(errbuf, errlen, "stack name \"%s\": CloudFormation wants a letter first, "
-			     "then letters, digits and '-' (at most 128)", n);
+			errf(errbuf, errlen,
+			     "stack name \"%s\": CloudFormation wants a letter first, "
+			     "then letters, digits and '-' (at most 128)",
+			     n);
 			return -1;
 		}
 		if (!s->template_path == !s->template_url) {
-			errf(errbuf, errlen, "give exactly one of --template FILE or --template-url URL "
+			errf(errbuf, errlen,
+			     "give exactly one of --template FILE or --template-url URL "
 			     "(e.g. --template scripts/cluster-template.yaml)");
 			return -1;
 		}
 	}
 	if (need_workloads && s->n_workloads == 0) {
-		errf(errbuf, errlen, "no workloads: add --workload NAME=COMMAND or a \"workloads\" "
+		errf(errbuf, errlen,
+		     "no workloads: add --workload NAME=COMMAND or a \"workloads\" "
 		     "array to the spec");
 		return -1;
 	}
 	for (size_t i = 0; i < s->n_workloads; i++) {
 		const struct spec_workload *w = &s->workloads[i];
 		if (!spec_valid_name(w->name, 64)) {
-			errf(errbuf, errlen, "workload %zu: name \"%s\" must be 1-64 letters, digits, "
-			     "'-', '_' or '.'", i + 1, w->name ? w->name : "");
+			errf(errbuf, errlen,
+			     "workload %zu: name \"%s\" must be 1-64 letters, digits, "
+			     "'-', '_' or '.'",
+			     i + 1, w->name ? w->name : "");
 			return -1;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (!strcmp(s->workloads[j].name, w->name)) {
-				errf(errbuf, errlen, "two workloads are named \"%s\": names must differ",
-				     w->name);
+				errf(errbuf, errlen,
+				     "two workloads are named \"%s\": names must differ", w->name);
 				return -1;
 			}
 		}
@@ -646,7 +669,7 @@ json_t *spec_to_json(const struct launch_spec *s)
 			json_object_set_new(wo, "nodes", json_integer(w->nodes));
 		if (w->n_sbatch_args)
 			json_object_set_new(wo, "sbatch_args",
-					    strv_json(w->sbatch_args, w->n_sbatch_args));
+			                    strv_json(w->sbatch_args, w->n_sbatch_args));
 		if (w->n_env)
 			json_object_set_new(wo, "env", kv_json(w->env, w->n_env));
 		json_array_append_new(ws, wo);

@@ -26,11 +26,11 @@ struct spec_kv {
 
 /** One workload: a command run as one Slurm batch job. */
 struct spec_workload {
-	char *name;        /* job name: [A-Za-z0-9._-]{1,64} */
-	char **argv;       /* the command, NULL-terminated; a string command is {"/bin/sh","-c",cmd} */
+	char *name;  /* job name: [A-Za-z0-9._-]{1,64} */
+	char **argv; /* the command, NULL-terminated; a string command is {"/bin/sh","-c",cmd} */
 	size_t argc;
-	char *time_limit;  /* sbatch --time, or NULL */
-	int nodes;         /* sbatch --nodes; 0 = Slurm's default */
+	char *time_limit;   /* sbatch --time, or NULL */
+	int nodes;          /* sbatch --nodes; 0 = Slurm's default */
 	char **sbatch_args; /* extra sbatch arguments, NULL-terminated (may be NULL) */
 	size_t n_sbatch_args;
 	struct spec_kv *env; /* extra environment for the job */
@@ -50,8 +50,8 @@ struct launch_spec {
 	enum spec_provider provider;
 	char *stack_name;
 	char *region;
-	char *template_path;   /* local file; uploaded to the bucket when over 51,200 bytes */
-	char *template_url;    /* or an https/s3 URL CloudFormation fetches itself */
+	char *template_path; /* local file; uploaded to the bucket when over 51,200 bytes */
+	char *template_url;  /* or an https/s3 URL CloudFormation fetches itself */
 	struct spec_kv *parameters;
 	size_t n_parameters;
 	char **capabilities;
@@ -85,13 +85,13 @@ int spec_load_file(struct launch_spec *s, const char *path, char *errbuf, size_t
 
 /** spec_load_json() - as spec_load_file() from a parsed document; @what names it in errors. */
 int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *errbuf,
-		   size_t errlen);
+                   size_t errlen);
 
 /**
  * spec_load_string() - as spec_load_file() from JSON text. Returns 0 or -1.
  */
 int spec_load_string(struct launch_spec *s, const char *text, const char *what, char *errbuf,
-		     size_t errlen);
+                     size_t errlen);
 
 /**
  * spec_to_json() - the spec as a JSON object (new reference, caller
@@ -127,8 +127,8 @@ int spec_add_workload_arg(struct launch_spec *s, const char *arg, char *errbuf, 
  * name and template are required (cloudformation up/run). @need_workloads:
  * at least one workload. Returns 0 or -1 with a message saying what to add.
  */
-int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads,
-		  char *errbuf, size_t errlen);
+int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads, char *errbuf,
+                  size_t errlen);
 
 /** spec_valid_name() - true for a workload / stack name hpcops accepts. */
 bool spec_valid_name(const char *name, size_t max);

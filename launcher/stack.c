@@ -15,7 +15,7 @@
 #include "log.h"
 
 /* Bound on events remembered and on pages read per poll. */
-#define STACK_MAX_SEEN 20000
+#define STACK_MAX_SEEN  20000
 #define STACK_MAX_PAGES 50
 
 void stack_events_clear(struct stack_events *ev)
@@ -58,12 +58,12 @@ static void print_event(const struct cfn_event *e)
 	if (e->timestamp && localtime_r(&e->timestamp, &tm))
 		strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
 	fprintf(stderr, "  %s  %-28s %-36s %s%s%s\n", ts, e->logical_id,
-		e->resource_type ? e->resource_type : "", e->status,
-		e->reason && e->reason[0] ? "  " : "", e->reason ? e->reason : "");
+	        e->resource_type ? e->resource_type : "", e->status,
+	        e->reason && e->reason[0] ? "  " : "", e->reason ? e->reason : "");
 }
 
 int stack_print_new_events(struct cfn_client *cfn, const char *stack, struct stack_events *ev,
-			   char *errbuf, size_t errlen)
+                           char *errbuf, size_t errlen)
 {
 	struct cfn_events pages[STACK_MAX_PAGES];
 	struct cfn_error err;
@@ -105,8 +105,8 @@ out:
 	return rc;
 }
 
-int stack_status(struct cfn_client *cfn, const char *stack, char *status, size_t len,
-		 char *errbuf, size_t errlen)
+int stack_status(struct cfn_client *cfn, const char *stack, char *status, size_t len, char *errbuf,
+                 size_t errlen)
 {
 	struct cfn_stack st;
 	struct cfn_error err;
@@ -126,9 +126,9 @@ int stack_status(struct cfn_client *cfn, const char *stack, char *status, size_t
 }
 
 /* The oldest *_FAILED resource event of @stack: 0 found, 1 none, -1 API error. */
-static int first_failure_one(struct cfn_client *cfn, const char *stack, char *logical,
-			     size_t llen, char *rtype, size_t tlen, char *reason, size_t rlen,
-			     char *physical, size_t plen)
+static int first_failure_one(struct cfn_client *cfn, const char *stack, char *logical, size_t llen,
+                             char *rtype, size_t tlen, char *reason, size_t rlen, char *physical,
+                             size_t plen)
 {
 	struct cfn_events pages[STACK_MAX_PAGES];
 	struct cfn_error err;
@@ -157,7 +157,7 @@ static int first_failure_one(struct cfn_client *cfn, const char *stack, char *lo
 			if (sl < 7 || strcmp(e->status + sl - 7, "_FAILED"))
 				continue;
 			if (e->reason && (strstr(e->reason, "Resource creation cancelled") ||
-					  strstr(e->reason, "Resource update cancelled")))
+			                  strstr(e->reason, "Resource update cancelled")))
 				continue;
 			snprintf(logical, llen, "%s", e->logical_id);
 			snprintf(rtype, tlen, "%s", e->resource_type ? e->resource_type : "");
@@ -183,7 +183,7 @@ int stack_first_failure(struct cfn_client *cfn, const char *stack, char *buf, si
 	snprintf(next, sizeof(next), "%s", stack);
 	while (depth < 5) {
 		rc = first_failure_one(cfn, next, logical, sizeof(logical), rtype, sizeof(rtype),
-				       reason, sizeof(reason), physical, sizeof(physical));
+		                       reason, sizeof(reason), physical, sizeof(physical));
 		if (rc < 0)
 			return depth ? 0 : -1;
 		if (rc == 1)
@@ -196,11 +196,11 @@ int stack_first_failure(struct cfn_client *cfn, const char *stack, char *buf, si
 			if (slash)
 				*slash = 0;
 			off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
-						"\n  -> in nested stack %s: ", name);
+			                        "\n  -> in nested stack %s: ", name);
 		}
 		if (off < len)
 			off += (size_t)snprintf(buf + off, len - off, "%s (%s): %s", logical, rtype,
-						reason);
+			                        reason);
 		/* A nested stack or the cluster's own stack: look inside for the cause. */
 		if (!strstr(physical, ":cloudformation:") || !strstr(physical, ":stack/") ||
 		    !strcmp(physical, next))
@@ -212,8 +212,8 @@ int stack_first_failure(struct cfn_client *cfn, const char *stack, char *buf, si
 }
 
 enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_params *p,
-			       double poll_s, double deadline, bool quiet, char **stack_id,
-			       char *reason, size_t reason_len)
+                               double poll_s, double deadline, bool quiet, char **stack_id,
+                               char *reason, size_t reason_len)
 {
 	struct cfn_error err;
 	struct stack_events ev = {.quiet = quiet};
@@ -224,7 +224,7 @@ enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_p
 	reason[0] = 0;
 	if (cfn_create_stack(cfn, p, stack_id, &err) != 0) {
 		snprintf(reason, reason_len, "CreateStack %s: %s", p->stack_name,
-			 cfn_error_format(&err, eb, sizeof(eb)));
+		         cfn_error_format(&err, eb, sizeof(eb)));
 		return STACK_API_ERROR;
 	}
 	if (!quiet)
@@ -248,13 +248,15 @@ enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_p
 			goto out;
 		}
 		if (deadline > 0 && now_s() > deadline) {
-			snprintf(reason, reason_len, "stack still %s when the budget ran out", status);
+			snprintf(reason, reason_len, "stack still %s when the budget ran out",
+			         status);
 			res = STACK_TIMED_OUT;
 			goto out;
 		}
 		if (!launch_sleep(poll_s)) {
-			snprintf(reason, reason_len, "interrupted by signal %d while the stack was %s",
-				 (int)launch_signal, status);
+			snprintf(reason, reason_len,
+			         "interrupted by signal %d while the stack was %s",
+			         (int)launch_signal, status);
 			res = STACK_INTERRUPTED;
 			goto out;
 		}
@@ -281,15 +283,16 @@ static const char *display_name(const char *stack, char *buf, size_t len)
 /* Sleep that ignores the signal flag: deletion must finish once started. */
 static void nap(double s)
 {
-	struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+	struct timespec ts = {.tv_sec = (time_t)s,
+	                      .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
 
 	while (nanosleep(&ts, &ts) != 0)
 		;
 }
 
 enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const char *role_arn,
-			       double poll_s, double deadline, bool quiet, char *note,
-			       size_t note_len)
+                               double poll_s, double deadline, bool quiet, char *note,
+                               size_t note_len)
 {
 	struct cfn_error err;
 	struct stack_events ev = {.quiet = quiet};
@@ -317,7 +320,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	if (cfn_delete_stack(cfn, stack, role_arn, !strcmp(status, "DELETE_FAILED"), NULL, &err) !=
 	    0) {
 		snprintf(note, note_len, "DeleteStack %s: %s", stack,
-			 cfn_error_format(&err, eb, sizeof(eb)));
+		         cfn_error_format(&err, eb, sizeof(eb)));
 		goto out;
 	}
 	forced = !strcmp(status, "DELETE_FAILED");
@@ -336,11 +339,13 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 			if (!quiet)
 				say("stack %s: deleted%s", name,
 				    forced ? " after DELETE_FAILED, with FORCE_DELETE_STACK "
-					     "(resources it could not delete were left: check them)"
-					   : "");
+				             "(resources it could not delete were left: check them)"
+				           : "");
 			if (forced)
-				snprintf(note, note_len, "first deletion ended DELETE_FAILED; deleted with "
-					 "FORCE_DELETE_STACK (resources it could not delete were retained)");
+				snprintf(note, note_len,
+				         "first deletion ended DELETE_FAILED; deleted with "
+				         "FORCE_DELETE_STACK (resources it could not delete were "
+				         "retained)");
 			res = STACK_OK;
 			goto out;
 		}
@@ -349,17 +354,18 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 			if (stack_first_failure(cfn, stack, why, sizeof(why)) != 0)
 				snprintf(why, sizeof(why), "no reason given");
 			if (forced) {
-				snprintf(note, note_len, "DELETE_FAILED even with FORCE_DELETE_STACK: %s",
-					 why);
+				snprintf(note, note_len,
+				         "DELETE_FAILED even with FORCE_DELETE_STACK: %s", why);
 				res = STACK_FAILED;
 				goto out;
 			}
 			if (!quiet)
-				say("stack %s: DELETE_FAILED (%s); retrying with FORCE_DELETE_STACK", name,
-				    why);
+				say("stack %s: DELETE_FAILED (%s); retrying with "
+				    "FORCE_DELETE_STACK",
+				    name, why);
 			if (cfn_delete_stack(cfn, stack, role_arn, true, NULL, &err) != 0) {
-				snprintf(note, note_len, "DeleteStack (FORCE_DELETE_STACK) %s: %s", stack,
-					 cfn_error_format(&err, eb, sizeof(eb)));
+				snprintf(note, note_len, "DeleteStack (FORCE_DELETE_STACK) %s: %s",
+				         stack, cfn_error_format(&err, eb, sizeof(eb)));
 				res = STACK_API_ERROR;
 				goto out;
 			}
@@ -368,14 +374,14 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 			/* e.g. still CREATE_COMPLETE: a delete request got lost; ask again. */
 			if (cfn_delete_stack(cfn, stack, role_arn, false, NULL, &err) != 0) {
 				snprintf(note, note_len, "DeleteStack %s: %s", stack,
-					 cfn_error_format(&err, eb, sizeof(eb)));
+				         cfn_error_format(&err, eb, sizeof(eb)));
 				res = STACK_API_ERROR;
 				goto out;
 			}
 		}
 		if (deadline > 0 && now_s() > deadline) {
-			snprintf(note, note_len, "stack %s still %s after waiting for its deletion", stack,
-				 status);
+			snprintf(note, note_len, "stack %s still %s after waiting for its deletion",
+			         stack, status);
 			res = STACK_TIMED_OUT;
 			goto out;
 		}

@@ -19,18 +19,18 @@ struct cfn_create_params;
 
 /** How a wait on the stack ended. */
 enum stack_result {
-	STACK_OK = 0,          /* reached the state waited for */
-	STACK_FAILED,          /* create failed / rolled back, or delete failed even when forced */
-	STACK_INTERRUPTED,     /* a signal arrived (launch_signal) */
-	STACK_TIMED_OUT,       /* the deadline passed */
-	STACK_API_ERROR,       /* CloudFormation could not be asked */
+	STACK_OK = 0,      /* reached the state waited for */
+	STACK_FAILED,      /* create failed / rolled back, or delete failed even when forced */
+	STACK_INTERRUPTED, /* a signal arrived (launch_signal) */
+	STACK_TIMED_OUT,   /* the deadline passed */
+	STACK_API_ERROR,   /* CloudFormation could not be asked */
 };
 
 /** Remembers which events were shown, so each is printed once. */
 struct stack_events {
 	char **seen;
 	size_t n_seen;
-	bool quiet;            /* collect only, print nothing (--json) */
+	bool quiet; /* collect only, print nothing (--json) */
 };
 
 void stack_events_clear(struct stack_events *ev);
@@ -41,7 +41,7 @@ void stack_events_clear(struct stack_events *ev);
  * reason"). Returns 0 or -1 (API error in @errbuf).
  */
 int stack_print_new_events(struct cfn_client *cfn, const char *stack, struct stack_events *ev,
-			   char *errbuf, size_t errlen);
+                           char *errbuf, size_t errlen);
 
 /**
  * stack_create() - CreateStack, then follow it until CREATE_COMPLETE,
@@ -52,8 +52,8 @@ int stack_print_new_events(struct cfn_client *cfn, const char *stack, struct sta
  * nested stacks followed. On STACK_API_ERROR @reason gets the API error.
  */
 enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_params *p,
-			       double poll_s, double deadline, bool quiet, char **stack_id,
-			       char *reason, size_t reason_len);
+                               double poll_s, double deadline, bool quiet, char **stack_id,
+                               char *reason, size_t reason_len);
 
 /**
  * stack_first_failure() - the first resource of @stack that failed, as
@@ -71,14 +71,14 @@ int stack_first_failure(struct cfn_client *cfn, const char *stack, char *buf, si
  * / STACK_TIMED_OUT with the reason in @note.
  */
 enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const char *role_arn,
-			       double poll_s, double deadline, bool quiet, char *note,
-			       size_t note_len);
+                               double poll_s, double deadline, bool quiet, char *note,
+                               size_t note_len);
 
 /**
  * stack_status() - the status of @stack into @status ("DELETE_COMPLETE" when
  * it does not exist). Returns 0 or -1 (API error in @errbuf).
  */
-int stack_status(struct cfn_client *cfn, const char *stack, char *status, size_t len,
-		 char *errbuf, size_t errlen);
+int stack_status(struct cfn_client *cfn, const char *stack, char *status, size_t len, char *errbuf,
+                 size_t errlen);
 
 #endif

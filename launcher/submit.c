@@ -93,13 +93,13 @@ static void write_failed_run(struct launch_opts *o, struct aws *a, const char *w
 	json_object_set_new(r, "end", json_string(runrec_time(time(NULL), ts, sizeof(ts))));
 	json_object_set_new(r, "written_by", json_string("submit"));
 	if (runrec_put(a->s3, runrec_key(key, sizeof(key), o->spec.run_id, "run.json"), r, eb,
-		       sizeof(eb)) != 0)
+	               sizeof(eb)) != 0)
 		log_err("%s", eb);
 	json_decref(r);
 }
 
 int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char *errbuf,
-	       size_t errlen)
+               size_t errlen)
 {
 	struct launch_spec *s = &o->spec;
 	char self[4096], logdir[4096] = "", comment[512], key[512], eb[512];
@@ -121,7 +121,7 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		snprintf(logdir, sizeof(logdir), "%s", o->log_dir);
 	else if (s->mount_dir)
 		snprintf(logdir, sizeof(logdir), "%s/" RUNREC_PREFIX "%s/logs", s->mount_dir,
-			 s->run_id);
+		         s->run_id);
 	if (logdir[0]) {
 		/* mkdir -p: in the mount, directories are local until a file lands in them. */
 		for (char *p = logdir + 1; *p; p++) {
@@ -132,14 +132,16 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 			}
 		}
 		if (mkdir(logdir, 0755) != 0 && errno != EEXIST) {
-			snprintf(errbuf, errlen, "cannot make the log directory %s: %s (is the bucket "
-				 "mounted at %s?)", logdir, strerror(errno),
-				 s->mount_dir ? s->mount_dir : "--mount-dir");
+			snprintf(errbuf, errlen,
+			         "cannot make the log directory %s: %s (is the bucket "
+			         "mounted at %s?)",
+			         logdir, strerror(errno),
+			         s->mount_dir ? s->mount_dir : "--mount-dir");
 			goto fail;
 		}
 	}
 	snprintf(comment, sizeof(comment), "--comment=hpcops-stack=%s hpcops-run=%s",
-		 s->stack_name ? s->stack_name : "-", s->run_id);
+	         s->stack_name ? s->stack_name : "-", s->run_id);
 
 	for (size_t i = 0; i < s->n_workloads; i++) {
 		const struct spec_workload *w = &s->workloads[i];
@@ -149,7 +151,7 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		size_t k = 0;
 
 		util_buf_printf(&script, "#!/bin/sh\n# hpcops run %s, workload %s\n", s->run_id,
-				w->name);
+		                w->name);
 		for (size_t e = 0; e < w->n_env; e++) {
 			util_buf_printf(&script, "export %s=", w->env[e].key);
 			sh_quote(&script, w->env[e].value);
@@ -193,9 +195,9 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 			args[k++] = w->sbatch_args[j];
 		args[k] = NULL;
 		if (!script.data || slurm_sbatch(args, script.data, out->job_ids[i],
-						 sizeof(out->job_ids[i]), eb, sizeof(eb)) != 0) {
+		                                 sizeof(out->job_ids[i]), eb, sizeof(eb)) != 0) {
 			snprintf(errbuf, errlen, "workload %s: %s", w->name,
-				 script.data ? eb : "out of memory");
+			         script.data ? eb : "out of memory");
 			util_buf_free(&script);
 			goto fail;
 		}
@@ -215,8 +217,10 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 
 		for (size_t i = 0; i < out->n; i++)
 			util_buf_printf(&jobsarg, "%s%s=%s", i ? "," : "", s->workloads[i].name,
-					out->job_ids[i]);
-		util_buf_puts(&script, "#!/bin/sh\n# hpcops teardown: run record, then delete the stack\nexec ");
+			                out->job_ids[i]);
+		util_buf_puts(
+		    &script,
+		    "#!/bin/sh\n# hpcops teardown: run record, then delete the stack\nexec ");
 		sh_quote(&script, self);
 		util_buf_puts(&script, " teardown");
 		common_args(&script, o);
@@ -237,8 +241,9 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		args[k] = NULL;
 		if (!script.data || !deps.data ||
 		    slurm_sbatch(args, script.data, out->teardown_id, sizeof(out->teardown_id), eb,
-				 sizeof(eb)) != 0) {
-			snprintf(errbuf, errlen, "teardown job: %s", script.data ? eb : "out of memory");
+		                 sizeof(eb)) != 0) {
+			snprintf(errbuf, errlen, "teardown job: %s",
+			         script.data ? eb : "out of memory");
 			util_buf_free(&script);
 			util_buf_free(&jobsarg);
 			goto fail;
@@ -269,28 +274,27 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 	{
 		char ts[32], host[256] = "";
 		gethostname(host, sizeof(host) - 1);
-		json_object_set_new(rec, "submitted", json_string(runrec_time(time(NULL), ts,
-									      sizeof(ts))));
+		json_object_set_new(rec, "submitted",
+		                    json_string(runrec_time(time(NULL), ts, sizeof(ts))));
 		json_object_set_new(rec, "host", json_string(host));
 	}
 	if (runrec_put(a->s3, runrec_key(key, sizeof(key), s->run_id, "submitted.json"), rec, eb,
-		       sizeof(eb)) != 0)
+	               sizeof(eb)) != 0)
 		log_warn("%s (wait will follow the job records alone)", eb);
 	rc = 0;
 	goto out;
-fail:
-	{
-		const char *ids[SPEC_MAX_WORKLOADS + 1];
-		size_t n = 0;
-		char ceb[256];
-		for (size_t i = 0; i < out->n; i++)
-			ids[n++] = out->job_ids[i];
-		if (out->teardown_id[0])
-			ids[n++] = out->teardown_id;
-		if (slurm_cancel(ids, n, ceb, sizeof(ceb)) != 0)
-			log_err("%s", ceb);
-		write_failed_run(o, a, errbuf);
-	}
+fail : {
+	const char *ids[SPEC_MAX_WORKLOADS + 1];
+	size_t n = 0;
+	char ceb[256];
+	for (size_t i = 0; i < out->n; i++)
+		ids[n++] = out->job_ids[i];
+	if (out->teardown_id[0])
+		ids[n++] = out->teardown_id;
+	if (slurm_cancel(ids, n, ceb, sizeof(ceb)) != 0)
+		log_err("%s", ceb);
+	write_failed_run(o, a, errbuf);
+}
 out:
 	json_decref(rec);
 	util_buf_free(&deps);
@@ -298,7 +302,7 @@ out:
 }
 
 int submit_read(struct aws *a, const char *run_id, struct submitted *out, char *errbuf,
-		size_t errlen)
+                size_t errlen)
 {
 	char key[512];
 	bool missing;
@@ -307,7 +311,7 @@ int submit_read(struct aws *a, const char *run_id, struct submitted *out, char *
 
 	memset(out, 0, sizeof(*out));
 	doc = runrec_get(a->s3, runrec_key(key, sizeof(key), run_id, "submitted.json"), &missing,
-			 NULL, errbuf, errlen);
+	                 NULL, errbuf, errlen);
 	if (!doc)
 		return missing ? 1 : -1;
 	jobs = json_object_get(doc, "jobs");
@@ -317,14 +321,15 @@ int submit_read(struct aws *a, const char *run_id, struct submitted *out, char *
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
-	json_array_foreach(jobs, i, j) {
+	json_array_foreach(jobs, i, j)
+	{
 		const char *id = json_string_value(json_object_get(j, "job_id"));
 		if (id)
 			snprintf(out->job_ids[out->n++], sizeof(out->job_ids[0]), "%s", id);
 	}
 	if (json_string_value(json_object_get(doc, "teardown_job_id")))
 		snprintf(out->teardown_id, sizeof(out->teardown_id), "%s",
-			 json_string_value(json_object_get(doc, "teardown_job_id")));
+		         json_string_value(json_object_get(doc, "teardown_job_id")));
 	json_decref(doc);
 	return 0;
 }
@@ -338,12 +343,14 @@ static int load_stored_spec(struct launch_opts *o, struct aws *a, char *errbuf, 
 	json_t *doc;
 	int rc;
 
-	doc = runrec_get(a->s3, runrec_key(key, sizeof(key), s->run_id, "spec.json"), &missing, NULL,
-			 errbuf, errlen);
+	doc = runrec_get(a->s3, runrec_key(key, sizeof(key), s->run_id, "spec.json"), &missing,
+	                 NULL, errbuf, errlen);
 	if (!doc) {
 		if (missing)
-			snprintf(errbuf, errlen, "no launch spec at s3://%s/%s: `hpcops-launch up` stores "
-				 "it there; or give the workloads with --workload / --spec", s->bucket, key);
+			snprintf(errbuf, errlen,
+			         "no launch spec at s3://%s/%s: `hpcops-launch up` stores "
+			         "it there; or give the workloads with --workload / --spec",
+			         s->bucket, key);
 		return -1;
 	}
 	spec_init(&stored);
@@ -359,12 +366,12 @@ static int load_stored_spec(struct launch_opts *o, struct aws *a, char *errbuf, 
 	s->n_workloads = stored.n_workloads;
 	stored.workloads = NULL;
 	stored.n_workloads = 0;
-#define TAKE(f)                                                                                  \
-	do {                                                                                     \
-		if (!s->f) {                                                                     \
-			s->f = stored.f;                                                         \
-			stored.f = NULL;                                                         \
-		}                                                                                \
+#define TAKE(f)                                                                                    \
+	do {                                                                                       \
+		if (!s->f) {                                                                       \
+			s->f = stored.f;                                                           \
+			stored.f = NULL;                                                           \
+		}                                                                                  \
 	} while (0)
 	TAKE(mount_dir);
 	TAKE(termination_role);
@@ -428,8 +435,8 @@ out:
 		if (aws_open(&b, o, false, true, eb, sizeof(eb)) == 0) {
 			struct cfn_client *c = b.cfn;
 			if (s->termination_role &&
-			    aws_assume_termination_role(&b, s->termination_role, "hpcops-submit", eb,
-							sizeof(eb)) == 0)
+			    aws_assume_termination_role(&b, s->termination_role, "hpcops-submit",
+			                                eb, sizeof(eb)) == 0)
 				c = b.role_cfn;
 			if (cfn_delete_stack(c, s->stack_name, NULL, false, NULL, &ce) == 0)
 				say("submit failed: requested deletion of stack %s", s->stack_name);
@@ -484,7 +491,8 @@ int cmd_job(struct launch_opts *o)
 	pid_t pid;
 
 	if (!s->run_id || !s->bucket || !o->job_name || o->argc_rest < 1) {
-		fprintf(stderr, "hpcops-launch job: needs --run-id, --bucket, --name and -- COMMAND\n");
+		fprintf(stderr,
+		        "hpcops-launch job: needs --run-id, --bucket, --name and -- COMMAND\n");
 		return LAUNCH_EXIT_USAGE;
 	}
 	if (!id) {
@@ -504,7 +512,7 @@ int cmd_job(struct launch_opts *o)
 	j.exit_code = -1;
 	j.start = time(NULL);
 	fprintf(stderr, "hpcops: run %s job %s (%s) starting on %s\n", s->run_id, o->job_name, id,
-		j.node);
+	        j.node);
 	if (a.s3)
 		put_job(&a, &j);
 
@@ -526,7 +534,7 @@ int cmd_job(struct launch_opts *o)
 			setenv("HPCOPS_OUTPUT_DIR", s->mount_dir, 1);
 		execvp(o->argv_rest[0], o->argv_rest);
 		fprintf(stderr, "hpcops-launch job: cannot run %s: %s\n", o->argv_rest[0],
-			strerror(errno));
+		        strerror(errno));
 		_exit(127);
 	}
 	if (pid < 0) {
@@ -569,7 +577,7 @@ int cmd_job(struct launch_opts *o)
 	j.end = time(NULL);
 	j.state = (char *)(job_signal ? "CANCELLED" : code == 0 ? "COMPLETED" : "FAILED");
 	fprintf(stderr, "hpcops: run %s job %s (%s) %s, exit code %d\n", s->run_id, o->job_name, id,
-		j.state, code);
+	        j.state, code);
 	if (a.s3)
 		put_job(&a, &j);
 	aws_close(&a);
@@ -616,7 +624,9 @@ int cmd_teardown(struct launch_opts *o)
 	int rc = LAUNCH_EXIT_INFRA;
 
 	if (!s->run_id || !s->bucket || !o->jobs_arg) {
-		fprintf(stderr, "hpcops-launch teardown: needs --run-id, --bucket and --jobs NAME=ID,...\n");
+		fprintf(
+		    stderr,
+		    "hpcops-launch teardown: needs --run-id, --bucket and --jobs NAME=ID,...\n");
 		return LAUNCH_EXIT_USAGE;
 	}
 	if (aws_open(&a, o, true, s->stack_name != NULL, eb, sizeof(eb)) != 0) {
@@ -640,8 +650,8 @@ int cmd_teardown(struct launch_opts *o)
 			continue;
 		*eq = 0;
 		snprintf(leaf, sizeof(leaf), "jobs/%s.json", eq + 1);
-		doc = runrec_get(a.s3, runrec_key(key, sizeof(key), s->run_id, leaf), &missing, NULL,
-				 eb, sizeof(eb));
+		doc = runrec_get(a.s3, runrec_key(key, sizeof(key), s->run_id, leaf), &missing,
+		                 NULL, eb, sizeof(eb));
 		if (!doc || runrec_job_from_json(doc, &j) != 0) {
 			memset(&j, 0, sizeof(j));
 			j.exit_code = -1;
@@ -680,44 +690,48 @@ int cmd_teardown(struct launch_opts *o)
 	}
 	gethostname(host, sizeof(host) - 1);
 	json_object_set_new(run, "run_id", json_string(s->run_id));
-	json_object_set_new(run, "stack_name", s->stack_name ? json_string(s->stack_name) : json_null());
+	json_object_set_new(run, "stack_name",
+	                    s->stack_name ? json_string(s->stack_name) : json_null());
 	json_object_set_new(run, "state", json_string(all_ok ? "COMPLETED" : "FAILED"));
 	json_object_set_new(run, "jobs", jobs);
 	jobs = NULL;
-	json_object_set_new(run, "start", first ? json_string(runrec_time(first, ts, sizeof(ts)))
-						: json_null());
+	json_object_set_new(run, "start",
+	                    first ? json_string(runrec_time(first, ts, sizeof(ts))) : json_null());
 	json_object_set_new(run, "end", json_string(runrec_time(time(NULL), ts, sizeof(ts))));
 	json_object_set_new(run, "written_by", json_string("teardown"));
 	json_object_set_new(run, "teardown_job_id",
-			    getenv("SLURM_JOB_ID") ? json_string(getenv("SLURM_JOB_ID")) : json_null());
+	                    getenv("SLURM_JOB_ID") ? json_string(getenv("SLURM_JOB_ID"))
+	                                           : json_null());
 	json_object_set_new(run, "host", json_string(host));
 	if (runrec_put(a.s3, runrec_key(key, sizeof(key), s->run_id, "run.json"), run, eb,
-		       sizeof(eb)) != 0)
+	               sizeof(eb)) != 0)
 		fprintf(stderr, "hpcops-launch teardown: %s\n", eb);
 	else
 		fprintf(stderr, "hpcops: run %s record written: %s\n", s->run_id,
-			all_ok ? "COMPLETED" : "FAILED");
+		        all_ok ? "COMPLETED" : "FAILED");
 	rc = LAUNCH_EXIT_OK;
 	if (s->stack_name) {
 		struct cfn_client *c = a.cfn;
 		struct cfn_error ce;
 		if (s->termination_role) {
-			if (aws_assume_termination_role(&a, s->termination_role, "hpcops-teardown", eb,
-							sizeof(eb)) != 0) {
-				fprintf(stderr, "hpcops-launch teardown: %s; trying with my own "
-					"credentials\n", eb);
+			if (aws_assume_termination_role(&a, s->termination_role, "hpcops-teardown",
+			                                eb, sizeof(eb)) != 0) {
+				fprintf(stderr,
+				        "hpcops-launch teardown: %s; trying with my own "
+				        "credentials\n",
+				        eb);
 			} else {
 				c = a.role_cfn;
 			}
 		}
 		if (cfn_delete_stack(c, s->stack_name, NULL, false, NULL, &ce) != 0) {
 			fprintf(stderr, "hpcops-launch teardown: could not delete stack %s: %s\n",
-				s->stack_name, cfn_error_format(&ce, eb, sizeof(eb)));
+			        s->stack_name, cfn_error_format(&ce, eb, sizeof(eb)));
 			rc = LAUNCH_EXIT_STACK_LEFT;
 		} else {
-			fprintf(stderr, "hpcops: requested deletion of stack %s%s%s\n", s->stack_name,
-				c == a.role_cfn ? " as " : "",
-				c == a.role_cfn ? s->termination_role : "");
+			fprintf(stderr, "hpcops: requested deletion of stack %s%s%s\n",
+			        s->stack_name, c == a.role_cfn ? " as " : "",
+			        c == a.role_cfn ? s->termination_role : "");
 		}
 	}
 out:

@@ -16,9 +16,9 @@ struct aws;
 
 /** What submit did, for `run --provider slurm` and for submitted.json. */
 struct submitted {
-	char (*job_ids)[32];   /* one per workload, in spec order (malloc'd) */
+	char (*job_ids)[32]; /* one per workload, in spec order (malloc'd) */
 	size_t n;
-	char teardown_id[32];  /* "" if the teardown job could not be submitted */
+	char teardown_id[32]; /* "" if the teardown job could not be submitted */
 };
 
 void submitted_free(struct submitted *s);
@@ -29,13 +29,13 @@ void submitted_free(struct submitted *s);
  * FAILED run record and returns -1 with the reason in @errbuf.
  */
 int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char *errbuf,
-	       size_t errlen);
+               size_t errlen);
 
 /**
  * submit_read() - read submitted.json of @run_id back. Returns 0, 1 when it
  * is not there (yet), -1 on error.
  */
 int submit_read(struct aws *a, const char *run_id, struct submitted *out, char *errbuf,
-		size_t errlen);
+                size_t errlen);
 
 #endif

@@ -22,14 +22,14 @@
 #include "util.h"
 #include "xfer.h"
 
-#define CFN_VERSION "2010-05-15"
+#define CFN_VERSION      "2010-05-15"
 #define CFN_MAX_RESPONSE (8u << 20) /* bound on one XML answer */
-#define FORM_CT "application/x-www-form-urlencoded; charset=utf-8"
+#define FORM_CT          "application/x-www-form-urlencoded; charset=utf-8"
 
 struct cfn_client {
-	char *url;     /* endpoint URL as given, ending in the path */
-	char *host;    /* Host header: host[:port] */
-	char *path;    /* "/" unless the endpoint has one */
+	char *url;  /* endpoint URL as given, ending in the path */
+	char *host; /* Host header: host[:port] */
+	char *path; /* "/" unless the endpoint has one */
 	char *region;
 	char *service;
 	struct creds_provider *creds;
@@ -39,20 +39,34 @@ struct cfn_client {
 const char *cfn_strerror(enum cfn_err err)
 {
 	switch (err) {
-	case CFN_OK: return "success";
-	case CFN_ERR_NOT_FOUND: return "stack does not exist";
-	case CFN_ERR_ALREADY_EXISTS: return "stack already exists";
-	case CFN_ERR_VALIDATION: return "request rejected as invalid";
-	case CFN_ERR_CAPABILITIES: return "template needs capabilities that were not given";
-	case CFN_ERR_ACCESS_DENIED: return "access denied";
-	case CFN_ERR_AUTH: return "authentication failed";
-	case CFN_ERR_THROTTLED: return "throttled (rate exceeded) after retries";
-	case CFN_ERR_SERVER: return "server error after retries";
-	case CFN_ERR_NETWORK: return "network error";
-	case CFN_ERR_NO_CREDENTIALS: return "no credentials";
-	case CFN_ERR_NOMEM: return "out of memory";
-	case CFN_ERR_PROTOCOL: return "unexpected reply";
-	case CFN_ERR_OTHER: return "CloudFormation error";
+	case CFN_OK:
+		return "success";
+	case CFN_ERR_NOT_FOUND:
+		return "stack does not exist";
+	case CFN_ERR_ALREADY_EXISTS:
+		return "stack already exists";
+	case CFN_ERR_VALIDATION:
+		return "request rejected as invalid";
+	case CFN_ERR_CAPABILITIES:
+		return "template needs capabilities that were not given";
+	case CFN_ERR_ACCESS_DENIED:
+		return "access denied";
+	case CFN_ERR_AUTH:
+		return "authentication failed";
+	case CFN_ERR_THROTTLED:
+		return "throttled (rate exceeded) after retries";
+	case CFN_ERR_SERVER:
+		return "server error after retries";
+	case CFN_ERR_NETWORK:
+		return "network error";
+	case CFN_ERR_NO_CREDENTIALS:
+		return "no credentials";
+	case CFN_ERR_NOMEM:
+		return "out of memory";
+	case CFN_ERR_PROTOCOL:
+		return "unexpected reply";
+	case CFN_ERR_OTHER:
+		return "CloudFormation error";
 	}
 	return "unknown error";
 }
@@ -63,7 +77,7 @@ const char *cfn_error_format(const struct cfn_error *e, char *buf, size_t len)
 
 	if (e->http_status && e->request_id[0])
 		snprintf(buf, len, "%s: %s (HTTP %ld, request id %s)", code, e->message,
-			 e->http_status, e->request_id);
+		         e->http_status, e->request_id);
 	else if (e->http_status)
 		snprintf(buf, len, "%s: %s (HTTP %ld)", code, e->message, e->http_status);
 	else
@@ -72,7 +86,7 @@ const char *cfn_error_format(const struct cfn_error *e, char *buf, size_t len)
 }
 
 static void set_err(struct cfn_error *err, enum cfn_err code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void set_err(struct cfn_error *err, enum cfn_err code, const char *fmt, ...)
 {
 	va_list ap;
@@ -109,8 +123,9 @@ struct cfn_client *cfn_client_new(const struct cfn_config *cfg)
 		goto fail;
 	if (curl_url_set(u, CURLUPART_URL, c->url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		log_err("cfn: endpoint %s is not a URL (expected e.g. https://cloudformation.us-east-1.amazonaws.com)",
-			c->url);
+		log_err("cfn: endpoint %s is not a URL (expected e.g. "
+		        "https://cloudformation.us-east-1.amazonaws.com)",
+		        c->url);
 		goto fail;
 	}
 	if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
@@ -201,7 +216,7 @@ static xmlDoc *parse_xml(const char *xml, size_t len)
 	if (!xml || !len || len > CFN_MAX_RESPONSE)
 		return NULL;
 	return xmlReadMemory(xml, (int)len, "cfn.xml", NULL,
-			     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
 
 /* The <...Result> element under the response root, or NULL. */
@@ -245,8 +260,9 @@ void cfn_parse_error(const char *xml, size_t len, long http_status, struct cfn_e
 		/* Not an AWS error document: a proxy, a wrong endpoint, an HTML page. */
 		err->err = http_status >= 500 ? CFN_ERR_SERVER : CFN_ERR_PROTOCOL;
 		snprintf(err->message, sizeof(err->message),
-			 "HTTP %ld without an ErrorResponse document: is the endpoint a CloudFormation endpoint?",
-			 http_status);
+		         "HTTP %ld without an ErrorResponse document: is the endpoint a "
+		         "CloudFormation endpoint?",
+		         http_status);
 		goto out;
 	}
 	child_copy(e, "Code", err->code, sizeof(err->code));
@@ -265,8 +281,9 @@ void cfn_parse_error(const char *xml, size_t len, long http_status, struct cfn_e
 	else if (!strcmp(c, "AccessDenied") || !strcmp(c, "AccessDeniedException"))
 		err->err = CFN_ERR_ACCESS_DENIED;
 	else if (!strcmp(c, "SignatureDoesNotMatch") || !strcmp(c, "InvalidClientTokenId") ||
-		 !strcmp(c, "ExpiredToken") || !strcmp(c, "IncompleteSignature") ||
-		 !strcmp(c, "MissingAuthenticationToken") || !strcmp(c, "UnrecognizedClientException"))
+	         !strcmp(c, "ExpiredToken") || !strcmp(c, "IncompleteSignature") ||
+	         !strcmp(c, "MissingAuthenticationToken") ||
+	         !strcmp(c, "UnrecognizedClientException"))
 		err->err = CFN_ERR_AUTH;
 	else if (xfer_is_retryable_code(c, strlen(c)) || strstr(err->message, "Rate exceeded"))
 		err->err = http_status >= 500 ? CFN_ERR_SERVER : CFN_ERR_THROTTLED;
@@ -466,19 +483,19 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 	struct creds_error cerr;
 	struct sigv4_result res = {0};
 	struct sigv4_header hdrs[] = {
-		{"Host", c->host},
-		{"Content-Type", FORM_CT},
+	    {"Host", c->host},
+	    {"Content-Type", FORM_CT},
 	};
 	struct sigv4_params p = {
-		.method = "POST",
-		.path = c->path,
-		.headers = hdrs,
-		.n_headers = 2,
-		.payload_hash = call->body_hash,
-		.region = c->region,
-		.service = c->service,
-		.normalize_path = true,
-		.creds = &cr,
+	    .method = "POST",
+	    .path = c->path,
+	    .headers = hdrs,
+	    .n_headers = 2,
+	    .payload_hash = call->body_hash,
+	    .region = c->region,
+	    .service = c->service,
+	    .normalize_path = true,
+	    .creds = &cr,
 	};
 	char line[4096];
 	int rc = -1;
@@ -487,7 +504,7 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 		call->creds_failed = true;
 		snprintf(call->creds_msg, sizeof(call->creds_msg), "%s", cerr.message);
 		snprintf(req->result.errmsg, sizeof(req->result.errmsg), "no credentials: %s",
-			 creds_strerror(cerr.err));
+		         creds_strerror(cerr.err));
 		return -1;
 	}
 	if (sigv4_sign(&p, &res) != 0) {
@@ -521,13 +538,13 @@ out:
  * Version. On success *@body gets the response (caller frees).
  */
 static int call_api(struct cfn_client *c, const char *action, const char *const *kv, size_t n,
-		    char **body, size_t *body_len, struct cfn_error *err)
+                    char **body, size_t *body_len, struct cfn_error *err)
 {
 	struct call call = {.c = c};
 	struct xfer_request req;
 	struct xfer_header hdrs[] = {
-		{"Host", c->host},
-		{"Content-Type", FORM_CT},
+	    {"Host", c->host},
+	    {"Content-Type", FORM_CT},
 	};
 	const char **all = calloc(2 * n + 4, sizeof(*all));
 	char *form = NULL;
@@ -575,20 +592,23 @@ static int call_api(struct cfn_client *c, const char *action, const char *const 
 			break;
 		case XFER_ERR_TOO_LARGE:
 			set_err(err, CFN_ERR_PROTOCOL, "%s answer larger than %u bytes", action,
-				CFN_MAX_RESPONSE);
+			        CFN_MAX_RESPONSE);
 			break;
 		default:
-			set_err(err, CFN_ERR_NETWORK, "%s to %s failed after %d attempt(s): %s", action,
-				c->url, req.result.attempts,
-				req.result.errmsg[0] ? req.result.errmsg : xfer_strstatus(req.result.status));
+			set_err(err, CFN_ERR_NETWORK, "%s to %s failed after %d attempt(s): %s",
+			        action, c->url, req.result.attempts,
+			        req.result.errmsg[0] ? req.result.errmsg
+			                             : xfer_strstatus(req.result.status));
 			break;
 		}
 		goto out;
 	}
 	if (req.result.http_status < 200 || req.result.http_status >= 300) {
-		cfn_parse_error(req.result.err_body, req.result.err_body_len, req.result.http_status, err);
+		cfn_parse_error(req.result.err_body, req.result.err_body_len,
+		                req.result.http_status, err);
 		if (!err->request_id[0])
-			snprintf(err->request_id, sizeof(err->request_id), "%s", req.result.request_id);
+			snprintf(err->request_id, sizeof(err->request_id), "%s",
+			         req.result.request_id);
 		log_debug("cfn: %s failed: %s: %s", action, err->code, err->message);
 		goto out;
 	}
@@ -612,8 +632,8 @@ out:
 /* A growing list of form pairs whose strings are borrowed or owned. */
 struct form {
 	const char **kv;
-	size_t n;      /* pairs */
-	char **owned;  /* strings made here (member keys) */
+	size_t n;     /* pairs */
+	char **owned; /* strings made here (member keys) */
 	size_t n_owned;
 	bool oom;
 };
@@ -636,7 +656,7 @@ static void form_add(struct form *f, const char *k, const char *v)
 }
 
 static const char *form_keyf(struct form *f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static const char *form_keyf(struct form *f, const char *fmt, ...)
 {
 	char buf[128], **no, *s;
@@ -668,7 +688,7 @@ static void form_free(struct form *f)
 }
 
 int cfn_create_stack(struct cfn_client *c, const struct cfn_create_params *p, char **stack_id,
-		     struct cfn_error *err)
+                     struct cfn_error *err)
 {
 	struct form f = {0};
 	char *body = NULL, *id = NULL, tmo[16];
@@ -676,14 +696,16 @@ int cfn_create_stack(struct cfn_client *c, const struct cfn_create_params *p, ch
 	int rc = -1;
 
 	if (!p->stack_name || (!p->template_body == !p->template_url)) {
-		set_err(err, CFN_ERR_VALIDATION, "CreateStack needs a stack name and exactly one of "
-			"a template body or a template URL");
+		set_err(err, CFN_ERR_VALIDATION,
+		        "CreateStack needs a stack name and exactly one of "
+		        "a template body or a template URL");
 		return -1;
 	}
 	if (p->template_body && strlen(p->template_body) > CFN_MAX_TEMPLATE_BODY) {
-		set_err(err, CFN_ERR_VALIDATION, "template body is %zu bytes, over CloudFormation's %d: "
-			"put it in a bucket and pass its URL", strlen(p->template_body),
-			CFN_MAX_TEMPLATE_BODY);
+		set_err(err, CFN_ERR_VALIDATION,
+		        "template body is %zu bytes, over CloudFormation's %d: "
+		        "put it in a bucket and pass its URL",
+		        strlen(p->template_body), CFN_MAX_TEMPLATE_BODY);
 		return -1;
 	}
 	form_add(&f, "StackName", p->stack_name);
@@ -691,9 +713,9 @@ int cfn_create_stack(struct cfn_client *c, const struct cfn_create_params *p, ch
 	form_add(&f, "TemplateURL", p->template_url);
 	for (size_t i = 0; i < p->n_parameters; i++) {
 		form_add(&f, form_keyf(&f, "Parameters.member.%zu.ParameterKey", i + 1),
-			 p->parameters[i].key);
+		         p->parameters[i].key);
 		form_add(&f, form_keyf(&f, "Parameters.member.%zu.ParameterValue", i + 1),
-			 p->parameters[i].value);
+		         p->parameters[i].value);
 	}
 	for (size_t i = 0; i < p->n_capabilities; i++)
 		form_add(&f, form_keyf(&f, "Capabilities.member.%zu", i + 1), p->capabilities[i]);
@@ -732,7 +754,7 @@ out:
 }
 
 int cfn_describe_stack(struct cfn_client *c, const char *stack, struct cfn_stack *out,
-		       struct cfn_error *err)
+                       struct cfn_error *err)
 {
 	const char *kv[] = {"StackName", stack};
 	char *body = NULL;
@@ -743,7 +765,8 @@ int cfn_describe_stack(struct cfn_client *c, const char *stack, struct cfn_stack
 	if (call_api(c, "DescribeStacks", kv, 1, &body, &len, err) != 0)
 		goto out;
 	if (cfn_parse_stack(body, len, out) != 0) {
-		set_err(err, CFN_ERR_PROTOCOL, "DescribeStacks answer without a stack for %s", stack);
+		set_err(err, CFN_ERR_PROTOCOL, "DescribeStacks answer without a stack for %s",
+		        stack);
 		goto out;
 	}
 	rc = 0;
@@ -753,7 +776,7 @@ out:
 }
 
 int cfn_describe_stack_events(struct cfn_client *c, const char *stack, const char *next_token,
-			      struct cfn_events *page, struct cfn_error *err)
+                              struct cfn_events *page, struct cfn_error *err)
 {
 	const char *kv[] = {"StackName", stack, "NextToken", next_token};
 	char *body = NULL;
@@ -774,7 +797,7 @@ out:
 }
 
 int cfn_delete_stack(struct cfn_client *c, const char *stack, const char *role_arn, bool force,
-		     const char *token, struct cfn_error *err)
+                     const char *token, struct cfn_error *err)
 {
 	struct form f = {0};
 	char *body = NULL;
@@ -810,8 +833,8 @@ void cfn_resources_free(struct cfn_resource *res, size_t n)
 	free(res);
 }
 
-int cfn_describe_stack_resources(struct cfn_client *c, const char *stack,
-				 struct cfn_resource **res, size_t *n, struct cfn_error *err)
+int cfn_describe_stack_resources(struct cfn_client *c, const char *stack, struct cfn_resource **res,
+                                 size_t *n, struct cfn_error *err)
 {
 	const char *kv[] = {"StackName", stack};
 	char *body = NULL;

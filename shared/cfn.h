@@ -21,27 +21,27 @@ struct cfn_client;
 /** Errors of this layer. */
 enum cfn_err {
 	CFN_OK = 0,
-	CFN_ERR_NOT_FOUND,          /* ValidationError "Stack with id X does not exist" */
-	CFN_ERR_ALREADY_EXISTS,     /* AlreadyExistsException */
-	CFN_ERR_VALIDATION,         /* any other ValidationError: bad template, parameters, state */
-	CFN_ERR_CAPABILITIES,       /* InsufficientCapabilitiesException */
-	CFN_ERR_ACCESS_DENIED,      /* AccessDenied: the role may not do this */
-	CFN_ERR_AUTH,               /* SignatureDoesNotMatch, InvalidClientTokenId, ExpiredToken */
-	CFN_ERR_THROTTLED,          /* Throttling after the engine's retries were spent */
-	CFN_ERR_SERVER,             /* 5xx after the retries */
-	CFN_ERR_NETWORK,            /* could not connect, reset, timeout */
-	CFN_ERR_NO_CREDENTIALS,     /* the credential chain found nothing */
+	CFN_ERR_NOT_FOUND,      /* ValidationError "Stack with id X does not exist" */
+	CFN_ERR_ALREADY_EXISTS, /* AlreadyExistsException */
+	CFN_ERR_VALIDATION,     /* any other ValidationError: bad template, parameters, state */
+	CFN_ERR_CAPABILITIES,   /* InsufficientCapabilitiesException */
+	CFN_ERR_ACCESS_DENIED,  /* AccessDenied: the role may not do this */
+	CFN_ERR_AUTH,           /* SignatureDoesNotMatch, InvalidClientTokenId, ExpiredToken */
+	CFN_ERR_THROTTLED,      /* Throttling after the engine's retries were spent */
+	CFN_ERR_SERVER,         /* 5xx after the retries */
+	CFN_ERR_NETWORK,        /* could not connect, reset, timeout */
+	CFN_ERR_NO_CREDENTIALS, /* the credential chain found nothing */
 	CFN_ERR_NOMEM,
-	CFN_ERR_PROTOCOL,           /* a reply we could not parse */
-	CFN_ERR_OTHER,              /* any other code: see error.code */
+	CFN_ERR_PROTOCOL, /* a reply we could not parse */
+	CFN_ERR_OTHER,    /* any other code: see error.code */
 };
 
 /** A failure as the service told it. Fixed-size so it can live on the stack. */
 struct cfn_error {
 	enum cfn_err err;
-	long http_status;      /* 0 when no response arrived */
-	char code[64];         /* e.g. "ValidationError" */
-	char message[512];     /* server message, or a local explanation */
+	long http_status;  /* 0 when no response arrived */
+	char code[64];     /* e.g. "ValidationError" */
+	char message[512]; /* server message, or a local explanation */
 	char request_id[64];
 };
 
@@ -52,7 +52,8 @@ const char *cfn_strerror(enum cfn_err err);
 const char *cfn_error_format(const struct cfn_error *e, char *buf, size_t len);
 
 struct cfn_config {
-	const char *endpoint;         /* "http://127.0.0.1:8000"; NULL = https://cloudformation.REGION.amazonaws.com */
+	const char *endpoint;         /* "http://127.0.0.1:8000"; NULL =
+	                                 https://cloudformation.REGION.amazonaws.com */
 	const char *region;           /* signing region; NULL = "us-east-1" */
 	struct creds_provider *creds; /* borrowed */
 	struct xfer_engine *xfer;     /* borrowed */
@@ -75,7 +76,7 @@ struct cfn_kv {
 /** CreateStack input. Exactly one of template_body / template_url. */
 struct cfn_create_params {
 	const char *stack_name;
-	const char *template_body;     /* at most CFN_MAX_TEMPLATE_BODY bytes */
+	const char *template_body; /* at most CFN_MAX_TEMPLATE_BODY bytes */
 	const char *template_url;
 	const struct cfn_kv *parameters;
 	size_t n_parameters;
@@ -84,9 +85,9 @@ struct cfn_create_params {
 	const struct cfn_kv *tags;
 	size_t n_tags;
 	const char *client_request_token; /* makes a retried call idempotent */
-	const char *role_arn;          /* service role, or NULL */
-	const char *on_failure;        /* "ROLLBACK" (default), "DELETE", "DO_NOTHING", or NULL */
-	int timeout_minutes;           /* 0 = none */
+	const char *role_arn;             /* service role, or NULL */
+	const char *on_failure; /* "ROLLBACK" (default), "DELETE", "DO_NOTHING", or NULL */
+	int timeout_minutes;    /* 0 = none */
 };
 
 /** The largest TemplateBody CloudFormation takes; larger ones go by TemplateURL. */
@@ -97,7 +98,7 @@ struct cfn_create_params {
  * stack's id, malloc'd: the caller frees it. Returns 0 or -1 with @err filled.
  */
 int cfn_create_stack(struct cfn_client *c, const struct cfn_create_params *p, char **stack_id,
-		     struct cfn_error *err);
+                     struct cfn_error *err);
 
 /** An owned key/value pair (outputs, parameters). */
 struct cfn_pair {
@@ -125,7 +126,7 @@ struct cfn_stack {
  * Returns 0 (@out filled, caller clears) or -1.
  */
 int cfn_describe_stack(struct cfn_client *c, const char *stack, struct cfn_stack *out,
-		       struct cfn_error *err);
+                       struct cfn_error *err);
 
 /** cfn_stack_clear() - free what @s holds and zero it; safe twice. */
 void cfn_stack_clear(struct cfn_stack *s);
@@ -139,19 +140,19 @@ struct cfn_event {
 	char *stack_id;
 	char *stack_name;
 	char *logical_id;
-	char *physical_id;   /* may be NULL */
+	char *physical_id; /* may be NULL */
 	char *resource_type;
-	char *status;        /* ResourceStatus */
-	char *reason;        /* ResourceStatusReason, or NULL */
+	char *status; /* ResourceStatus */
+	char *reason; /* ResourceStatusReason, or NULL */
 	time_t timestamp;
-	int timestamp_ms;    /* milliseconds part of the timestamp */
+	int timestamp_ms; /* milliseconds part of the timestamp */
 };
 
 /** One page of DescribeStackEvents, newest first. Free with cfn_events_free(). */
 struct cfn_events {
 	struct cfn_event *events;
 	size_t n;
-	char *next_token;    /* NULL on the last page */
+	char *next_token; /* NULL on the last page */
 };
 
 /**
@@ -160,7 +161,7 @@ struct cfn_events {
  * caller frees) or -1.
  */
 int cfn_describe_stack_events(struct cfn_client *c, const char *stack, const char *next_token,
-			      struct cfn_events *page, struct cfn_error *err);
+                              struct cfn_events *page, struct cfn_error *err);
 
 /** cfn_events_free() - free @page's contents and zero it; safe twice. */
 void cfn_events_free(struct cfn_events *page);
@@ -172,7 +173,7 @@ void cfn_events_free(struct cfn_events *page);
  * succeeds, as in CloudFormation. Returns 0 or -1.
  */
 int cfn_delete_stack(struct cfn_client *c, const char *stack, const char *role_arn, bool force,
-		     const char *token, struct cfn_error *err);
+                     const char *token, struct cfn_error *err);
 
 /** A stack resource (DescribeStackResources). */
 struct cfn_resource {
@@ -186,8 +187,8 @@ struct cfn_resource {
  * cfn_describe_stack_resources() - every resource of @stack. @res is a
  * malloc'd array the caller frees with cfn_resources_free(). Returns 0 or -1.
  */
-int cfn_describe_stack_resources(struct cfn_client *c, const char *stack,
-				 struct cfn_resource **res, size_t *n, struct cfn_error *err);
+int cfn_describe_stack_resources(struct cfn_client *c, const char *stack, struct cfn_resource **res,
+                                 size_t *n, struct cfn_error *err);
 void cfn_resources_free(struct cfn_resource *res, size_t n);
 
 /* ---- parsers, exposed for unit tests ---- */

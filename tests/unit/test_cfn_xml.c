@@ -28,8 +28,9 @@ static void test_error_not_found(void **state)
 
 	(void)state;
 	parse_err("<ErrorResponse " NS "><Error><Type>Sender</Type><Code>ValidationError</Code>"
-		  "<Message>Stack with id hpc-1 does not exist</Message></Error>"
-		  "<RequestId>a1b2</RequestId></ErrorResponse>", 400, &e);
+	          "<Message>Stack with id hpc-1 does not exist</Message></Error>"
+	          "<RequestId>a1b2</RequestId></ErrorResponse>",
+	          400, &e);
 	assert_int_equal(e.err, CFN_ERR_NOT_FOUND);
 	assert_string_equal(e.code, "ValidationError");
 	assert_string_equal(e.message, "Stack with id hpc-1 does not exist");
@@ -44,30 +45,39 @@ static void test_error_codes(void **state)
 
 	(void)state;
 	parse_err("<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message>"
-		  "</Error><RequestId>r</RequestId></ErrorResponse>", 400, &e);
+	          "</Error><RequestId>r</RequestId></ErrorResponse>",
+	          400, &e);
 	assert_int_equal(e.err, CFN_ERR_THROTTLED);
 	parse_err("<ErrorResponse><Error><Code>AlreadyExistsException</Code><Message>Stack [a] "
-		  "already exists</Message></Error></ErrorResponse>", 400, &e);
+	          "already exists</Message></Error></ErrorResponse>",
+	          400, &e);
 	assert_int_equal(e.err, CFN_ERR_ALREADY_EXISTS);
 	parse_err("<ErrorResponse><Error><Code>ValidationError</Code><Message>Parameters: [RunId] "
-		  "must have values</Message></Error></ErrorResponse>", 400, &e);
+	          "must have values</Message></Error></ErrorResponse>",
+	          400, &e);
 	assert_int_equal(e.err, CFN_ERR_VALIDATION);
 	parse_err("<ErrorResponse><Error><Code>InsufficientCapabilitiesException</Code><Message>"
-		  "Requires capabilities : [CAPABILITY_IAM]</Message></Error></ErrorResponse>", 400, &e);
+	          "Requires capabilities : [CAPABILITY_IAM]</Message></Error></ErrorResponse>",
+	          400, &e);
 	assert_int_equal(e.err, CFN_ERR_CAPABILITIES);
 	parse_err("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>m</Message>"
-		  "</Error></ErrorResponse>", 403, &e);
+	          "</Error></ErrorResponse>",
+	          403, &e);
 	assert_int_equal(e.err, CFN_ERR_AUTH);
 	parse_err("<ErrorResponse><Error><Code>AccessDenied</Code><Message>not authorized to "
-		  "perform: cloudformation:CreateStack</Message></Error></ErrorResponse>", 403, &e);
+	          "perform: cloudformation:CreateStack</Message></Error></ErrorResponse>",
+	          403, &e);
 	assert_int_equal(e.err, CFN_ERR_ACCESS_DENIED);
-	assert_non_null(strstr(cfn_error_format(&e, buf, sizeof(buf)),
-			       "AccessDenied: not authorized to perform: cloudformation:CreateStack (HTTP 403)"));
+	assert_non_null(strstr(
+	    cfn_error_format(&e, buf, sizeof(buf)),
+	    "AccessDenied: not authorized to perform: cloudformation:CreateStack (HTTP 403)"));
 	parse_err("<ErrorResponse><Error><Code>InternalFailure</Code><Message>x</Message></Error>"
-		  "</ErrorResponse>", 503, &e);
+	          "</ErrorResponse>",
+	          503, &e);
 	assert_int_equal(e.err, CFN_ERR_SERVER);
 	parse_err("<ErrorResponse><Error><Code>SomethingNew</Code><Message>x</Message></Error>"
-		  "</ErrorResponse>", 400, &e);
+	          "</ErrorResponse>",
+	          400, &e);
 	assert_int_equal(e.err, CFN_ERR_OTHER);
 	assert_string_equal(e.code, "SomethingNew");
 }
@@ -89,9 +99,9 @@ static void test_error_not_xml(void **state)
 static void test_create(void **state)
 {
 	const char *ok = "<CreateStackResponse " NS "><CreateStackResult><StackId>"
-			 "arn:aws:cloudformation:us-east-1:123456789012:stack/hpc/4a1b</StackId>"
-			 "</CreateStackResult><ResponseMetadata><RequestId>x</RequestId>"
-			 "</ResponseMetadata></CreateStackResponse>";
+	                 "arn:aws:cloudformation:us-east-1:123456789012:stack/hpc/4a1b</StackId>"
+	                 "</CreateStackResult><ResponseMetadata><RequestId>x</RequestId>"
+	                 "</ResponseMetadata></CreateStackResponse>";
 	const char *none = "<CreateStackResponse><CreateStackResult/></CreateStackResponse>";
 	char *id;
 
@@ -106,23 +116,29 @@ static void test_create(void **state)
 static void test_stack(void **state)
 {
 	const char *xml =
-		"<DescribeStacksResponse " NS "><DescribeStacksResult><Stacks><member>"
-		"<StackName>c-hpc</StackName><StackId>arn:aws:cloudformation:us-east-1:1:stack/c-hpc/9</StackId>"
-		"<CreationTime>2026-11-26T23:40:01.123Z</CreationTime>"
-		"<StackStatus>ROLLBACK_COMPLETE</StackStatus>"
-		"<StackStatusReason>The following resource(s) failed to create: [HeadNode]. </StackStatusReason>"
-		"<Parameters><member><ParameterKey>RunId</ParameterKey><ParameterValue>r1</ParameterValue></member></Parameters>"
-		"<Outputs><member><OutputKey>ClusterName</OutputKey><OutputValue>c-hpc</OutputValue></member>"
-		"<member><OutputKey>TerminationRoleArn</OutputKey><OutputValue>arn:aws:iam::1:role/t</OutputValue></member></Outputs>"
-		"<ParentId>arn:aws:cloudformation:us-east-1:1:stack/hpc/1</ParentId>"
-		"</member></Stacks></DescribeStacksResult></DescribeStacksResponse>";
+	    "<DescribeStacksResponse " NS "><DescribeStacksResult><Stacks><member>"
+	    "<StackName>c-hpc</StackName><StackId>arn:aws:cloudformation:us-east-1:1:stack/c-hpc/"
+	    "9</StackId>"
+	    "<CreationTime>2026-11-26T23:40:01.123Z</CreationTime>"
+	    "<StackStatus>ROLLBACK_COMPLETE</StackStatus>"
+	    "<StackStatusReason>The following resource(s) failed to create: [HeadNode]. "
+	    "</StackStatusReason>"
+	    "<Parameters><member><ParameterKey>RunId</ParameterKey><ParameterValue>r1</"
+	    "ParameterValue></member></Parameters>"
+	    "<Outputs><member><OutputKey>ClusterName</OutputKey><OutputValue>c-hpc</OutputValue></"
+	    "member>"
+	    "<member><OutputKey>TerminationRoleArn</OutputKey><OutputValue>arn:aws:iam::1:role/t</"
+	    "OutputValue></member></Outputs>"
+	    "<ParentId>arn:aws:cloudformation:us-east-1:1:stack/hpc/1</ParentId>"
+	    "</member></Stacks></DescribeStacksResult></DescribeStacksResponse>";
 	struct cfn_stack s;
 
 	(void)state;
 	assert_int_equal(cfn_parse_stack(xml, strlen(xml), &s), 0);
 	assert_string_equal(s.name, "c-hpc");
 	assert_string_equal(s.status, "ROLLBACK_COMPLETE");
-	assert_string_equal(s.status_reason, "The following resource(s) failed to create: [HeadNode]. ");
+	assert_string_equal(s.status_reason,
+	                    "The following resource(s) failed to create: [HeadNode]. ");
 	assert_string_equal(s.parent_id, "arn:aws:cloudformation:us-east-1:1:stack/hpc/1");
 	assert_int_equal(s.creation_time, 1795736401);
 	assert_int_equal(s.n_outputs, 2);
@@ -133,7 +149,7 @@ static void test_stack(void **state)
 	cfn_stack_clear(&s);
 
 	const char *empty = "<DescribeStacksResponse><DescribeStacksResult><Stacks/>"
-			    "</DescribeStacksResult></DescribeStacksResponse>";
+	                    "</DescribeStacksResult></DescribeStacksResponse>";
 	assert_int_equal(cfn_parse_stack(empty, strlen(empty), &s), -1);
 	assert_null(s.name);
 }
@@ -141,17 +157,23 @@ static void test_stack(void **state)
 static void test_events(void **state)
 {
 	const char *xml =
-		"<DescribeStackEventsResponse " NS "><DescribeStackEventsResult><StackEvents>"
-		"<member><StackId>S</StackId><EventId>e2</EventId><StackName>hpc</StackName>"
-		"<LogicalResourceId>PclusterCluster</LogicalResourceId>"
-		"<PhysicalResourceId>arn:aws:cloudformation:us-east-1:1:stack/c-hpc/9</PhysicalResourceId>"
-		"<ResourceType>Custom::PclusterCluster</ResourceType>"
-		"<Timestamp>2026-11-26T23:40:02.5Z</Timestamp><ResourceStatus>CREATE_FAILED</ResourceStatus>"
-		"<ResourceStatusReason>Cluster creation failed &amp; rolled back</ResourceStatusReason></member>"
-		"<member><StackId>S</StackId><EventId>e1</EventId><StackName>hpc</StackName>"
-		"<LogicalResourceId>hpc</LogicalResourceId><ResourceType>AWS::CloudFormation::Stack</ResourceType>"
-		"<Timestamp>2026-11-26T23:40:01Z</Timestamp><ResourceStatus>CREATE_IN_PROGRESS</ResourceStatus></member>"
-		"</StackEvents><NextToken>tok-2</NextToken></DescribeStackEventsResult></DescribeStackEventsResponse>";
+	    "<DescribeStackEventsResponse " NS "><DescribeStackEventsResult><StackEvents>"
+	    "<member><StackId>S</StackId><EventId>e2</EventId><StackName>hpc</StackName>"
+	    "<LogicalResourceId>PclusterCluster</LogicalResourceId>"
+	    "<PhysicalResourceId>arn:aws:cloudformation:us-east-1:1:stack/c-hpc/9</"
+	    "PhysicalResourceId>"
+	    "<ResourceType>Custom::PclusterCluster</ResourceType>"
+	    "<Timestamp>2026-11-26T23:40:02.5Z</Timestamp><ResourceStatus>CREATE_FAILED</"
+	    "ResourceStatus>"
+	    "<ResourceStatusReason>Cluster creation failed &amp; rolled "
+	    "back</ResourceStatusReason></member>"
+	    "<member><StackId>S</StackId><EventId>e1</EventId><StackName>hpc</StackName>"
+	    "<LogicalResourceId>hpc</LogicalResourceId><ResourceType>AWS::CloudFormation::Stack</"
+	    "ResourceType>"
+	    "<Timestamp>2026-11-26T23:40:01Z</Timestamp><ResourceStatus>CREATE_IN_PROGRESS</"
+	    "ResourceStatus></member>"
+	    "</StackEvents><NextToken>tok-2</NextToken></DescribeStackEventsResult></"
+	    "DescribeStackEventsResponse>";
 	struct cfn_events p;
 
 	(void)state;
@@ -170,15 +192,15 @@ static void test_events(void **state)
 	cfn_events_free(&p);
 
 	const char *last = "<DescribeStackEventsResponse><DescribeStackEventsResult><StackEvents/>"
-			   "</DescribeStackEventsResult></DescribeStackEventsResponse>";
+	                   "</DescribeStackEventsResult></DescribeStackEventsResponse>";
 	assert_int_equal(cfn_parse_events(last, strlen(last), &p), 0);
 	assert_int_equal(p.n, 0);
 	assert_null(p.next_token);
 	cfn_events_free(&p);
 
 	const char *broken = "<DescribeStackEventsResponse><DescribeStackEventsResult><StackEvents>"
-			     "<member><EventId>e</EventId></member></StackEvents>"
-			     "</DescribeStackEventsResult></DescribeStackEventsResponse>";
+	                     "<member><EventId>e</EventId></member></StackEvents>"
+	                     "</DescribeStackEventsResult></DescribeStackEventsResponse>";
 	assert_int_equal(cfn_parse_events(broken, strlen(broken), &p), -1);
 	assert_int_equal(cfn_parse_events("<a>", 3, &p), -1);
 }
@@ -201,13 +223,10 @@ static void test_status_helpers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_error_not_found),
-		cmocka_unit_test(test_error_codes),
-		cmocka_unit_test(test_error_not_xml),
-		cmocka_unit_test(test_create),
-		cmocka_unit_test(test_stack),
-		cmocka_unit_test(test_events),
-		cmocka_unit_test(test_status_helpers),
+	    cmocka_unit_test(test_error_not_found), cmocka_unit_test(test_error_codes),
+	    cmocka_unit_test(test_error_not_xml),   cmocka_unit_test(test_create),
+	    cmocka_unit_test(test_stack),           cmocka_unit_test(test_events),
+	    cmocka_unit_test(test_status_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,16 +17,17 @@
 #include "spec.h"
 
 static const char full[] =
-	"{\"provider\": \"cloudformation\", \"stack_name\": \"hpc-ci-1\", \"region\": \"eu-west-1\","
-	" \"template\": \"scripts/cluster-template.yaml\","
-	" \"parameters\": {\"SubnetId\": \"subnet-1\", \"MaxComputeNodes\": 8, \"Spot\": true},"
-	" \"capabilities\": [\"CAPABILITY_NAMED_IAM\"], \"tags\": {\"team\": \"cfd\"},"
-	" \"termination_role\": \"arn:aws:iam::1:role/term\", \"bucket\": \"artifacts\","
-	" \"mount_dir\": \"/ArtifactBucket\", \"max_minutes\": 0.5, \"poll_seconds\": 2,"
-	" \"workloads\": ["
-	"   {\"name\": \"mesh\", \"command\": \"./mesh.sh --fine > mesh.log\", \"time_limit\": \"10:00\"},"
-	"   {\"name\": \"solve\", \"command\": [\"/opt/solver\", \"-n\", \"4\"], \"nodes\": 2,"
-	"    \"sbatch_args\": [\"--exclusive\"], \"env\": {\"OMP_NUM_THREADS\": 4}}]}";
+    "{\"provider\": \"cloudformation\", \"stack_name\": \"hpc-ci-1\", \"region\": \"eu-west-1\","
+    " \"template\": \"scripts/cluster-template.yaml\","
+    " \"parameters\": {\"SubnetId\": \"subnet-1\", \"MaxComputeNodes\": 8, \"Spot\": true},"
+    " \"capabilities\": [\"CAPABILITY_NAMED_IAM\"], \"tags\": {\"team\": \"cfd\"},"
+    " \"termination_role\": \"arn:aws:iam::1:role/term\", \"bucket\": \"artifacts\","
+    " \"mount_dir\": \"/ArtifactBucket\", \"max_minutes\": 0.5, \"poll_seconds\": 2,"
+    " \"workloads\": ["
+    "   {\"name\": \"mesh\", \"command\": \"./mesh.sh --fine > mesh.log\", \"time_limit\": "
+    "\"10:00\"},"
+    "   {\"name\": \"solve\", \"command\": [\"/opt/solver\", \"-n\", \"4\"], \"nodes\": 2,"
+    "    \"sbatch_args\": [\"--exclusive\"], \"env\": {\"OMP_NUM_THREADS\": 4}}]}";
 
 static void load_ok(struct launch_spec *s, const char *text)
 {
@@ -77,8 +78,8 @@ static void test_full_spec(void **state)
 	assert_string_equal(s.workloads[1].argv[0], "/opt/solver");
 	assert_int_equal(s.workloads[1].nodes, 2);
 	assert_string_equal(s.workloads[1].sbatch_args[0], "--exclusive");
-	assert_string_equal(spec_get_kv(s.workloads[1].env, s.workloads[1].n_env, "OMP_NUM_THREADS"),
-			    "4");
+	assert_string_equal(
+	    spec_get_kv(s.workloads[1].env, s.workloads[1].n_env, "OMP_NUM_THREADS"), "4");
 	assert_int_equal(spec_validate(&s, true, true, eb, sizeof(eb)), 0);
 	spec_free(&s);
 	spec_free(&s);
@@ -119,17 +120,21 @@ static void test_bad_specs(void **state)
 	expect_error("[1, 2]", "must be a JSON object");
 	expect_error("{\"max_minutes\": \"60\"}", "\"max_minutes\" must be a number");
 	expect_error("{\"parameters\": [\"a\"]}", "\"parameters\" must be an object");
-	expect_error("{\"parameters\": {\"A\": [1]}}", "\"parameters\".\"A\" must be a string or a number");
+	expect_error("{\"parameters\": {\"A\": [1]}}",
+	             "\"parameters\".\"A\" must be a string or a number");
 	expect_error("{\"capabilities\": \"CAPABILITY_IAM\"}", "\"capabilities\" must be an array");
 	expect_error("{\"workloads\": {}}", "\"workloads\" must be an array");
-	expect_error("{\"workloads\": [{\"name\": \"a\"}]}", "workloads[0]: \"command\" is required");
-	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"\"}]}", "\"command\" is empty");
+	expect_error("{\"workloads\": [{\"name\": \"a\"}]}",
+	             "workloads[0]: \"command\" is required");
+	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"\"}]}",
+	             "\"command\" is empty");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": []}]}", "empty array");
-	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": [1]}]}", "\"command\"[0] must be a string");
+	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": [1]}]}",
+	             "\"command\"[0] must be a string");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"x\", \"nodes\": -1}]}",
-		     "\"nodes\" must be a positive integer");
+	             "\"nodes\" must be a positive integer");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"x\", \"gpus\": 1}]}",
-		     "unknown field \"gpus\"");
+	             "unknown field \"gpus\"");
 	expect_error("{\"provider\": \"aws-batch\"}", "use \"cloudformation\" or \"slurm\"");
 	expect_error("{\"bucket\": ", "line 1");
 }
@@ -212,11 +217,12 @@ static void test_kv(void **state)
 static void test_scontrol_line(void **state)
 {
 	const char *line =
-		"JobId=27 JobName=mesh UserId=root(0) GroupId=root(0) MCS_label=N/A "
-		"JobState=CANCELLED Reason=None Dependency=(null) ExitCode=0:15 RunTime=00:00:03 "
-		"SubmitTime=2026-11-26T23:49:56 StartTime=2026-11-26T23:49:56 EndTime=2026-11-26T23:49:59 "
-		"ReqNodeList=(null) ExcNodeList=(null) NodeList=node-7 BatchHost=node-7 "
-		"Comment=hpcops-stack=- hpcops-run=r StdOut=/x\n";
+	    "JobId=27 JobName=mesh UserId=root(0) GroupId=root(0) MCS_label=N/A "
+	    "JobState=CANCELLED Reason=None Dependency=(null) ExitCode=0:15 RunTime=00:00:03 "
+	    "SubmitTime=2026-11-26T23:49:56 StartTime=2026-11-26T23:49:56 "
+	    "EndTime=2026-11-26T23:49:59 "
+	    "ReqNodeList=(null) ExcNodeList=(null) NodeList=node-7 BatchHost=node-7 "
+	    "Comment=hpcops-stack=- hpcops-run=r StdOut=/x\n";
 	struct slurm_job j;
 
 	(void)state;
@@ -231,7 +237,9 @@ static void test_scontrol_line(void **state)
 	assert_true(slurm_state_is_final(j.state));
 
 	assert_int_equal(slurm_parse_show_job("JobId=3 JobState=PENDING NodeList=(null) "
-					      "StartTime=Unknown EndTime=Unknown", &j), 0);
+	                                      "StartTime=Unknown EndTime=Unknown",
+	                                      &j),
+	                 0);
 	assert_string_equal(j.node, "");
 	assert_int_equal(j.start, 0);
 	assert_false(slurm_state_is_final(j.state));
@@ -245,12 +253,9 @@ static void test_scontrol_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_spec),
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_bad_specs),
-		cmocka_unit_test(test_validate),
-		cmocka_unit_test(test_kv),
-		cmocka_unit_test(test_scontrol_line),
+	    cmocka_unit_test(test_full_spec), cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_bad_specs), cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_kv),        cmocka_unit_test(test_scontrol_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
