@@ -152,6 +152,49 @@ def test_sigterm_during_wait_deletes_stack():
             ll.cancel_run_jobs(run_id)
 
 
+def test_sigterm_while_creating_deletes_stack():
+    bucket = setup()
+    with ll.Double({"step_seconds": 1.0}) as d, ll.plain_dir() as out:
+        proc = subprocess.Popen([ll.launch_exe()] + ll.cfn_args("early", bucket, out, [
+            "--workload", "w=true"]), env=ll.launch_env(d), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            ll.wait_for(lambda: any(s["StackName"] == "early" and
+                                    s["StackStatus"] == "CREATE_IN_PROGRESS"
+                                    for s in d.stacks()), 60, "the stack to be creating")
+            proc.terminate()
+            stdout, stderr = proc.communicate(timeout=120)
+            if proc.returncode != 5:
+                raise AssertionError("exit %d, want 5\n%s" % (proc.returncode, stderr[-3000:]))
+            ll.check_stack_deleted(d, "early")
+            ht.check_eq(d.head_node_log("early"), "", "head node output (must not have run)")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+def test_up_then_wait_then_status():
+    bucket = setup()
+    with ll.Double() as d, ll.plain_dir() as out:
+        up = ll.json_out(ll.run(["up", "--stack-name", "split", "--template", ll.TEMPLATE,
+                                 "--bucket", bucket, "--parameter", "MountDir=" + out,
+                                 "--poll-seconds", "0.3", "--workload", "w=exit 4", "--json"],
+                                d, check_rc=0))
+        run_id = up["run_id"]
+        w = ll.run(["wait", "--stack-name", "split", "--run-id", run_id, "--bucket", bucket,
+                    "--poll-seconds", "0.3", "--max-minutes", "2"], d, check_rc=1)
+        if "w (FAILED, exit 4)" not in w.stdout:
+            raise AssertionError("wait's report:\n" + w.stdout)
+        ll.check_stack_deleted(d, "split")
+        st = ll.json_out(ll.run(["status", "--stack-name", "split", "--run-id", run_id,
+                                 "--bucket", bucket, "--json"], d, check_rc=0))
+        ht.check_eq(st["stack_status"], "DELETE_COMPLETE", "stack status")
+        ht.check_eq(st["run"]["state"], "FAILED", "run state")
+        ht.check_eq([(j["name"], j["state"], j["exit_code"]) for j in st["jobs"]],
+                    [("w", "FAILED", 4)], "jobs")
+
+
 def test_throttled_api_is_retried():
     bucket = setup()
     with ll.Double({"throttle": 3, "server_error": 1}) as d, ll.plain_dir() as out:
