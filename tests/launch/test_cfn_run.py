@@ -240,6 +240,19 @@ def test_template_over_51200_bytes_goes_by_url():
         ll.check_stack_deleted(d, "big")
 
 
+def test_wrong_secret_is_refused_and_reported():
+    ht.s3_env()
+    with ll.Double() as d:
+        env = ll.launch_env(d)
+        env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+        p = subprocess.run([ll.launch_exe(), "status", "--stack-name", "any"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        ht.check_eq(p.returncode, 3, "exit status")
+        if "SignatureDoesNotMatch" not in p.stderr or "HTTP 403" not in p.stderr:
+            raise AssertionError("stderr: %s" % p.stderr)
+        ht.check_eq([r.get("code") for r in d.requests()], ["SignatureDoesNotMatch"], "requests")
+
+
 def test_up_is_idempotent_and_down_deletes():
     bucket = setup()
     with ll.Double() as d, ll.plain_dir() as out:
