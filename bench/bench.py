@@ -29,7 +29,7 @@ PY = "/usr/bin/python3"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 FULL = dict(size=GiB, streams=4, flat=10000, tree=(100, 100), small=1000, rand=64, runs=3)
-QUICK = dict(size=128 * MiB, streams=4, flat=1000, tree=(10, 100), small=100, rand=32, runs=3)
+QUICK = dict(size=64 * MiB, streams=4, flat=1000, tree=(10, 100), small=50, rand=16, runs=3)
 
 
 class Skip(Exception):
@@ -121,6 +121,13 @@ class Proc:
             data = f.read()
         return data[-limit:].decode("utf-8", "replace")
 
+    def head(self, limit):
+        """The start of the output, on one line: the first error says most."""
+        if not self.out_path or not os.path.exists(self.out_path):
+            return ""
+        with open(self.out_path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace").strip().replace("\n", " | ")
+
     def cpu(self):
         return self.rusage.ru_utime + self.rusage.ru_stime if self.rusage else 0.0
 
@@ -155,7 +162,7 @@ def wait_procs(procs, deadline, timeout, on_timeout):
             raise Skip("timed out after %d s: %s" % (timeout, " ".join(p.argv[:4])))
     for p in procs:
         if p.rc != 0:
-            raise Skip("%s exited %d: %s" % (os.path.basename(p.argv[0]), p.rc, p.output(400).strip()))
+            raise Skip("%s exited %d: %s" % (os.path.basename(p.argv[0]), p.rc, p.head(300)))
 
 
 def run_clients(argvs, timeout, tmp, on_timeout=None):
@@ -355,6 +362,7 @@ class MountContender(Contender):
 
     def mount(self):
         b = self.b
+        self.last_log_tail = ""
         b.seq += 1
         mnt = os.path.join(b.tmp, "mnt-%s-%d" % (self.name, b.seq))
         os.makedirs(mnt)
@@ -401,7 +409,10 @@ class MountContender(Contender):
             if not mounted(d):
                 shutil.rmtree(d, ignore_errors=True)
         if os.path.exists(self.logfile):
-            shutil.move(self.logfile, os.path.join(self.b.logdir, os.path.basename(self.logfile)))
+            with open(self.logfile, "rb") as f:  # kept for the JSON when the measurement failed
+                f.seek(max(0, os.path.getsize(self.logfile) - 3000))
+                self.last_log_tail = f.read().decode("utf-8", "replace")
+            os.unlink(self.logfile)
 
 
 class Hpcops(MountContender):
@@ -641,10 +652,11 @@ class Bench:
             vals, extra = fn(wl, c, rnd)
             err = None
         except Skip as e:
-            vals, extra, err = {}, {}, str(e)
+            vals, extra, err = {}, {"daemon_log": getattr(c, "last_log_tail", "")}, str(e)
         snap1 = cpu_snapshot(self.server_pids)
         d = [b - a for a, b in zip(snap0, snap1)]
         rec = dict(round=rnd, workload=wl, contender=c.name, time=tw, values=vals, error=err, loadavg1=la0,
+                   wall=time.time() - tw,
                    machine_busy=d[0] / max(1e-9, d[1]), server_cpu=d[3],
                    others_busy=max(0.0, d[0] - d[2] - d[3]) / max(1e-9, d[1]))
         rec.update(extra)
@@ -920,6 +932,9 @@ class Bench:
         self.make_contenders()
         self.setup_data()
         active = [c for c in self.contenders if c.available]
+        self.rounds_done = 0
+        self.budget_note = ""
+        deadline = self.t_begin + a.budget * 60 if a.budget else None
         for rnd in range(self.cfg["runs"]):
             order = active[rnd % len(active):] + active[:rnd % len(active)]
             log("round %d/%d (order: %s)" % (rnd + 1, self.cfg["runs"], " ".join(c.name for c in order)))
@@ -927,7 +942,16 @@ class Bench:
                 for c in order:
                     if (wl, c.name) in self.given_up:
                         continue
+                    if deadline and time.time() > deadline:
+                        self.budget_note = "stopped by --budget %d min in round %d at %s" % (a.budget, rnd + 1, wl)
+                        log(self.budget_note)
+                        break
                     self.measure(wl, c, rnd)
+                if self.budget_note:
+                    break
+            if self.budget_note:
+                break
+            self.rounds_done = rnd + 1
         self.t_end = time.time()
 
     def stop(self):
@@ -1048,6 +1072,8 @@ class Bench:
             "date": datetime.datetime.utcfromtimestamp(self.t_begin).strftime("%Y-%m-%d %H:%M UTC"),
             "duration_s": round(self.t_end - self.t_begin),
             "drop_caches": self.drop_ok,
+            "rounds_done": self.rounds_done,
+            "budget_note": self.budget_note,
             "others_busy_median": statistics.median(busy) if busy else None,
             "others_busy_max": max(busy) if busy else None,
         }
@@ -1163,6 +1189,8 @@ def render_table(doc, markdown):
         mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
         out.append("  [%s] #%d %s: %s" % (mark, t["issue"], t["target"], t["detail"]))
     out.append("")
+    if m.get("budget_note"):
+        out.append(m["budget_note"])
     out.append("noise: other processes used %s of the machine's CPU during the median measurement (max %s); "
                "run took %d s" % (pct(m["others_busy_median"], 1), pct(m["others_busy_max"], 1), m["duration_s"]))
     sep = "\n" if not markdown else "\n"
@@ -1200,11 +1228,12 @@ def chart(doc, png, tmp):
               m["date"], m["nproc"], m["memory_gib"], m["kernel"], human_size(c["size"]), c["runs"])]
     layout = [(0.0, 0.62, 1.0, 0.33), (0.0, 0.31, 1.0, 0.31), (0.0, 0.0, 0.6, 0.31), (0.6, 0.0, 0.4, 0.31)]
     for pi, (title, ids, logy) in enumerate(panels):
-        ids = [i for i in ids if i in figs]
+        ids = [i for i in ids if i in figs and any(v["median"] is not None for v in figs[i]["values"].values())]
+        if not ids:
+            continue
         x, y, w, h = layout[pi]
         dat = os.path.join(tmp, "chart%d.dat" % pi)
         with open(dat, "w") as f:
-            f.write("label " + " ".join(names) + "\n")
             for i in ids:
                 lab = short[i] % st if "%d" in short[i] else short[i]
                 vals = [figs[i]["values"][n]["median"] for n in names]
@@ -1241,6 +1270,8 @@ def main():
     p.add_argument("--size", type=int, help="object size in MiB (default 1024, quick 128)")
     p.add_argument("--only", help="comma-separated contenders: hpcops,s3fs,rclone,raw-boto3,raw-curl")
     p.add_argument("--workloads", help="comma-separated: " + ",".join(WORKLOADS))
+    p.add_argument("--budget", type=int, help="minutes: stop starting measurements after this long and report "
+                   "what was measured (figures with fewer rounds are marked n=...)")
     p.add_argument("--concurrency", type=int, default=8, help="parallel 8 MiB requests per stream of the raw clients")
     p.add_argument("--memory-limit", type=int, default=512, help="hpcops-mount's --memory-limit in MiB, for the "
                    "RSS target (default 512, its default)")
@@ -1248,7 +1279,21 @@ def main():
     p.add_argument("--hpcops-bin", help="hpcops-mount binary (default build-bench/fs/hpcops-mount)")
     p.add_argument("--rgw-env", help="use the running server of this scripts/rgw env file instead of starting one")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="where the JSON, table and PNG go")
+    p.add_argument("--render", metavar="JSON", help="only print the table and redraw the PNG of an earlier run")
     args = p.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            doc = json.load(f)
+        base = os.path.splitext(args.render)[0]
+        print(render_table(doc, markdown=False))
+        with open(base + ".md", "w") as f:
+            f.write(render_table(doc, markdown=True))
+        tmp = tempfile.mkdtemp(prefix="hpcops-bench.")
+        try:
+            chart(doc, base + ".png", tmp)
+        finally:
+            shutil.rmtree(tmp)
+        return 0
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (FUSE mounts, drop_caches, radosgw)")
     b = Bench(args)
@@ -1257,6 +1302,8 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # also when started from a script with '&', which leaves SIGINT ignored: Ctrl-C must clean up
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGHUP, on_term)
     ok = False
     try:
