@@ -258,7 +258,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			inode_forget(t, e.ino, 1);
 		return;
 	}
-	if (!n && (inode_neg_find_locked(t, p, name) || (p->local && !p->nlookup))) {
+	/* a directory made here and not yet in S3 has only local children */
+	if (!n && (inode_neg_find_locked(t, p, name) || p->local)) {
 		inode_put_locked(t, p);
 		inode_unlock(t);
 		reply_negative(req, fs);
