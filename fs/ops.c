@@ -258,8 +258,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			inode_forget(t, e.ino, 1);
 		return;
 	}
-	/* a directory made here and not yet in S3 has only local children */
-	if (!n && (inode_neg_find_locked(t, p, name) || p->local)) {
+	if (!n && inode_neg_find_locked(t, p, name)) {
 		inode_put_locked(t, p);
 		inode_unlock(t);
 		reply_negative(req, fs);
