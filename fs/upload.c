@@ -350,9 +350,11 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	}
 	b->len = 0;
 	u->inflight--;
-	if (u->free_bufs && !u->writer_waiting) {
-		/* A spare is enough for a writer that is not waiting: give
-		 * the rest back to the budget, which others may wait on. */
+	if (u->free_bufs && !u->writer_waiting &&
+	    budget_used(u->p.budget) * 4 > budget_limit(u->p.budget) * 3) {
+		/* The budget runs short: a spare is enough for a writer that
+		 * is not waiting; give the rest back to whoever waits on it.
+		 * (Otherwise keep it: a reused buffer costs no page faults.) */
 		struct budget *budget = u->p.budget;
 		size_t size = u->p.part_size;
 
