@@ -61,7 +61,7 @@ class Double:
                                      env=env, stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         port_file = os.path.join(self.dir, "port")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # python starts slowly on a loaded machine
         while not os.path.exists(port_file):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("CloudFormation double did not start:\n" + self.tail())
