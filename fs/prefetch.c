@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "cache.h"
 #include "log.h"
@@ -511,11 +512,7 @@ void prefetch_read(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t of
 /* The body of prefetch_read(), with a ref held on @pf. */
 static void read_locked_out(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off)
 {
-	struct fuse_bufvec *bv = NULL;
-	struct {
-		struct fuse_bufvec bv;
-		struct fuse_buf more[MAX_SEGS - 1];
-	} vec;
+	struct iovec iov[MAX_SEGS];
 	struct pf_part *used[MAX_SEGS];
 	size_t n_used = 0;
 	bool to_cache[MAX_SEGS];
@@ -550,8 +547,6 @@ again:
 		return;
 	}
 	/* wait for the parts covering [off, end) */
-	memset(&vec, 0, sizeof(vec));
-	bv = &vec.bv;
 	pos = off;
 	for (struct pf_part *p = pf->head; p && pos < end; p = p->next) {
 		size_t from, to;
@@ -590,8 +585,8 @@ again:
 		to = p->got;
 		if (p->off + to > end)
 			to = (size_t)(end - p->off);
-		bv->buf[n_used - 1].mem = p->buf + from;
-		bv->buf[n_used - 1].size = to - from;
+		iov[n_used - 1].iov_base = p->buf + from;
+		iov[n_used - 1].iov_len = to - from;
 		pos = p->off + to;
 		if (p->got < p->len)
 			break; /* short part: end of object */
@@ -636,12 +631,12 @@ again:
 	}
 	pthread_mutex_unlock(&pf->lock);
 
-	bv->count = n_used;
 	if (pos < end)
 		log_debug("prefetch %s: short reply at %llu: %llu of %llu bytes (size %llu)",
 			  pf->key, (unsigned long long)off, (unsigned long long)(pos - off),
 			  (unsigned long long)(end - off), (unsigned long long)pf->size);
-	fuse_reply_data(req, bv, FUSE_BUF_NO_SPLICE);
+	/* one writev from the part buffers: libfuse would copy a multi-piece bufvec */
+	fuse_reply_iov(req, iov, (int)n_used);
 
 	/* pinned: buf and got are stable without the lock */
 	for (size_t i = 0; i < n_used; i++)
