@@ -9,7 +9,9 @@
 #
 # usage: cfn_double.py --dir DIR [--port N] [--head-node-command CMD]
 #   Writes DIR/port when listening, logs every request to DIR/requests.jsonl,
-#   the head node's output to DIR/head-node-STACK.log.
+#   the head node's output to DIR/head-node-STACK.log. With --mount-command
+#   (hpcops-mount) it also plays the compute nodes' `mount BUCKET DIR` step
+#   at CREATE_COMPLETE and unmounts when the stack is deleted.
 #   Re-reads DIR/control.json before each request; keys (all optional):
 #     step_seconds    time per resource transition (default 0.1)
 #     throttle        the next N requests answer Throttling "Rate exceeded"
@@ -223,6 +225,7 @@ class Stack:
         self.children = {}          # logical id -> child Stack
         self.delete_requested = None  # None or {"force": bool, "token": str}
         self.head_node = None       # Popen of the head node command
+        self.mounts = []            # (dir, Popen) of the compute nodes' hpcops-mount
         self.outputs = []
 
     def arn_of(self, res):
@@ -397,6 +400,70 @@ def kill_cluster(stack):
            if "|" in line and ("hpcops-stack=%s " % stack.name) in line.split("|", 1)[1] + " "]
     if ids:
         subprocess.run(["scancel"] + ids, capture_output=True, timeout=20)
+        # give the jobs' wrappers a moment to write through the mount before it goes
+        for _ in range(50):
+            out = subprocess.run(["squeue", "-h", "-o", "%A"], capture_output=True, text=True,
+                                 timeout=20).stdout.split()
+            if not set(ids) & set(out):
+                break
+            time.sleep(0.1)
+    unmount_compute(stack)
+
+
+def mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if mp == path:
+                return True
+    return False
+
+
+def mount_compute(stack, props, log):
+    """Play the compute nodes' OnNodeConfigured `mount BUCKET DIR` step with
+    hpcops-mount (--mount-command), as the template asks."""
+    if not ARGS.mount_command:
+        return
+    queues = (props.get("ClusterConfiguration", {}).get("Scheduling", {}).get("SlurmQueues") or [])
+    for q in queues:
+        seq = (q.get("CustomActions", {}).get("OnNodeConfigured", {}).get("Sequence") or [])
+        for item in seq:
+            args = [str(a) for a in item.get("Args", [])]
+            if len(args) != 3 or args[0] != "mount" or any(d == args[2] for d, _ in stack.mounts):
+                continue
+            bucket, where = args[1], args[2]
+            argv = [ARGS.mount_command, bucket, where, "--endpoint-url",
+                    os.environ.get("HPCOPS_S3_ENDPOINT", ""), "--force-path-style", "-f"]
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=ARGS.access_key,
+                       AWS_SECRET_ACCESS_KEY=ARGS.secret_key, AWS_REGION=ARGS.region)
+            log.write(("+ (compute node) %s\n" % " ".join(argv)).encode())
+            log.flush()
+            p = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)
+            stack.mounts.append((where, p))
+            for _ in range(400):
+                if mounted(where) or p.poll() is not None:
+                    break
+                time.sleep(0.05)
+
+
+def unmount_compute(stack):
+    while stack.mounts:
+        where, p = stack.mounts.pop()
+        for _ in range(100):
+            if not mounted(where):
+                break
+            if subprocess.run(["fusermount3", "-u", where], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        if mounted(where):
+            subprocess.run(["fusermount3", "-uz", where], capture_output=True)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def run_head_node(stack):
@@ -410,6 +477,8 @@ def run_head_node(stack):
     except (StopIteration, KeyError, TypeError):
         return
     cmd = ARGS.head_node_command or os.environ.get("HPCOPS_LAUNCH")
+    with open(os.path.join(ARGS.dir, "compute-%s.log" % stack.name), "ab") as log:
+        mount_compute(stack, props, log)
     for item in seq:
         args = [str(a) for a in item.get("Args", [])]
         if not args or args[0] != "submit" or not cmd:
@@ -896,6 +965,9 @@ def main():
                                                            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"))
     ap.add_argument("--head-node-command", default=None,
                     help="command run for the OnNodeConfigured `submit` step (default $HPCOPS_LAUNCH)")
+    ap.add_argument("--mount-command", default=None,
+                    help="hpcops-mount, to play the compute nodes' `mount BUCKET DIR` step "
+                         "(default: not played)")
     ARGS = ap.parse_args()
     os.makedirs(ARGS.dir, exist_ok=True)
     srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
@@ -913,6 +985,7 @@ def main():
                         os.killpg(st.head_node.pid, signal.SIGTERM)
                     except OSError:
                         pass
+                unmount_compute(st)
         os._exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -35,8 +35,9 @@ class Double:
     d.url, d.dir; d.control(**kw) scripts failures; d.requests() is the
     request log; d.cfn() a boto3 client on it (the user's view)."""
 
-    def __init__(self, control=None):
+    def __init__(self, control=None, mount=False):
         self.dir = tempfile.mkdtemp(prefix="hpcops-cfn-")
+        self.mount = mount  # play the compute nodes' hpcops-mount step
         self.proc = None
         self.url = None
         if control:
@@ -57,7 +58,12 @@ class Double:
         env = dict(os.environ)
         env["HPCOPS_LAUNCH"] = launch_exe()
         self.log = open(os.path.join(self.dir, "double.log"), "ab")
-        self.proc = subprocess.Popen(["/usr/bin/python3", DOUBLE, "--dir", self.dir],
+        argv = ["/usr/bin/python3", DOUBLE, "--dir", self.dir]
+        if self.mount:
+            if not os.environ.get("HPCOPS_MOUNT"):
+                raise AssertionError("HPCOPS_MOUNT is not set: run through meson")
+            argv += ["--mount-command", os.environ["HPCOPS_MOUNT"]]
+        self.proc = subprocess.Popen(argv,
                                      env=env, stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         port_file = os.path.join(self.dir, "port")

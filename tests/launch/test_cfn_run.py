@@ -21,13 +21,19 @@ def setup():
 
 def test_good_run_outputs_through_the_mount():
     bucket = setup()
-    with ll.Double() as d, ht.Mount(bucket) as m:
-        p = ll.run(ll.cfn_args("good", bucket, m.path, [
+    # the double plays the template's compute-node step: hpcops-mount BUCKET MountDir
+    with ll.plain_dir() as mnt, ll.Double(mount=True) as d:
+        p = ll.run(ll.cfn_args("good", bucket, mnt, [
             "--workload", "first=" + ll.WORKLOAD, "--workload", "second=" + ll.WORKLOAD,
             "--json"]), d)
         if p.returncode != 0:
-            raise AssertionError("exit %d\n%s\n%s\n--- head node:\n%s" % (
-                p.returncode, p.stdout, p.stderr[-5000:], d.head_node_log("good")))
+            raise AssertionError("exit %d\n%s\n%s\n--- head node:\n%s\n--- compute:\n%s" % (
+                p.returncode, p.stdout, p.stderr[-5000:], d.head_node_log("good"),
+                d.tail("compute-good.log")))
+        # the cluster's mount went with the stack
+        ht.check_eq(ht.mounted(mnt), False, "bucket still mounted at %s" % mnt)
+        if "(compute node)" not in d.tail("compute-good.log"):
+            raise AssertionError("the double did not mount: " + d.tail("compute-good.log"))
         doc = ll.json_out(p)
         ht.check_eq(doc["result"], "succeeded", "result")
         ht.check_eq(doc["stack_deleted"], True, "stack_deleted")
@@ -52,6 +58,12 @@ def test_good_run_outputs_through_the_mount():
             text = s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode()
             if "Cluster Stack Name good. Run %s" % run_id not in text:
                 raise AssertionError("output %s says %r" % (k, text))
+        # Slurm's output files went through the mount too
+        for r in recs:
+            key = "_hpcops/runs/%s/logs/%s-%s.err" % (run_id, r["name"], r["job_id"])
+            log = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            if "job %s (%s) COMPLETED, exit code 0" % (r["name"], r["job_id"]) not in log:
+                raise AssertionError("%s says %r" % (key, log))
         # the teardown job deleted the stack with the termination role's credentials
         deletes = [r for r in d.requests() if r["action"] == "DeleteStack" and r["status"] == 200]
         if not any(r.get("key") == "temporary" for r in deletes):
