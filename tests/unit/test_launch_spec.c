@@ -250,12 +250,35 @@ static void test_scontrol_line(void **state)
 	assert_false(slurm_state_is_final(""));
 }
 
+/* The example spec shipped in launcher/ loads and passes the checks. */
+static void test_example_file(void **state)
+{
+	struct launch_spec s;
+	char eb[512] = "";
+
+	(void)state;
+	spec_init(&s);
+	if (spec_load_file(&s, HPCOPS_TEST_SOURCE_ROOT "/launcher/example-spec.json", eb,
+	                   sizeof(eb)) != 0)
+		fail_msg("%s", eb);
+	assert_int_equal(spec_validate(&s, true, true, eb, sizeof(eb)), 0);
+	assert_int_equal(s.n_workloads, 2);
+	assert_string_equal(s.workloads[1].argv[0], "/opt/solver/bin/solve");
+	spec_free(&s);
+	spec_init(&s);
+	assert_int_equal(
+	    spec_load_file(&s, HPCOPS_TEST_SOURCE_ROOT "/launcher/nope.json", eb, sizeof(eb)), -1);
+	assert_non_null(strstr(eb, "cannot read launch spec"));
+	spec_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_full_spec), cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_bad_specs), cmocka_unit_test(test_validate),
-	    cmocka_unit_test(test_kv),        cmocka_unit_test(test_scontrol_line),
+	    cmocka_unit_test(test_full_spec),    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_bad_specs),    cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_kv),           cmocka_unit_test(test_scontrol_line),
+	    cmocka_unit_test(test_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
