@@ -85,7 +85,7 @@ static const char spec_opts[] =
     "                            \"workloads\": [{\"name\", \"command\", \"time_limit\", "
     "\"nodes\",\n"
     "                            \"sbatch_args\", \"env\"}], ...}\n"
-	"                            (an example: launcher/example-spec.json)\n"
+    "                            (an example: launcher/example-spec.json)\n"
     "  --provider P              cloudformation (default) or slurm (an existing Slurm\n"
     "                            cluster: no stack)\n"
     "  --stack-name NAME         the cluster stack\n"
