@@ -392,6 +392,8 @@ def test_rss_under_memory_limit_four_readers():
         return
     # buffers are bounded by the limit; the rest is code, libraries, curl
     bound = (limit_mib + 48) * 1024
+    print("note: peak RSS %d KiB with --memory-limit %d MiB, 4 readers"
+          % (m.peak_rss_kib, limit_mib))
     if m.peak_rss_kib > bound:
         raise AssertionError("peak RSS %d KiB with --memory-limit %d MiB "
                              "(bound %d KiB)" % (m.peak_rss_kib, limit_mib,
