@@ -23,7 +23,7 @@
 #include "log.h"
 #include "util.h"
 
-#define MAGIC "HPCB0001"
+#define MAGIC  "HPCB0001"
 #define SUBDIR "hpcops-cache-v1"
 
 struct blk_hdr {
@@ -36,14 +36,14 @@ struct blk_hdr {
 };
 
 struct centry {
-	char name[65];          /* hex SHA-256 */
-	uint64_t size;          /* bytes on disk */
-	struct centry *hnext;   /* hash chain */
+	char name[65];              /* hex SHA-256 */
+	uint64_t size;              /* bytes on disk */
+	struct centry *hnext;       /* hash chain */
 	struct centry *prev, *next; /* LRU: head = most recent */
 };
 
 struct cache {
-	char *root;             /* DIR/hpcops-cache-v1 */
+	char *root; /* DIR/hpcops-cache-v1 */
 	uint64_t max_bytes;
 	pthread_mutex_t lock;
 	/* under lock */
@@ -277,8 +277,8 @@ struct cache *cache_new(const char *dir, uint64_t max_bytes, char *why, size_t w
 		goto fail;
 	}
 	if (mkdir(c->root, 0700) < 0 && errno != EEXIST) {
-		snprintf(why, why_len, "cannot create %s: %s (is the directory writable?)",
-			 c->root, strerror(errno));
+		snprintf(why, why_len, "cannot create %s: %s (is the directory writable?)", c->root,
+		         strerror(errno));
 		goto fail;
 	}
 	for (int i = 0; i < 256; i++) {
@@ -377,7 +377,7 @@ static void drop(struct cache *c, const char *name, const char *path)
 }
 
 ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t idx, void *buf,
-		  size_t cap)
+                  size_t cap)
 {
 	char name[65], path[PATH_MAX];
 	struct blk_hdr h;
@@ -411,8 +411,8 @@ ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t i
 		goto out;
 	/* the header names what the block is: a hash collision or a torn file is a miss */
 	if (!read_full(fd, &h, sizeof(h)) || memcmp(h.magic, MAGIC, 8) || h.key_len != kl ||
-	    h.etag_len != el || h.idx != idx || h.data_len > cap ||
-	    !read_full(fd, meta, kl + el) || memcmp(meta, key, kl) || memcmp(meta + kl, etag, el) ||
+	    h.etag_len != el || h.idx != idx || h.data_len > cap || !read_full(fd, meta, kl + el) ||
+	    memcmp(meta, key, kl) || memcmp(meta + kl, etag, el) ||
 	    !read_full(fd, buf, h.data_len) || util_crc32c(0, buf, h.data_len) != h.crc) {
 		log_warn("cache block %s is damaged: deleted", path);
 		close(fd);
@@ -428,8 +428,8 @@ out:
 	return rc;
 }
 
-void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx,
-	       const void *data, size_t len)
+void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx, const void *data,
+               size_t len)
 {
 	char name[65], path[PATH_MAX], tmp[PATH_MAX];
 	struct blk_hdr h;
@@ -492,5 +492,5 @@ fail:
 	}
 	if (!atomic_exchange(&c->warned, true))
 		log_warn("cache: cannot store a block in %s: %s (reads go on from S3)", c->root,
-			 strerror(errno));
+		         strerror(errno));
 }

@@ -36,13 +36,13 @@ void cache_free(struct cache *c);
  * Returns its length, or -1 on a miss (absent, corrupt, or unreadable).
  */
 ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t idx, void *buf,
-		  size_t cap);
+                  size_t cap);
 
 /**
  * cache_put() - store @len bytes (a whole block, or the object's last one)
  * as block @idx of (@key, @etag). Best effort: errors are logged once.
  */
-void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx,
-	       const void *data, size_t len);
+void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx, const void *data,
+               size_t len);
 
 #endif

@@ -29,33 +29,33 @@ struct upload;
 struct cache;
 
 /* --metadata-ttl special values (seconds otherwise). */
-#define FS_TTL_MINIMAL 0.0       /* "minimal": revalidate on every access */
-#define FS_TTL_INDEFINITE 1e9    /* "indefinite": never revalidate */
-#define FS_TTL_DEFAULT 1.0       /* see other nodes' writes within about a second */
+#define FS_TTL_MINIMAL    0.0 /* "minimal": revalidate on every access */
+#define FS_TTL_INDEFINITE 1e9 /* "indefinite": never revalidate */
+#define FS_TTL_DEFAULT    1.0 /* see other nodes' writes within about a second */
 
 /** Every command-line / -o option, parsed by main.c. Strings are malloc'd, freed at exit. */
 struct fs_options {
 	/* the two positional arguments */
 	char *bucket;
-	char *prefix;            /* "" or "a/b/" (always ends in '/') */
+	char *prefix; /* "" or "a/b/" (always ends in '/') */
 	char *mountpoint;
 
 	/* S3 access */
-	char *region;            /* --region; NULL = from the environment / us-east-1 */
-	char *endpoint_url;      /* --endpoint-url */
-	bool force_path_style;   /* --force-path-style */
-	char *profile;           /* --profile */
-	bool no_sign_request;    /* --no-sign-request */
-	char *ca_bundle;         /* --ca-bundle */
+	char *region;          /* --region; NULL = from the environment / us-east-1 */
+	char *endpoint_url;    /* --endpoint-url */
+	bool force_path_style; /* --force-path-style */
+	char *profile;         /* --profile */
+	bool no_sign_request;  /* --no-sign-request */
+	char *ca_bundle;       /* --ca-bundle */
 
 	/* permissions and ownership */
-	bool read_only;          /* --read-only */
-	bool allow_other;        /* --allow-other */
-	bool allow_root;         /* --allow-root */
-	uid_t uid;               /* --uid (default: the caller's) */
-	gid_t gid;               /* --gid */
-	mode_t file_mode;        /* --file-mode (default 0644) */
-	mode_t dir_mode;         /* --dir-mode (default 0755) */
+	bool read_only;   /* --read-only */
+	bool allow_other; /* --allow-other */
+	bool allow_root;  /* --allow-root */
+	uid_t uid;        /* --uid (default: the caller's) */
+	gid_t gid;        /* --gid */
+	mode_t file_mode; /* --file-mode (default 0644) */
+	mode_t dir_mode;  /* --dir-mode (default 0755) */
 
 	/* write side (fswrite reads these) */
 	/*
@@ -77,18 +77,18 @@ struct fs_options {
 	 *     holds at most 10,000 parts (80 GB at 8M), and each file being
 	 *     written keeps up to 5 parts in memory (--memory-limit)"
 	 */
-	bool allow_overwrite;    /* --allow-overwrite */
-	bool allow_delete;       /* --allow-delete */
-	bool allow_append;       /* --allow-append */
-	bool allow_rename;       /* --allow-rename */
-	uint64_t write_part_size;/* --write-part-size (default 8 MiB) */
+	bool allow_overwrite;     /* --allow-overwrite */
+	bool allow_delete;        /* --allow-delete */
+	bool allow_append;        /* --allow-append */
+	bool allow_rename;        /* --allow-rename */
+	uint64_t write_part_size; /* --write-part-size (default 8 MiB) */
 
 	/* process */
-	bool foreground;         /* -f/--foreground */
-	bool debug;              /* -d/--debug */
-	char *log_directory;     /* -l/--log-directory */
-	bool auto_unmount;       /* --auto-unmount */
-	int max_threads;         /* --max-threads: FUSE worker threads (default 16) */
+	bool foreground;     /* -f/--foreground */
+	bool debug;          /* -d/--debug */
+	char *log_directory; /* -l/--log-directory */
+	bool auto_unmount;   /* --auto-unmount */
+	int max_threads;     /* --max-threads: FUSE worker threads (default 16) */
 
 	/* reading and caching */
 	double metadata_ttl;     /* --metadata-ttl in seconds; FS_TTL_* */
@@ -101,15 +101,15 @@ struct fs_options {
 /** The filesystem: one per process, passed as the FUSE session's userdata. */
 struct hpcops_fs {
 	struct fs_options opt;
-	struct s3_client *s3;          /* owned; requests for opt.bucket */
-	struct xfer_engine *xfer;      /* owned; the engine s3 runs on */
-	struct creds_provider *creds;  /* owned; NULL with --no-sign-request */
+	struct s3_client *s3;         /* owned; requests for opt.bucket */
+	struct xfer_engine *xfer;     /* owned; the engine s3 runs on */
+	struct creds_provider *creds; /* owned; NULL with --no-sign-request */
 	struct inode_table inodes;
-	struct budget *budget;         /* owned; --memory-limit for prefetch AND upload buffers */
-	struct cache *cache;           /* owned; NULL without --cache */
+	struct budget *budget; /* owned; --memory-limit for prefetch AND upload buffers */
+	struct cache *cache;   /* owned; NULL without --cache */
 	struct fuse_session *se;
-	size_t max_write;              /* negotiated in init: the largest FUSE write */
-	void *write_state;             /* the write side's global state (fsw_init), owned by it */
+	size_t max_write;  /* negotiated in init: the largest FUSE write */
+	void *write_state; /* the write side's global state (fsw_init), owned by it */
 };
 
 enum fs_handle_kind {
@@ -132,8 +132,8 @@ struct fs_handle {
 		struct upload *wr;      /* FS_HANDLE_WRITE, owned by ops_write.c */
 		struct dir_handle *dir; /* FS_HANDLE_DIR, owned by ops.c */
 	};
-	pid_t opener_pid;               /* pid that opened it (write side: complete on its flush) */
-	uint64_t lock_owner;            /* fi->lock_owner at open, for the same purpose */
+	pid_t opener_pid;    /* pid that opened it (write side: complete on its flush) */
+	uint64_t lock_owner; /* fi->lock_owner at open, for the same purpose */
 };
 
 static inline struct fs_handle *fs_handle_of(const struct fuse_file_info *fi)
@@ -170,7 +170,8 @@ double fs_attr_timeout(const struct hpcops_fs *fs);
 
 /* ---- write-side ops: implemented by ops_write.c (fswrite), called by ops.c ---- */
 
-/** fsw_init() - start the write side (fs->write_state). 0 or -errno. Called before the session runs. */
+/** fsw_init() - start the write side (fs->write_state). 0 or -errno. Called before the session
+ * runs. */
 int fsw_init(struct hpcops_fs *fs);
 /** fsw_destroy() - finish or abort every upload still open, free fs->write_state. */
 void fsw_destroy(struct hpcops_fs *fs);
@@ -181,27 +182,27 @@ void fsw_destroy(struct hpcops_fs *fs);
  */
 void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		struct fuse_file_info *fi);
+                struct fuse_file_info *fi);
 void fsw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
-		   struct fuse_file_info *fi);
+                   struct fuse_file_info *fi);
 void fsw_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	       struct fuse_file_info *fi);
+               struct fuse_file_info *fi);
 /** fsw_flush/fsw_fsync/fsw_release: called by ops.c only for FS_HANDLE_WRITE handles. */
 void fsw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fsw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void fsw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		 struct fuse_file_info *fi);
+                 struct fuse_file_info *fi);
 void fsw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		const char *newname, unsigned int flags);
+                const char *newname, unsigned int flags);
 void fsw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 void fsw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
 void fsw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
-void fsw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		  size_t size, int flags);
+void fsw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                  int flags);
 void fsw_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void fsw_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fsw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);

@@ -52,7 +52,7 @@ bool inode_valid_name(const char *name, size_t len)
 }
 
 static struct inode *node_new(fuse_ino_t ino, enum inode_kind kind, struct inode *parent,
-			      const char *name)
+                              const char *name)
 {
 	struct inode *n = calloc(1, sizeof(*n));
 	size_t plen, nlen;
@@ -316,8 +316,7 @@ void inode_put(struct inode_table *t, struct inode *n)
 	inode_unlock(t);
 }
 
-struct inode *inode_find_child_locked(struct inode_table *t, struct inode *parent,
-				      const char *name)
+struct inode *inode_find_child_locked(struct inode_table *t, struct inode *parent, const char *name)
 {
 	struct inode *n = t->by_name[hash_name(parent->ino, name) & (t->n_buckets - 1)];
 
@@ -338,7 +337,7 @@ void inode_unlink_locked(struct inode_table *t, struct inode *n)
 }
 
 struct inode *inode_child_locked(struct inode_table *t, struct inode *parent, const char *name,
-				 enum inode_kind kind)
+                                 enum inode_kind kind)
 {
 	struct inode *n = inode_find_child_locked(t, parent, name);
 
@@ -396,7 +395,7 @@ static struct inode_neg **neg_slot(struct inode_table *t, struct inode *parent, 
 }
 
 void inode_neg_add_locked(struct inode_table *t, struct inode *parent, const char *name,
-			  double expires)
+                          double expires)
 {
 	struct inode_neg **pp = neg_slot(t, parent, name);
 	struct inode_neg *e = *pp;
@@ -446,7 +445,7 @@ void inode_neg_del_locked(struct inode_table *t, struct inode *parent, const cha
 }
 
 void inode_each_local_child_locked(struct inode_table *t, struct inode *parent,
-				   void (*fn)(struct inode *child, void *user), void *user)
+                                   void (*fn)(struct inode *child, void *user), void *user)
 {
 	if (!parent->local_children)
 		return;

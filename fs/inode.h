@@ -27,23 +27,23 @@ struct inode {
 	/* Immutable after creation. */
 	fuse_ino_t ino;
 	enum inode_kind kind;
-	struct inode *parent;   /* holds a ref on the parent; NULL for the root */
-	char *name;             /* last path component; "" for the root */
-	char *key;              /* full S3 key: file "PREFIX/a/b", dir "PREFIX/a/b/", root "PREFIX" */
+	struct inode *parent; /* holds a ref on the parent; NULL for the root */
+	char *name;           /* last path component; "" for the root */
+	char *key;            /* full S3 key: file "PREFIX/a/b", dir "PREFIX/a/b/", root "PREFIX" */
 	size_t name_len;
 
 	/* Everything below is guarded by inode_table.lock. */
-	uint64_t nlookup;       /* kernel lookup count (lookup/create/mkdir replies minus forgets) */
-	uint32_t refs;          /* internal references; the node is freed when both reach 0 */
+	uint64_t nlookup; /* kernel lookup count (lookup/create/mkdir replies minus forgets) */
+	uint32_t refs;    /* internal references; the node is freed when both reach 0 */
 	uint64_t size;
 	struct timespec mtime;
-	char etag[80];          /* ETag of the version last seen ("" for dirs / not yet uploaded) */
-	char cache_etag[80];    /* ETag of the version the kernel page cache may hold (read opens) */
-	double expires;         /* monotonic time after which attributes must be refetched */
-	bool local;             /* exists only on this node: mkdir'd dir or a file being written */
-	bool unlinked;          /* no longer reachable by name (replaced, unlinked, renamed away) */
-	struct upload *writer;  /* the open writer of this file, owned by the write side (fswrite) */
-	uint32_t local_children;/* dirs: local children (mkdir'd dirs, files being written) */
+	char etag[80];         /* ETag of the version last seen ("" for dirs / not yet uploaded) */
+	char cache_etag[80];   /* ETag of the version the kernel page cache may hold (read opens) */
+	double expires;        /* monotonic time after which attributes must be refetched */
+	bool local;            /* exists only on this node: mkdir'd dir or a file being written */
+	bool unlinked;         /* no longer reachable by name (replaced, unlinked, renamed away) */
+	struct upload *writer; /* the open writer of this file, owned by the write side (fswrite) */
+	uint32_t local_children; /* dirs: local children (mkdir'd dirs, files being written) */
 
 	/* Hash links, owned by the table. */
 	struct inode *next_ino;
@@ -55,14 +55,14 @@ struct inode_neg;
 
 struct inode_table {
 	pthread_mutex_t lock;
-	struct inode **by_ino;      /* hash on ino */
-	struct inode **by_name;     /* hash on (parent ino, name) of reachable nodes */
+	struct inode **by_ino;  /* hash on ino */
+	struct inode **by_name; /* hash on (parent ino, name) of reachable nodes */
 	size_t n_buckets;
 	size_t n_nodes;
 	fuse_ino_t next_ino;
-	struct inode_neg **neg;     /* hash of negative entries on (parent ino, name) */
+	struct inode_neg **neg; /* hash of negative entries on (parent ino, name) */
 	size_t n_neg;
-	size_t max_neg;             /* bound on negative entries (oldest dropped first) */
+	size_t max_neg; /* bound on negative entries (oldest dropped first) */
 	struct inode *root;
 };
 
@@ -78,8 +78,14 @@ int inode_table_init(struct inode_table *t, const char *root_key);
 /** inode_table_destroy() - free every node and negative entry. */
 void inode_table_destroy(struct inode_table *t);
 
-static inline void inode_lock(struct inode_table *t) { pthread_mutex_lock(&t->lock); }
-static inline void inode_unlock(struct inode_table *t) { pthread_mutex_unlock(&t->lock); }
+static inline void inode_lock(struct inode_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+}
+static inline void inode_unlock(struct inode_table *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
 
 /**
  * inode_get() - the node numbered @ino with one internal ref taken, or NULL
@@ -97,9 +103,12 @@ void inode_put_locked(struct inode_table *t, struct inode *n);
  * No ref taken: use it under the lock or take one with inode_ref_locked().
  */
 struct inode *inode_find_child_locked(struct inode_table *t, struct inode *parent,
-				      const char *name);
+                                      const char *name);
 
-static inline void inode_ref_locked(struct inode *n) { n->refs++; }
+static inline void inode_ref_locked(struct inode *n)
+{
+	n->refs++;
+}
 
 /**
  * inode_child_locked() - the child @name of @parent as @kind: the existing
@@ -109,7 +118,7 @@ static inline void inode_ref_locked(struct inode *n) { n->refs++; }
  * node with one internal ref taken, or NULL on allocation failure.
  */
 struct inode *inode_child_locked(struct inode_table *t, struct inode *parent, const char *name,
-				 enum inode_kind kind);
+                                 enum inode_kind kind);
 
 /**
  * inode_unlink_locked() - make @n unreachable by name (after an unlink,
@@ -126,7 +135,7 @@ void inode_forget(struct inode_table *t, fuse_ino_t ino, uint64_t nlookup);
  * inode_neg_del_locked() drops it (after a create or mkdir of the name).
  */
 void inode_neg_add_locked(struct inode_table *t, struct inode *parent, const char *name,
-			  double expires);
+                          double expires);
 bool inode_neg_find_locked(struct inode_table *t, struct inode *parent, const char *name);
 void inode_neg_del_locked(struct inode_table *t, struct inode *parent, const char *name);
 
@@ -135,7 +144,7 @@ void inode_neg_del_locked(struct inode_table *t, struct inode *parent, const cha
  * a local child of @parent (readdir merges them into the listing).
  */
 void inode_each_local_child_locked(struct inode_table *t, struct inode *parent,
-				   void (*fn)(struct inode *child, void *user), void *user);
+                                   void (*fn)(struct inode *child, void *user), void *user);
 
 /** inode_set_local_locked() - mark @n local or not, keeping the parent's local_children count. */
 void inode_set_local_locked(struct inode *n, bool local);

@@ -27,101 +27,99 @@
 #define MIB (1024ULL * 1024ULL)
 
 enum opt_type {
-	OPT_FLAG,   /* bool, no value */
-	OPT_STR,    /* char * */
-	OPT_UID,    /* uid_t / gid_t (unsigned int) */
-	OPT_MODE,   /* octal mode_t */
-	OPT_INT,    /* int */
-	OPT_BYTES,  /* uint64_t; plain number = bytes, K/M/G suffixes */
-	OPT_MIB,    /* uint64_t; plain number = MiB, K/M/G suffixes */
-	OPT_TTL,    /* double: seconds | minimal | indefinite */
+	OPT_FLAG,  /* bool, no value */
+	OPT_STR,   /* char * */
+	OPT_UID,   /* uid_t / gid_t (unsigned int) */
+	OPT_MODE,  /* octal mode_t */
+	OPT_INT,   /* int */
+	OPT_BYTES, /* uint64_t; plain number = bytes, K/M/G suffixes */
+	OPT_MIB,   /* uint64_t; plain number = MiB, K/M/G suffixes */
+	OPT_TTL,   /* double: seconds | minimal | indefinite */
 };
 
 struct opt_desc {
-	const char *name;   /* long name without "--" */
-	char short_name;    /* 0 if none */
+	const char *name; /* long name without "--" */
+	char short_name;  /* 0 if none */
 	enum opt_type type;
-	size_t off;         /* offset in struct fs_options */
-	const char *arg;    /* argument name for --help, NULL for flags */
+	size_t off;      /* offset in struct fs_options */
+	const char *arg; /* argument name for --help, NULL for flags */
 	const char *help;
 };
 
 #define O(f) offsetof(struct fs_options, f)
 
 static const struct opt_desc opt_table[] = {
-	{ "region", 0, OPT_STR, O(region), "REGION",
-	  "AWS region of the bucket (default: AWS_REGION, the profile, or us-east-1)" },
-	{ "endpoint-url", 0, OPT_STR, O(endpoint_url), "URL",
-	  "S3 endpoint, e.g. http://127.0.0.1:7480 (default: AWS for the region)" },
-	{ "force-path-style", 0, OPT_FLAG, O(force_path_style), NULL,
-	  "address the bucket as URL/BUCKET/KEY instead of BUCKET.HOST/KEY" },
-	{ "prefix", 0, OPT_STR, O(prefix), "PREFIX/",
-	  "mount only keys under PREFIX/ (same as BUCKET:PREFIX/)" },
-	{ "profile", 0, OPT_STR, O(profile), "NAME",
-	  "credentials and region from this profile of ~/.aws/config" },
-	{ "no-sign-request", 0, OPT_FLAG, O(no_sign_request), NULL,
-	  "send unsigned requests (public buckets; no credentials needed)" },
-	{ "ca-bundle", 0, OPT_STR, O(ca_bundle), "FILE",
-	  "PEM file of CA certificates to trust for HTTPS" },
-	{ "read-only", 0, OPT_FLAG, O(read_only), NULL,
-	  "mount read-only: every write fails with EROFS" },
-	{ "allow-other", 0, OPT_FLAG, O(allow_other), NULL,
-	  "let other users than the mounting one access the files" },
-	{ "allow-root", 0, OPT_FLAG, O(allow_root), NULL,
-	  "let root access the files as well as the mounting user" },
-	{ "uid", 0, OPT_UID, O(uid), "UID", "owner of every file and directory (default: you)" },
-	{ "gid", 0, OPT_UID, O(gid), "GID", "group of every file and directory (default: yours)" },
-	{ "file-mode", 0, OPT_MODE, O(file_mode), "MODE", "permission bits of files, octal (0644)" },
-	{ "dir-mode", 0, OPT_MODE, O(dir_mode), "MODE",
-	  "permission bits of directories, octal (0755)" },
-	{ "allow-overwrite", 0, OPT_FLAG, O(allow_overwrite), NULL,
-	  "allow replacing an existing object (open with O_TRUNC)" },
-	{ "allow-delete", 0, OPT_FLAG, O(allow_delete), NULL, "allow unlink of objects" },
-	{ "allow-append", 0, OPT_FLAG, O(allow_append), NULL,
-	  "allow appending to an existing object (rewritten server-side)" },
-	{ "allow-rename", 0, OPT_FLAG, O(allow_rename), NULL,
-	  "allow rename of files (copy + delete: not atomic)" },
-	{ "write-part-size", 0, OPT_BYTES, O(write_part_size), "BYTES",
-	  "size of each multipart upload part (8M)" },
-	{ "foreground", 'f', OPT_FLAG, O(foreground), NULL,
-	  "stay in the foreground (logs to stderr unless -l)" },
-	{ "debug", 'd', OPT_FLAG, O(debug), NULL, "log every request (debug level)" },
-	{ "log-directory", 'l', OPT_STR, O(log_directory), "DIR",
-	  "write logs to a file in DIR (default: syslog, stderr with -f)" },
-	{ "auto-unmount", 0, OPT_FLAG, O(auto_unmount), NULL,
-	  "unmount automatically when the process exits" },
-	{ "max-threads", 0, OPT_INT, O(max_threads), "N", "FUSE worker threads (16)" },
-	{ "metadata-ttl", 0, OPT_TTL, O(metadata_ttl), "SECONDS|minimal|indefinite",
-	  "how long names and attributes are trusted before S3 is asked again (1)" },
-	{ "cache", 0, OPT_STR, O(cache_dir), "DIR",
-	  "keep read blocks in DIR for later reads (key + ETag, checksummed)" },
-	{ "max-cache-size", 0, OPT_MIB, O(max_cache_size), "MIB",
-	  "bound of --cache in MiB (default: leave 5% of the disk free)" },
-	{ "read-part-size", 0, OPT_BYTES, O(read_part_size), "BYTES",
-	  "size of each ranged GET of the prefetcher (8M)" },
-	{ "memory-limit", 0, OPT_MIB, O(memory_limit), "MIB",
-	  "bound of all prefetch and upload buffers in MiB (512)" },
+    {"region", 0, OPT_STR, O(region), "REGION",
+     "AWS region of the bucket (default: AWS_REGION, the profile, or us-east-1)"},
+    {"endpoint-url", 0, OPT_STR, O(endpoint_url), "URL",
+     "S3 endpoint, e.g. http://127.0.0.1:7480 (default: AWS for the region)"},
+    {"force-path-style", 0, OPT_FLAG, O(force_path_style), NULL,
+     "address the bucket as URL/BUCKET/KEY instead of BUCKET.HOST/KEY"},
+    {"prefix", 0, OPT_STR, O(prefix), "PREFIX/",
+     "mount only keys under PREFIX/ (same as BUCKET:PREFIX/)"},
+    {"profile", 0, OPT_STR, O(profile), "NAME",
+     "credentials and region from this profile of ~/.aws/config"},
+    {"no-sign-request", 0, OPT_FLAG, O(no_sign_request), NULL,
+     "send unsigned requests (public buckets; no credentials needed)"},
+    {"ca-bundle", 0, OPT_STR, O(ca_bundle), "FILE",
+     "PEM file of CA certificates to trust for HTTPS"},
+    {"read-only", 0, OPT_FLAG, O(read_only), NULL, "mount read-only: every write fails with EROFS"},
+    {"allow-other", 0, OPT_FLAG, O(allow_other), NULL,
+     "let other users than the mounting one access the files"},
+    {"allow-root", 0, OPT_FLAG, O(allow_root), NULL,
+     "let root access the files as well as the mounting user"},
+    {"uid", 0, OPT_UID, O(uid), "UID", "owner of every file and directory (default: you)"},
+    {"gid", 0, OPT_UID, O(gid), "GID", "group of every file and directory (default: yours)"},
+    {"file-mode", 0, OPT_MODE, O(file_mode), "MODE", "permission bits of files, octal (0644)"},
+    {"dir-mode", 0, OPT_MODE, O(dir_mode), "MODE", "permission bits of directories, octal (0755)"},
+    {"allow-overwrite", 0, OPT_FLAG, O(allow_overwrite), NULL,
+     "allow replacing an existing object (open with O_TRUNC)"},
+    {"allow-delete", 0, OPT_FLAG, O(allow_delete), NULL, "allow unlink of objects"},
+    {"allow-append", 0, OPT_FLAG, O(allow_append), NULL,
+     "allow appending to an existing object (rewritten server-side)"},
+    {"allow-rename", 0, OPT_FLAG, O(allow_rename), NULL,
+     "allow rename of files (copy + delete: not atomic)"},
+    {"write-part-size", 0, OPT_BYTES, O(write_part_size), "BYTES",
+     "size of each multipart upload part (8M)"},
+    {"foreground", 'f', OPT_FLAG, O(foreground), NULL,
+     "stay in the foreground (logs to stderr unless -l)"},
+    {"debug", 'd', OPT_FLAG, O(debug), NULL, "log every request (debug level)"},
+    {"log-directory", 'l', OPT_STR, O(log_directory), "DIR",
+     "write logs to a file in DIR (default: syslog, stderr with -f)"},
+    {"auto-unmount", 0, OPT_FLAG, O(auto_unmount), NULL,
+     "unmount automatically when the process exits"},
+    {"max-threads", 0, OPT_INT, O(max_threads), "N", "FUSE worker threads (16)"},
+    {"metadata-ttl", 0, OPT_TTL, O(metadata_ttl), "SECONDS|minimal|indefinite",
+     "how long names and attributes are trusted before S3 is asked again (1)"},
+    {"cache", 0, OPT_STR, O(cache_dir), "DIR",
+     "keep read blocks in DIR for later reads (key + ETag, checksummed)"},
+    {"max-cache-size", 0, OPT_MIB, O(max_cache_size), "MIB",
+     "bound of --cache in MiB (default: leave 5% of the disk free)"},
+    {"read-part-size", 0, OPT_BYTES, O(read_part_size), "BYTES",
+     "size of each ranged GET of the prefetcher (8M)"},
+    {"memory-limit", 0, OPT_MIB, O(memory_limit), "MIB",
+     "bound of all prefetch and upload buffers in MiB (512)"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hpcops-mount [options] BUCKET[:PREFIX/] DIR\n"
-		   "\n"
-		   "Mount an S3 bucket (or the keys under PREFIX/) as a filesystem at DIR.\n"
-		   "Every option can also be given as -o NAME[=VALUE] (for /etc/fstab and\n"
-		   "mount -t fuse.hpcops-mount BUCKET DIR -o OPTS); '-' and '_' are alike there.\n"
-		   "Sizes take K, M, G suffixes (powers of 1024).\n"
-		   "\n");
+	           "\n"
+	           "Mount an S3 bucket (or the keys under PREFIX/) as a filesystem at DIR.\n"
+	           "Every option can also be given as -o NAME[=VALUE] (for /etc/fstab and\n"
+	           "mount -t fuse.hpcops-mount BUCKET DIR -o OPTS); '-' and '_' are alike there.\n"
+	           "Sizes take K, M, G suffixes (powers of 1024).\n"
+	           "\n");
 	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
 		const struct opt_desc *d = &opt_table[i];
 		char left[64];
 
 		if (d->short_name)
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", d->short_name, d->name,
-				 d->arg ? " " : "", d->arg ? d->arg : "");
+			         d->arg ? " " : "", d->arg ? d->arg : "");
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", d->name, d->arg ? " " : "",
-				 d->arg ? d->arg : "");
+			         d->arg ? d->arg : "");
 		fprintf(f, "  %-34s %s\n", left, d->help);
 	}
 	fprintf(f, "  %-34s %s\n", "-o OPT[,OPT...]", "options in mount(8) style (see above)");
@@ -169,15 +167,18 @@ static int parse_size(const char *s, uint64_t unit, uint64_t *out)
 	case '\0':
 		v *= unit;
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		v *= 1024ULL;
 		end++;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		v *= MIB;
 		end++;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		v *= 1024ULL * MIB;
 		end++;
 		break;
@@ -212,7 +213,7 @@ static int opt_set(struct fs_options *o, const struct opt_desc *d, const char *v
 				return 0;
 			}
 			fprintf(stderr, "hpcops-mount: --%s takes no value (got '%s')\n", d->name,
-				val);
+			        val);
 			return -1;
 		}
 		*(bool *)p = true;
@@ -280,7 +281,7 @@ static int opt_set(struct fs_options *o, const struct opt_desc *d, const char *v
 	}
 bad:
 	fprintf(stderr, "hpcops-mount: bad value '%s' for --%s (expected %s)\n", val, d->name,
-		d->arg);
+	        d->arg);
 	return -1;
 }
 
@@ -291,11 +292,21 @@ bad:
 static int opt_mount_word(struct fs_options *o, const char *w)
 {
 	static const char *const ignored[] = {
-		"rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "async", "atime",
-		"noatime", "relatime", "norelatime", "strictatime", "nodiratime", "diratime",
-		"auto", "noauto", "user", "nouser", "users", "owner", "group", "defaults",
-		"_netdev", "nofail", "default_permissions", "lazytime", "nolazytime", "x-systemd",
-		"comment",
+	    "rw",          "dev",
+	    "nodev",       "suid",
+	    "nosuid",      "exec",
+	    "noexec",      "async",
+	    "atime",       "noatime",
+	    "relatime",    "norelatime",
+	    "strictatime", "nodiratime",
+	    "diratime",    "auto",
+	    "noauto",      "user",
+	    "nouser",      "users",
+	    "owner",       "group",
+	    "defaults",    "_netdev",
+	    "nofail",      "default_permissions",
+	    "lazytime",    "nolazytime",
+	    "x-systemd",   "comment",
 	};
 
 	if (!strcmp(w, "ro")) {
@@ -332,7 +343,8 @@ static int opt_parse_o(struct fs_options *o, const char *list)
 		}
 		if (opt_mount_word(o, w) == 0)
 			continue;
-		fprintf(stderr, "hpcops-mount: unknown option -o %s (see hpcops-mount --help)\n", w);
+		fprintf(stderr, "hpcops-mount: unknown option -o %s (see hpcops-mount --help)\n",
+		        w);
 		rc = -1;
 		break;
 	}
@@ -386,7 +398,7 @@ static bool valid_bucket(const char *b)
 /* Returns 0 to go on, 1 when --help/--version was handled, -1 on bad input. */
 static int opt_parse(struct fs_options *o, int argc, char **argv)
 {
-	const char *pos[2] = { NULL, NULL };
+	const char *pos[2] = {NULL, NULL};
 	int npos = 0;
 	char *colon;
 	const char *prefix;
@@ -424,7 +436,8 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 
 			d = opt_find(a + 2, len);
 			if (!d) {
-				fprintf(stderr, "hpcops-mount: unknown option %s (see --help)\n", a);
+				fprintf(stderr, "hpcops-mount: unknown option %s (see --help)\n",
+				        a);
 				return -1;
 			}
 			if (eq)
@@ -432,7 +445,7 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 			else if (d->type != OPT_FLAG) {
 				if (++i >= argc) {
 					fprintf(stderr, "hpcops-mount: --%s needs a value (%s)\n",
-						d->name, d->arg);
+					        d->name, d->arg);
 					return -1;
 				}
 				val = argv[i];
@@ -442,21 +455,24 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 				if (opt_table[k].short_name == a[1])
 					d = &opt_table[k];
 			if (!d) {
-				fprintf(stderr, "hpcops-mount: unknown option %s (see --help)\n", a);
+				fprintf(stderr, "hpcops-mount: unknown option %s (see --help)\n",
+				        a);
 				return -1;
 			}
 			if (d->type != OPT_FLAG) {
 				if (++i >= argc) {
 					fprintf(stderr, "hpcops-mount: -%c needs a value (%s)\n",
-						d->short_name, d->arg);
+					        d->short_name, d->arg);
 					return -1;
 				}
 				val = argv[i];
 			}
 		} else {
 			if (npos == 2) {
-				fprintf(stderr, "hpcops-mount: unexpected argument '%s': only "
-						"BUCKET[:PREFIX/] and DIR are positional\n", a);
+				fprintf(stderr,
+				        "hpcops-mount: unexpected argument '%s': only "
+				        "BUCKET[:PREFIX/] and DIR are positional\n",
+				        a);
 				return -1;
 			}
 			pos[npos++] = a;
@@ -476,7 +492,7 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 		return -1;
 	if (!o->mountpoint) {
 		fprintf(stderr, "hpcops-mount: mount point %s: %s (create the directory first)\n",
-			pos[1], strerror(errno));
+		        pos[1], strerror(errno));
 		return -1;
 	}
 	colon = strchr(o->bucket, ':');
@@ -486,13 +502,15 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 		prefix = colon + 1;
 		if (o->prefix && *prefix) {
 			fprintf(stderr, "hpcops-mount: give the prefix once: BUCKET:PREFIX/ or "
-					"--prefix, not both\n");
+			                "--prefix, not both\n");
 			return -1;
 		}
 	}
 	if (!valid_bucket(o->bucket)) {
-		fprintf(stderr, "hpcops-mount: '%s' is not a valid bucket name (3-63 letters, "
-				"digits, '-', '.')\n", o->bucket);
+		fprintf(stderr,
+		        "hpcops-mount: '%s' is not a valid bucket name (3-63 letters, "
+		        "digits, '-', '.')\n",
+		        o->bucket);
 		return -1;
 	}
 	if (prefix && *prefix) {
@@ -507,8 +525,10 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 		size_t n = strlen(o->prefix);
 
 		if (o->prefix[0] == '/' || o->prefix[n - 1] != '/' || strstr(o->prefix, "//")) {
-			fprintf(stderr, "hpcops-mount: prefix '%s' must end in '/' and not start "
-					"with one, e.g. results/run1/\n", o->prefix);
+			fprintf(stderr,
+			        "hpcops-mount: prefix '%s' must end in '/' and not start "
+			        "with one, e.g. results/run1/\n",
+			        o->prefix);
 			return -1;
 		}
 	}
@@ -518,7 +538,7 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 	}
 	if (o->write_part_size < 5 * MIB || o->write_part_size > 5120 * MIB) {
 		fprintf(stderr, "hpcops-mount: --write-part-size must be between 5M and 5G "
-				"(S3's part size limits)\n");
+		                "(S3's part size limits)\n");
 		return -1;
 	}
 	if (o->memory_limit < 16 * MIB) {
@@ -532,71 +552,81 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 
 /* Explain a failed check: what went wrong and what to do. */
 static void explain_check_failure(const struct fs_options *o, const struct s3_error *e,
-				  const char *endpoint)
+                                  const char *endpoint)
 {
 	char buf[512];
 
 	s3_error_format(e, buf, sizeof(buf));
 	switch (e->err) {
 	case S3_ERR_NO_CREDENTIALS:
-		fprintf(stderr, "hpcops-mount: no AWS credentials found: set AWS_ACCESS_KEY_ID "
-				"and AWS_SECRET_ACCESS_KEY, use --profile NAME, run on a node with an "
-				"instance role, or pass --no-sign-request for a public bucket (%s)\n",
-			e->message);
+		fprintf(stderr,
+		        "hpcops-mount: no AWS credentials found: set AWS_ACCESS_KEY_ID "
+		        "and AWS_SECRET_ACCESS_KEY, use --profile NAME, run on a node with an "
+		        "instance role, or pass --no-sign-request for a public bucket (%s)\n",
+		        e->message);
 		break;
 	case S3_ERR_ACCESS_DENIED:
 	case S3_ERR_INVALID_ACCESS_KEY:
-		fprintf(stderr, "hpcops-mount: access denied to bucket %s%s%s: the credentials "
-				"may not list it; check the access key and the bucket policy or "
-				"role (needs s3:ListBucket) (%s)\n",
-			o->bucket, *o->prefix ? " prefix " : "", o->prefix, buf);
+		fprintf(stderr,
+		        "hpcops-mount: access denied to bucket %s%s%s: the credentials "
+		        "may not list it; check the access key and the bucket policy or "
+		        "role (needs s3:ListBucket) (%s)\n",
+		        o->bucket, *o->prefix ? " prefix " : "", o->prefix, buf);
 		break;
 	case S3_ERR_SIGNATURE:
-		fprintf(stderr, "hpcops-mount: signature mismatch: the secret access key does not "
-				"match the access key id; check AWS_SECRET_ACCESS_KEY or the "
-				"profile's aws_secret_access_key (%s)\n", buf);
+		fprintf(stderr,
+		        "hpcops-mount: signature mismatch: the secret access key does not "
+		        "match the access key id; check AWS_SECRET_ACCESS_KEY or the "
+		        "profile's aws_secret_access_key (%s)\n",
+		        buf);
 		break;
 	case S3_ERR_EXPIRED_TOKEN:
-		fprintf(stderr, "hpcops-mount: the session token has expired: get fresh "
-				"credentials (%s)\n", buf);
+		fprintf(stderr,
+		        "hpcops-mount: the session token has expired: get fresh "
+		        "credentials (%s)\n",
+		        buf);
 		break;
 	case S3_ERR_NO_SUCH_BUCKET:
-		fprintf(stderr, "hpcops-mount: no such bucket: %s does not exist at %s; check "
-				"the name and --endpoint-url/--region (%s)\n",
-			o->bucket, endpoint, buf);
+		fprintf(stderr,
+		        "hpcops-mount: no such bucket: %s does not exist at %s; check "
+		        "the name and --endpoint-url/--region (%s)\n",
+		        o->bucket, endpoint, buf);
 		break;
 	case S3_ERR_WRONG_REGION:
 		if (e->region[0])
-			fprintf(stderr, "hpcops-mount: wrong region: bucket %s is in region %s; "
-					"pass --region %s (%s)\n",
-				o->bucket, e->region, e->region, buf);
+			fprintf(stderr,
+			        "hpcops-mount: wrong region: bucket %s is in region %s; "
+			        "pass --region %s (%s)\n",
+			        o->bucket, e->region, e->region, buf);
 		else
-			fprintf(stderr, "hpcops-mount: wrong region: bucket %s is not in the "
-					"region used; pass the bucket's --region (%s)\n",
-				o->bucket, buf);
+			fprintf(stderr,
+			        "hpcops-mount: wrong region: bucket %s is not in the "
+			        "region used; pass the bucket's --region (%s)\n",
+			        o->bucket, buf);
 		break;
 	case S3_ERR_NETWORK:
-		fprintf(stderr, "hpcops-mount: endpoint unreachable: could not connect to %s; "
-				"check --endpoint-url, the network and any proxy (%s)\n",
-			endpoint, e->message);
+		fprintf(stderr,
+		        "hpcops-mount: endpoint unreachable: could not connect to %s; "
+		        "check --endpoint-url, the network and any proxy (%s)\n",
+		        endpoint, e->message);
 		break;
 	default:
 		fprintf(stderr, "hpcops-mount: cannot list bucket %s at %s: %s\n", o->bucket,
-			endpoint, buf);
+		        endpoint, buf);
 		break;
 	}
 }
 
 static int check_bucket(struct hpcops_fs *fs, const char *endpoint)
 {
-	struct s3_list_params p = { .prefix = fs->opt.prefix, .max_keys = 1 };
+	struct s3_list_params p = {.prefix = fs->opt.prefix, .max_keys = 1};
 	struct s3_list_page page;
 	struct s3_error err;
 
 	memset(&page, 0, sizeof(page));
 	memset(&err, 0, sizeof(err));
 	if (fs->creds) {
-		struct creds c = { 0 };
+		struct creds c = {0};
 		struct creds_error ce;
 
 		memset(&ce, 0, sizeof(ce));
@@ -606,8 +636,9 @@ static int check_bucket(struct hpcops_fs *fs, const char *endpoint)
 				snprintf(err.message, sizeof(err.message), "%.255s", ce.message);
 				explain_check_failure(&fs->opt, &err, endpoint);
 			} else {
-				fprintf(stderr, "hpcops-mount: cannot get AWS credentials: %s: %s\n",
-					creds_strerror(ce.err), ce.message);
+				fprintf(stderr,
+				        "hpcops-mount: cannot get AWS credentials: %s: %s\n",
+				        creds_strerror(ce.err), ce.message);
 			}
 			return -1;
 		}
@@ -637,14 +668,14 @@ static int setup_log(const struct fs_options *o, bool detached)
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H-%M-%SZ", &tm);
 		if (mkdir(o->log_directory, 0755) < 0 && errno != EEXIST) {
 			fprintf(stderr, "hpcops-mount: cannot create log directory %s: %s\n",
-				o->log_directory, strerror(errno));
+			        o->log_directory, strerror(errno));
 			return -1;
 		}
 		snprintf(path, sizeof(path), "%s/hpcops-mount-%s-%d.log", o->log_directory, stamp,
-			 (int)getpid());
+		         (int)getpid());
 		if (log_init(LOG_DEST_FILE, path, "hpcops-mount", level) < 0) {
 			fprintf(stderr, "hpcops-mount: cannot open log file %s: %s\n", path,
-				strerror(errno));
+			        strerror(errno));
 			return -1;
 		}
 		return 0;
@@ -662,7 +693,7 @@ static struct fuse_session *new_session(struct hpcops_fs *fs)
 	if (fuse_opt_add_arg(&args, "hpcops-mount") < 0)
 		goto out;
 	snprintf(buf, sizeof(buf), "-ofsname=%s%s%s,subtype=hpcops-mount,default_permissions",
-		 fs->opt.bucket, *fs->opt.prefix ? ":" : "", fs->opt.prefix);
+	         fs->opt.bucket, *fs->opt.prefix ? ":" : "", fs->opt.prefix);
 	if (fuse_opt_add_arg(&args, buf) < 0)
 		goto out;
 	if (fs->opt.allow_other && fuse_opt_add_arg(&args, "-oallow_other") < 0)
@@ -749,9 +780,9 @@ static void detach_stdio(void)
 static int serve(struct hpcops_fs *fs, bool detached)
 {
 	struct fs_options *o = &fs->opt;
-	struct xfer_config xc = { 0 };
-	struct creds_options co = { 0 };
-	struct s3_config sc = { 0 };
+	struct xfer_config xc = {0};
+	struct creds_options co = {0};
+	struct s3_config sc = {0};
 	struct fuse_loop_config *lc = NULL;
 	char region[64];
 	const char *endpoint;
@@ -765,7 +796,8 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	xc.max_connections = 64;
 	fs->xfer = xfer_engine_new(&xc);
 	if (!fs->xfer) {
-		fprintf(stderr, "hpcops-mount: cannot start the transfer engine (out of memory?)\n");
+		fprintf(stderr,
+		        "hpcops-mount: cannot start the transfer engine (out of memory?)\n");
 		goto out;
 	}
 	co.profile = o->profile;
@@ -796,7 +828,7 @@ static int serve(struct hpcops_fs *fs, bool detached)
 		endpoint = o->endpoint_url;
 	} else {
 		snprintf(endpoint_buf, sizeof(endpoint_buf), "the S3 endpoint of region %s",
-			 sc.region);
+		         sc.region);
 		endpoint = endpoint_buf;
 	}
 	if (check_bucket(fs, endpoint) < 0)
@@ -811,15 +843,17 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	fs->se = new_session(fs);
 	if (!fs->se) {
 		fprintf(stderr, "hpcops-mount: cannot create the FUSE session (is /dev/fuse "
-				"there and the fuse module loaded?)\n");
+		                "there and the fuse module loaded?)\n");
 		goto out;
 	}
 	if (fuse_set_signal_handlers(fs->se) < 0)
 		goto out;
 	if (fuse_session_mount(fs->se, o->mountpoint) < 0) {
-		fprintf(stderr, "hpcops-mount: cannot mount on %s (is it an existing directory, "
-				"not already mounted; for --allow-other, is user_allow_other in "
-				"/etc/fuse.conf?)\n", o->mountpoint);
+		fprintf(stderr,
+		        "hpcops-mount: cannot mount on %s (is it an existing directory, "
+		        "not already mounted; for --allow-other, is user_allow_other in "
+		        "/etc/fuse.conf?)\n",
+		        o->mountpoint);
 		goto out;
 	}
 	mounted = true;

@@ -20,7 +20,7 @@
 #include "prefetch.h"
 #include "s3.h"
 
-#define MIB (1024ULL * 1024ULL)
+#define MIB       (1024ULL * 1024ULL)
 #define LIST_PAGE 1000
 
 static time_t mount_time;
@@ -56,7 +56,7 @@ void fs_attr_locked(struct hpcops_fs *fs, const struct inode *n, struct stat *st
 }
 
 static void fill_entry_nocount_locked(struct hpcops_fs *fs, struct inode *n,
-				      struct fuse_entry_param *e)
+                                      struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -98,8 +98,8 @@ int fs_reply_attr(fuse_req_t req, struct hpcops_fs *fs, struct inode *n)
 }
 
 /* Attributes of a file as S3 gave them (HEAD or a listing), unless written locally. */
-static void set_file_attr_locked(struct hpcops_fs *fs, struct inode *n, uint64_t size,
-				 time_t mtime, const char *etag)
+static void set_file_attr_locked(struct hpcops_fs *fs, struct inode *n, uint64_t size, time_t mtime,
+                                 const char *etag)
 {
 	if (n->local || n->writer)
 		return;
@@ -134,7 +134,8 @@ static void log_invalid_once(const char *key, size_t len)
 	pthread_mutex_unlock(&invalid_lock);
 	if (fresh)
 		log_warn("hiding key '%.*s': not a valid file name (empty, '.' or '..' "
-			 "component, or a component over 255 bytes)", (int)len, key);
+		         "component, or a component over 255 bytes)",
+		         (int)len, key);
 }
 
 /* ---- lookup ---- */
@@ -162,8 +163,8 @@ static void *head_thread(void *arg)
  */
 static int remote_lookup(struct hpcops_fs *fs, const char *key, struct s3_object_info *info)
 {
-	struct head_job j = { .fs = fs, .key = key };
-	struct s3_list_params p = { .max_keys = 1 };
+	struct head_job j = {.fs = fs, .key = key};
+	struct s3_list_params p = {.max_keys = 1};
 	struct s3_list_page page;
 	struct s3_error lerr;
 	pthread_t th;
@@ -382,11 +383,11 @@ struct dir_ent {
 struct dir_handle {
 	pthread_mutex_t lock;
 	/* under lock */
-	struct dir_ent *ents;  /* entries after "." and ".." */
+	struct dir_ent *ents; /* entries after "." and ".." */
 	size_t n, cap;
-	char *token;           /* continuation of the listing */
+	char *token; /* continuation of the listing */
 	bool started, done;
-	char **local;          /* names of local children at opendir: they win */
+	char **local; /* names of local children at opendir: they win */
 	size_t n_local;
 };
 
@@ -415,7 +416,7 @@ static void dir_handle_free(struct dir_handle *d)
 }
 
 static int dir_add(struct dir_handle *d, const char *name, size_t len, enum inode_kind kind,
-		   uint64_t size, time_t mtime, const char *etag)
+                   uint64_t size, time_t mtime, const char *etag)
 {
 	struct dir_ent *e;
 
@@ -454,10 +455,9 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Is there a key under DIRKEY/NAME/ (a directory that shadows file NAME)? */
-static bool remote_has_dir(struct hpcops_fs *fs, const char *dirkey, const char *name,
-			   size_t len)
+static bool remote_has_dir(struct hpcops_fs *fs, const char *dirkey, const char *name, size_t len)
 {
-	struct s3_list_params p = { .max_keys = 1 };
+	struct s3_list_params p = {.max_keys = 1};
 	struct s3_list_page page;
 	struct s3_error err;
 	size_t dl = strlen(dirkey);
@@ -497,10 +497,10 @@ static bool name_slash_after(const char *key, size_t kl, const char *last)
 static int dir_fetch_page(struct hpcops_fs *fs, struct inode *dir, struct dir_handle *d)
 {
 	struct s3_list_params p = {
-		.prefix = dir->key,
-		.delimiter = "/",
-		.continuation_token = d->token,
-		.max_keys = LIST_PAGE,
+	    .prefix = dir->key,
+	    .delimiter = "/",
+	    .continuation_token = d->token,
+	    .max_keys = LIST_PAGE,
 	};
 	struct s3_list_page page;
 	struct s3_error err;
@@ -640,7 +640,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct inode_table *t = &fs->inodes;
 	struct fs_handle *h = calloc(1, sizeof(*h));
 	struct dir_handle *d = calloc(1, sizeof(*d));
-	struct local_collect lc = { .d = d };
+	struct local_collect lc = {.d = d};
 	struct inode *n;
 
 	if (!h || !d) {
@@ -694,7 +694,7 @@ static int dir_add_locals(struct hpcops_fs *fs, struct inode *dir, struct dir_ha
 
 		if (c)
 			rc = dir_add(d, c->name, c->name_len, c->kind, c->size, c->mtime.tv_sec,
-				     c->etag);
+			             c->etag);
 	}
 	inode_unlock(t);
 	return rc;
@@ -712,7 +712,7 @@ static uint64_t name_ino(const char *name)
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+                       struct fuse_file_info *fi, bool plus)
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct inode_table *t = &fs->inodes;
@@ -746,10 +746,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				memset(&e, 0, sizeof(e));
 				e.attr = st;
 				need = fuse_add_direntry_plus(req, buf + used, size - used, name,
-							      &e, (off_t)i + 1);
+				                              &e, (off_t)i + 1);
 			} else {
 				need = fuse_add_direntry(req, buf + used, size - used, name, &st,
-							 (off_t)i + 1);
+				                         (off_t)i + 1);
 			}
 			if (need > size - used)
 				break;
@@ -789,7 +789,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					c->expires = inode_now() + fs->opt.metadata_ttl;
 				fill_entry_nocount_locked(fs, c, &e);
 				need = fuse_add_direntry_plus(req, buf + used, size - used, name,
-							      &e, (off_t)i + 1);
+				                              &e, (off_t)i + 1);
 				if (need <= size - used)
 					c->nlookup++; /* the kernel takes a lookup for it */
 				inode_put_locked(t, c);
@@ -798,7 +798,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				st.st_ino = name_ino(name);
 				st.st_mode = de->kind == INODE_DIR ? S_IFDIR : S_IFREG;
 				need = fuse_add_direntry(req, buf + used, size - used, name, &st,
-							 (off_t)i + 1);
+				                         (off_t)i + 1);
 			}
 			if (need > size - used)
 				break;
@@ -815,13 +815,13 @@ out:
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
+                           struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, true);
 }
@@ -911,7 +911,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	struct fs_handle *h = fs_handle_of(fi);
 
@@ -979,23 +979,23 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- write side: read-only check, then fswrite's functions ---- */
 
-#define RO_GUARD(req)                                        \
-	do {                                                 \
-		if (fs_of(req)->opt.read_only) {             \
-			fuse_reply_err((req), EROFS);        \
-			return;                              \
-		}                                            \
+#define RO_GUARD(req)                                                                              \
+	do {                                                                                       \
+		if (fs_of(req)->opt.read_only) {                                                   \
+			fuse_reply_err((req), EROFS);                                              \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	RO_GUARD(req);
 	fsw_create(req, parent, name, mode, fi);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
-			 struct fuse_file_info *fi)
+                         struct fuse_file_info *fi)
 {
 	if (fs_handle_of(fi)->kind != FS_HANDLE_WRITE) {
 		fuse_reply_err(req, EBADF);
@@ -1005,7 +1005,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	RO_GUARD(req);
 	fsw_setattr(req, ino, attr, to_set, fi);
@@ -1030,14 +1030,13 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+                      const char *newname, unsigned int flags)
 {
 	RO_GUARD(req);
 	fsw_rename(req, parent, name, newparent, newname, flags);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	RO_GUARD(req);
 	fsw_mknod(req, parent, name, mode, rdev);
@@ -1056,7 +1055,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
+                        size_t size, int flags)
 {
 	RO_GUARD(req);
 	fsw_setxattr(req, ino, name, value, size, flags);
@@ -1097,35 +1096,35 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.open = op_open,
-	.read = op_read,
-	.release = op_release,
-	.flush = op_flush,
-	.fsync = op_fsync,
-	.statfs = op_statfs,
-	.create = op_create,
-	.write_buf = op_write_buf,
-	.setattr = op_setattr,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.mkdir = op_mkdir,
-	.rename = op_rename,
-	.mknod = op_mknod,
-	.symlink = op_symlink,
-	.link = op_link,
-	.setxattr = op_setxattr,
-	.getxattr = fsw_getxattr,
-	.listxattr = fsw_listxattr,
-	.removexattr = op_removexattr,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .open = op_open,
+    .read = op_read,
+    .release = op_release,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .statfs = op_statfs,
+    .create = op_create,
+    .write_buf = op_write_buf,
+    .setattr = op_setattr,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .mkdir = op_mkdir,
+    .rename = op_rename,
+    .mknod = op_mknod,
+    .symlink = op_symlink,
+    .link = op_link,
+    .setxattr = op_setxattr,
+    .getxattr = fsw_getxattr,
+    .listxattr = fsw_listxattr,
+    .removexattr = op_removexattr,
 };
 
 int fs_setup(struct hpcops_fs *fs)

@@ -18,11 +18,11 @@
 #include "log.h"
 #include "s3.h"
 
-#define MIB (1024ULL * 1024ULL)
-#define FIRST_PART (1 * MIB)   /* the first request after open or a far seek */
-#define MAX_PARTS_AHEAD 8      /* window cap, in --read-part-size parts */
-#define MAX_SEGS 16            /* parts one reply may span */
-#define KEEP_BEHIND (8 * MIB)  /* fetched bytes kept behind the furthest read */
+#define MIB             (1024ULL * 1024ULL)
+#define FIRST_PART      (1 * MIB) /* the first request after open or a far seek */
+#define MAX_PARTS_AHEAD 8         /* window cap, in --read-part-size parts */
+#define MAX_SEGS        16        /* parts one reply may span */
+#define KEEP_BEHIND     (8 * MIB) /* fetched bytes kept behind the furthest read */
 
 enum part_state {
 	PART_PENDING = 0,
@@ -33,18 +33,18 @@ enum part_state {
 struct pf_part {
 	struct prefetch *pf;
 	uint64_t off;
-	size_t len;           /* bytes asked for */
-	size_t cls;           /* buffer size (pool class, reserved in the budget) */
+	size_t len; /* bytes asked for */
+	size_t cls; /* buffer size (pool class, reserved in the budget) */
 	char *buf;
 	/* under pf->lock */
-	size_t got;           /* bytes received */
+	size_t got; /* bytes received */
 	enum part_state state;
-	int err;              /* errno when FAILED */
-	int pins;             /* replies in progress from buf */
-	bool orphan;          /* no longer in the window: free when done and unpinned */
-	bool from_net;        /* fetched from S3 (so worth a cache_put) */
-	bool cached;          /* cache_put done */
-	bool touched;         /* a read used it already */
+	int err;       /* errno when FAILED */
+	int pins;      /* replies in progress from buf */
+	bool orphan;   /* no longer in the window: free when done and unpinned */
+	bool from_net; /* fetched from S3 (so worth a cache_put) */
+	bool cached;   /* cache_put done */
+	bool touched;  /* a read used it already */
 	struct pf_part *next;
 };
 
@@ -56,16 +56,16 @@ struct prefetch {
 	pthread_cond_t cond;
 	/* under lock */
 	char etag[80];
-	struct pf_part *head, *tail;  /* the window, contiguous, in offset order */
-	uint64_t next_off;            /* end of the last scheduled part */
-	uint64_t window;              /* bytes to keep requested ahead of the reader */
-	size_t next_len;              /* size of the next part (grows to read_part_size) */
-	uint64_t held;                /* buffer bytes of parts in the window */
-	uint64_t hi;                  /* furthest end of a read in this window */
-	int refs;                     /* the handle + one per GET in flight */
-	int sticky_err;               /* ESTALE once the object changed */
-	bool delivered;               /* some bytes went to the reader */
-	bool refreshed;               /* the ETag was refreshed once before delivery */
+	struct pf_part *head, *tail; /* the window, contiguous, in offset order */
+	uint64_t next_off;           /* end of the last scheduled part */
+	uint64_t window;             /* bytes to keep requested ahead of the reader */
+	size_t next_len;             /* size of the next part (grows to read_part_size) */
+	uint64_t held;               /* buffer bytes of parts in the window */
+	uint64_t hi;                 /* furthest end of a read in this window */
+	int refs;                    /* the handle + one per GET in flight */
+	int sticky_err;              /* ESTALE once the object changed */
+	bool delivered;              /* some bytes went to the reader */
+	bool refreshed;              /* the ETag was refreshed once before delivery */
 };
 
 /* ---- buffer pool (one per process; parts of every handle) ---- */
@@ -73,9 +73,12 @@ struct prefetch {
 static struct {
 	pthread_mutex_t lock;
 	/* under lock */
-	struct pool_buf { struct pool_buf *next; size_t cls; } *free;
+	struct pool_buf {
+		struct pool_buf *next;
+		size_t cls;
+	} * free;
 	uint64_t idle;
-} pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static atomic_int active_handles;
 
@@ -203,7 +206,7 @@ static void window_clear_locked(struct prefetch *pf)
 }
 
 static void part_done(void *user, const struct s3_error *err, size_t got,
-		      const struct s3_object_info *info)
+                      const struct s3_object_info *info)
 {
 	struct pf_part *p = user;
 	struct prefetch *pf = p->pf;
@@ -227,7 +230,7 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 			char buf[400];
 
 			log_warn("GET %s [%llu, +%zu): %s", pf->key, (unsigned long long)p->off,
-				 p->len, s3_error_format(err, buf, sizeof(buf)));
+			         p->len, s3_error_format(err, buf, sizeof(buf)));
 		}
 	}
 	if (p->orphan && p->pins == 0)
@@ -321,7 +324,7 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		if (!buf) {
 			if (pf->window > FIRST_PART)
 				pf->window = pf->next_off - pos > FIRST_PART ? pf->next_off - pos
-									     : FIRST_PART;
+				                                             : FIRST_PART;
 			return !needed;
 		}
 		p = calloc(1, sizeof(*p));
@@ -335,7 +338,7 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		p->cls = class_of(len);
 		p->buf = buf;
 		log_debug("prefetch %s: GET [%llu, +%zu) window %llu", pf->key,
-			  (unsigned long long)p->off, len, (unsigned long long)pf->window);
+		          (unsigned long long)p->off, len, (unsigned long long)pf->window);
 		if (pf->tail)
 			pf->tail->next = p;
 		else
@@ -353,8 +356,8 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		pf->refs++;
 		memset(&err, 0, sizeof(err));
 		if (s3_get_object_async(pf->fs->s3, pf->key, p->off, len,
-					pf->etag[0] ? pf->etag : NULL, p->buf, p->cls, part_done, p,
-					&err) < 0) {
+		                        pf->etag[0] ? pf->etag : NULL, p->buf, p->cls, part_done, p,
+		                        &err) < 0) {
 			pf->refs--;
 			p->state = PART_FAILED;
 			p->err = s3_err_to_errno(err.err);
@@ -377,9 +380,9 @@ static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 		/* far seek (or first read): start small again, 1 MiB aligned for the cache */
 		if (pf->head)
 			log_debug("prefetch %s: seek to %llu resets the window [%llu, %llu)",
-				  pf->key, (unsigned long long)off,
-				  (unsigned long long)pf->head->off,
-				  (unsigned long long)pf->next_off);
+			          pf->key, (unsigned long long)off,
+			          (unsigned long long)pf->head->off,
+			          (unsigned long long)pf->next_off);
 		window_clear_locked(pf);
 		pf->next_off = off / MIB * MIB;
 		pf->window = FIRST_PART;
@@ -405,7 +408,7 @@ static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 
 /* Read directly into a temporary buffer when the budget cannot give a part. */
 static void read_direct(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off,
-			const char *etag)
+                        const char *etag)
 {
 	struct s3_error err;
 	size_t got = 0;
@@ -417,7 +420,8 @@ static void read_direct(struct prefetch *pf, fuse_req_t req, size_t size, uint64
 		return;
 	}
 	if (s3_get_object(pf->fs->s3, pf->key, off, size, etag[0] ? etag : NULL, tmp, size, &got,
-			  NULL, &err) < 0 && err.err != S3_ERR_INVALID_RANGE) {
+	                  NULL, &err) < 0 &&
+	    err.err != S3_ERR_INVALID_RANGE) {
 		fuse_reply_err(req, s3_err_to_errno(err.err));
 	} else {
 		fuse_reply_buf(req, tmp, got);
@@ -444,7 +448,7 @@ static bool refresh_etag(struct prefetch *pf)
 }
 
 struct prefetch *prefetch_new(struct hpcops_fs *fs, const char *key, uint64_t size,
-			      const char *etag)
+                              const char *etag)
 {
 	struct prefetch *pf = calloc(1, sizeof(*pf));
 
@@ -537,9 +541,9 @@ again:
 	window_seek_locked(pf, off, end);
 	if (!schedule_locked(pf, off, end)) {
 		/* not even this read fits in the budget: serve it without a part */
-		log_debug("prefetch %s: budget short (%llu of %llu used): direct read",
-			  pf->key, (unsigned long long)budget_used(pf->fs->budget),
-			  (unsigned long long)budget_limit(pf->fs->budget));
+		log_debug("prefetch %s: budget short (%llu of %llu used): direct read", pf->key,
+		          (unsigned long long)budget_used(pf->fs->budget),
+		          (unsigned long long)budget_limit(pf->fs->budget));
 		snprintf(etag, sizeof(etag), "%s", pf->etag);
 		pf->delivered = true;
 		pthread_mutex_unlock(&pf->lock);
@@ -591,8 +595,8 @@ again:
 		if (p->got < p->len)
 			break; /* short part: end of object */
 	}
-	if (!retry && !err && pos < end && pos < pf->size && (n_used == 0 ||
-	    used[n_used - 1]->got == used[n_used - 1]->len)) {
+	if (!retry && !err && pos < end && pos < pf->size &&
+	    (n_used == 0 || used[n_used - 1]->got == used[n_used - 1]->len)) {
 		/* the window moved under us (another reader): never reply short */
 		retry = true;
 	}
@@ -633,8 +637,8 @@ again:
 
 	if (pos < end)
 		log_debug("prefetch %s: short reply at %llu: %llu of %llu bytes (size %llu)",
-			  pf->key, (unsigned long long)off, (unsigned long long)(pos - off),
-			  (unsigned long long)(end - off), (unsigned long long)pf->size);
+		          pf->key, (unsigned long long)off, (unsigned long long)(pos - off),
+		          (unsigned long long)(end - off), (unsigned long long)pf->size);
 	/* one writev from the part buffers: libfuse would copy a multi-piece bufvec */
 	fuse_reply_iov(req, iov, (int)n_used);
 

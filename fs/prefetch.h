@@ -24,7 +24,7 @@ struct prefetch;
  * Returns NULL on allocation failure. Free with prefetch_free().
  */
 struct prefetch *prefetch_new(struct hpcops_fs *fs, const char *key, uint64_t size,
-			      const char *etag);
+                              const char *etag);
 
 /**
  * prefetch_read() - answer the FUSE read @req of @size bytes at @off: replies
