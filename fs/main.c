@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "creds.h"
 #include "fs.h"
 #include "log.h"
@@ -554,67 +555,9 @@ static int opt_parse(struct fs_options *o, int argc, char **argv)
 static void explain_check_failure(const struct fs_options *o, const struct s3_error *e,
                                   const char *endpoint)
 {
-	char buf[512];
+	char msg[2048];
 
-	s3_error_format(e, buf, sizeof(buf));
-	switch (e->err) {
-	case S3_ERR_NO_CREDENTIALS:
-		fprintf(stderr,
-		        "hpcops-mount: no AWS credentials found: set AWS_ACCESS_KEY_ID "
-		        "and AWS_SECRET_ACCESS_KEY, use --profile NAME, run on a node with an "
-		        "instance role, or pass --no-sign-request for a public bucket (%s)\n",
-		        e->message);
-		break;
-	case S3_ERR_ACCESS_DENIED:
-	case S3_ERR_INVALID_ACCESS_KEY:
-		fprintf(stderr,
-		        "hpcops-mount: access denied to bucket %s%s%s: the credentials "
-		        "may not list it; check the access key and the bucket policy or "
-		        "role (needs s3:ListBucket) (%s)\n",
-		        o->bucket, *o->prefix ? " prefix " : "", o->prefix, buf);
-		break;
-	case S3_ERR_SIGNATURE:
-		fprintf(stderr,
-		        "hpcops-mount: signature mismatch: the secret access key does not "
-		        "match the access key id; check AWS_SECRET_ACCESS_KEY or the "
-		        "profile's aws_secret_access_key (%s)\n",
-		        buf);
-		break;
-	case S3_ERR_EXPIRED_TOKEN:
-		fprintf(stderr,
-		        "hpcops-mount: the session token has expired: get fresh "
-		        "credentials (%s)\n",
-		        buf);
-		break;
-	case S3_ERR_NO_SUCH_BUCKET:
-		fprintf(stderr,
-		        "hpcops-mount: no such bucket: %s does not exist at %s; check "
-		        "the name and --endpoint-url/--region (%s)\n",
-		        o->bucket, endpoint, buf);
-		break;
-	case S3_ERR_WRONG_REGION:
-		if (e->region[0])
-			fprintf(stderr,
-			        "hpcops-mount: wrong region: bucket %s is in region %s; "
-			        "pass --region %s (%s)\n",
-			        o->bucket, e->region, e->region, buf);
-		else
-			fprintf(stderr,
-			        "hpcops-mount: wrong region: bucket %s is not in the "
-			        "region used; pass the bucket's --region (%s)\n",
-			        o->bucket, buf);
-		break;
-	case S3_ERR_NETWORK:
-		fprintf(stderr,
-		        "hpcops-mount: endpoint unreachable: could not connect to %s; "
-		        "check --endpoint-url, the network and any proxy (%s)\n",
-		        endpoint, e->message);
-		break;
-	default:
-		fprintf(stderr, "hpcops-mount: cannot list bucket %s at %s: %s\n", o->bucket,
-		        endpoint, buf);
-		break;
-	}
+	fprintf(stderr, "%s\n", check_explain(e, o->bucket, o->prefix, endpoint, msg, sizeof(msg)));
 }
 
 static int check_bucket(struct hpcops_fs *fs, const char *endpoint)
