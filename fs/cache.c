@@ -248,7 +248,8 @@ static int scan(struct cache *c)
 		closedir(d);
 	}
 	closedir(top);
-	qsort(items, n, sizeof(*items), cmp_scan);
+	if (n > 0) /* qsort(NULL, 0, ...) is undefined behaviour (UBSan) */
+		qsort(items, n, sizeof(*items), cmp_scan);
 	for (size_t i = 0; i < n; i++)
 		add_locked(c, items[i].name, items[i].size, false);
 	free(items);
