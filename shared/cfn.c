@@ -497,7 +497,6 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 	    .normalize_path = true,
 	    .creds = &cr,
 	};
-	char line[4096];
 	int rc = -1;
 
 	if (creds_get(c->creds, &cr, &cerr) != 0) {
@@ -511,21 +510,14 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 		snprintf(req->result.errmsg, sizeof(req->result.errmsg), "SigV4 signing failed");
 		goto out;
 	}
-	snprintf(line, sizeof(line), "Authorization: %s", res.authorization);
-	*extra = curl_slist_append(*extra, line);
-	snprintf(line, sizeof(line), "X-Amz-Date: %s", res.amz_date);
-	*extra = curl_slist_append(*extra, line);
-	if (res.security_token) {
-		size_t n = strlen(res.security_token) + 32;
-		char *tok = malloc(n);
-		if (!tok)
-			goto out;
-		snprintf(tok, n, "X-Amz-Security-Token: %s", res.security_token);
-		*extra = curl_slist_append(*extra, tok);
-		util_free_secret(tok);
-	}
-	if (!*extra)
+	if (xfer_header_add(extra, "Authorization", res.authorization) ||
+	    xfer_header_add(extra, "X-Amz-Date", res.amz_date) ||
+	    (res.security_token &&
+	     xfer_header_add(extra, "X-Amz-Security-Token", res.security_token))) {
+		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
+		         "out of memory adding the signature headers");
 		goto out;
+	}
 	rc = 0;
 out:
 	sigv4_result_free(&res);

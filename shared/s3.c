@@ -604,7 +604,6 @@ static int s3_sign_cb(void *user, struct xfer_request *x, struct curl_slist **ex
 	struct creds_error ce;
 	size_t n = 0;
 	int ret = -1;
-	char *line = NULL;
 
 	if (c->no_sign)
 		return 0;
@@ -639,33 +638,18 @@ static int s3_sign_cb(void *user, struct xfer_request *x, struct curl_slist **ex
 		snprintf(x->result.errmsg, sizeof(x->result.errmsg), "SigV4 signing failed");
 		goto out;
 	}
-	if (asprintf(&line, "Authorization: %s", res.authorization) < 0)
+	if (xfer_header_add(extra, "Authorization", res.authorization) ||
+	    xfer_header_add(extra, "X-Amz-Date", res.amz_date) ||
+	    (res.content_sha256[0] &&
+	     xfer_header_add(extra, "x-amz-content-sha256", res.content_sha256)) ||
+	    (res.security_token &&
+	     xfer_header_add(extra, "X-Amz-Security-Token", res.security_token))) {
+		snprintf(x->result.errmsg, sizeof(x->result.errmsg),
+		         "out of memory adding the signature headers");
 		goto out;
-	*extra = curl_slist_append(*extra, line);
-	free(line);
-	line = NULL;
-	if (asprintf(&line, "X-Amz-Date: %s", res.amz_date) < 0)
-		goto out;
-	*extra = curl_slist_append(*extra, line);
-	free(line);
-	line = NULL;
-	if (res.content_sha256[0]) {
-		if (asprintf(&line, "x-amz-content-sha256: %s", res.content_sha256) < 0)
-			goto out;
-		*extra = curl_slist_append(*extra, line);
-		free(line);
-		line = NULL;
-	}
-	if (res.security_token) {
-		if (asprintf(&line, "X-Amz-Security-Token: %s", res.security_token) < 0)
-			goto out;
-		*extra = curl_slist_append(*extra, line);
-		util_free_secret(line);
-		line = NULL;
 	}
 	ret = 0;
 out:
-	free(line);
 	sigv4_result_free(&res);
 	creds_clear(&cr);
 	return ret;

@@ -146,21 +146,6 @@ struct sts_sign_ctx {
 	char errmsg[128];
 };
 
-static int slist_add(struct curl_slist **l, const char *name, const char *value)
-{
-	struct curl_slist *n;
-	char *line;
-
-	if (asprintf(&line, "%s: %s", name, value) < 0)
-		return -1;
-	n = curl_slist_append(*l, line);
-	util_free_secret(line);
-	if (!n)
-		return -1;
-	*l = n;
-	return 0;
-}
-
 static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **extra)
 {
 	struct sts_sign_ctx *ctx = user;
@@ -187,9 +172,9 @@ static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **ex
 		         "could not sign the STS request");
 		return -1;
 	}
-	if (slist_add(extra, "X-Amz-Date", r.amz_date) ||
-	    slist_add(extra, "Authorization", r.authorization) ||
-	    (r.security_token && slist_add(extra, "X-Amz-Security-Token", r.security_token)))
+	if (xfer_header_add(extra, "X-Amz-Date", r.amz_date) ||
+	    xfer_header_add(extra, "Authorization", r.authorization) ||
+	    (r.security_token && xfer_header_add(extra, "X-Amz-Security-Token", r.security_token)))
 		goto out;
 	rc = 0;
 out:

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 #ifndef HPCOPS_VERSION
 #define HPCOPS_VERSION "0"
@@ -1000,6 +1001,22 @@ int xfer_perform(struct xfer_engine *e, struct xfer_request *req)
 	pthread_mutex_destroy(&w.m);
 	pthread_cond_destroy(&w.c);
 	return ret;
+}
+
+int xfer_header_add(struct curl_slist **list, const char *name, const char *value)
+{
+	struct curl_slist *n;
+	char *line;
+
+	if (asprintf(&line, "%s: %s", name, value) < 0)
+		return -1;
+	/* curl_slist_append() copies the line and returns NULL on failure. */
+	n = curl_slist_append(*list, line);
+	util_free_secret(line);
+	if (!n)
+		return -1;
+	*list = n;
+	return 0;
 }
 
 void xfer_cancel(struct xfer_engine *e, struct xfer_request *req)

@@ -214,6 +214,14 @@ int xfer_perform(struct xfer_engine *e, struct xfer_request *req);
  */
 void xfer_cancel(struct xfer_engine *e, struct xfer_request *req);
 
+/**
+ * xfer_header_add() - append "Name: value" to @list, for sign callbacks.
+ * On failure (-1, out of memory) @list is left as it was, so nothing built
+ * so far leaks or is lost. The temporary line is wiped before it is freed:
+ * it may hold a signature or a session token. Returns 0 or -1.
+ */
+int xfer_header_add(struct curl_slist **list, const char *name, const char *value);
+
 /** xfer_strstatus() - a short English text for @s (static storage). */
 const char *xfer_strstatus(enum xfer_status s);
 
