@@ -270,10 +270,6 @@ static void end_list_objects(struct s3_doc *d, const char *name, const char *t, 
 		return;
 	if (is(parent, "Contents")) {
 		if (is(name, "Key")) {
-			if (d->text_overflow) {
-				doc_fail(d, "a key longer than S3 allows in a listing");
-				return;
-			}
 			free(d->entry.key);
 			d->entry.key = key_dup(d, t, n);
 			if (!d->entry.key)
@@ -419,7 +415,20 @@ static void end_element(struct s3_doc *d, const char *name)
 	if (d->depth == 1)
 		return;
 	if (d->out->is_error) {
+		/* Error fields are fixed-size and cut anyway: a long text is fine. */
 		end_error(d, name, t, n);
+		return;
+	}
+	/*
+	 * No S3 reply has a longer text (keys are <= 1024 bytes, x3 encoded):
+	 * a cut prefix, marker or token would be used as if whole.
+	 */
+	if (d->text_overflow) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "<%.40s> is longer than %d bytes", name,
+		         S3_XML_TEXT_MAX);
+		doc_fail(d, why);
 		return;
 	}
 	switch (d->kind) {

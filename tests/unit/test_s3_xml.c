@@ -202,6 +202,55 @@ static void test_malformed_and_truncated(void **state)
 	/* empty body */
 	memset(&out, 0, sizeof(out));
 	assert_int_equal(parse_in_steps(S3_DOC_COMPLETE, " ", 1, &out, why, sizeof(why)), -1);
+
+	/*
+	 * Element text past the 16 KiB bound fails the page instead of being
+	 * cut: a cut prefix or continuation token would list the wrong keys.
+	 */
+	{
+		static const char *const fmt[][2] = {
+		    {"<ListBucketResult><CommonPrefixes><Prefix>",
+		     "</Prefix></CommonPrefixes></ListBucketResult>"},
+		    {"<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>",
+		     "</NextContinuationToken></ListBucketResult>"},
+		    {"<ListBucketResult><Contents><Key>", "</Key></Contents></ListBucketResult>"},
+		};
+		size_t big = 17 * 1024;
+		char *text = malloc(big + 1), *xml = malloc(big + 256);
+
+		assert_non_null(text);
+		assert_non_null(xml);
+		memset(text, 'p', big);
+		text[big] = '\0';
+		for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+			memset(&pg, 0, sizeof(pg));
+			memset(&out, 0, sizeof(out));
+			out.page = &pg;
+			out.max_entries = 10;
+			why[0] = '\0';
+			snprintf(xml, big + 256, "%s%s%s", fmt[i][0], text, fmt[i][1]);
+			assert_int_equal(parse_in_steps(S3_DOC_LIST_OBJECTS, xml, 4096, &out, why,
+			                                sizeof(why)),
+			                 -1);
+			assert_non_null(strstr(why, "longer than"));
+			assert_int_equal(pg.n_prefixes + pg.n_entries, 0);
+			s3_list_page_free(&pg);
+		}
+		/* just under the bound is read whole */
+		memset(&pg, 0, sizeof(pg));
+		memset(&out, 0, sizeof(out));
+		out.page = &pg;
+		out.max_entries = 10;
+		text[16 * 1024] = '\0';
+		snprintf(xml, big + 256, "%s%s%s", fmt[0][0], text, fmt[0][1]);
+		assert_int_equal(
+		    parse_in_steps(S3_DOC_LIST_OBJECTS, xml, 4096, &out, why, sizeof(why)), 0);
+		assert_int_equal(pg.n_prefixes, 1);
+		assert_int_equal(strlen(pg.prefixes[0]), 16 * 1024);
+		s3_list_page_free(&pg);
+		free(text);
+		free(xml);
+	}
 }
 
 static void test_error_documents(void **state)
