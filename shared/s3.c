@@ -72,6 +72,7 @@ struct s3_req {
 	/* streamed XML reply */
 	enum s3_doc_kind doc_kind;
 	struct s3_doc *doc;
+	bool doc_lost; /* a retry could not make a new parser (out of memory) */
 	struct s3_doc_out out;
 
 	/* streamed GET */
@@ -369,6 +370,12 @@ static void result_to_error(struct s3_req *r, struct s3_error *e)
 	snprintf(e->request_id, sizeof(e->request_id), "%s", res->request_id);
 	snprintf(e->region, sizeof(e->region), "%s", r->region);
 	e->http_status = res->http_status;
+	if (r->doc_lost) {
+		e->err = S3_ERR_NOMEM;
+		snprintf(e->message, sizeof(e->message), "%s: out of memory for the reply parser",
+		         r->op);
+		return;
+	}
 	switch (res->status) {
 	case XFER_OK:
 		break;
@@ -751,6 +758,9 @@ static int doc_write_cb(void *user, const void *data, size_t len)
 {
 	struct s3_req *r = user;
 
+	/* Without a parser the reply cannot be read: stop rather than pass it as empty. */
+	if (!r->doc)
+		return -1;
 	/* A malformed document is reported at the end by s3_doc_finish(). */
 	s3_doc_feed(r->doc, data, len);
 	return 0;
@@ -772,6 +782,7 @@ static void doc_reset_cb(void *user)
 	r->out.page = page;
 	r->out.max_entries = max;
 	r->doc = s3_doc_new(r->doc_kind, &r->out);
+	r->doc_lost = !r->doc;
 }
 
 /* Expect an XML document of @kind in a 2xx reply, parsed as it streams. */
@@ -907,8 +918,33 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
 	return ret;
 }
 
-static int get_setup(struct s3_req *r, uint64_t off, uint64_t len, const char *if_match)
+/*
+ * A GetObject request for bytes [@off, @off + @len) (@len 0: to the end),
+ * with If-Match when @if_match is given. NULL with @err set on failure.
+ */
+static struct s3_req *get_req_new(struct s3_client *c, const char *key, uint64_t off,
+                                  uint64_t len, const char *if_match, struct s3_error *err)
 {
+	struct s3_req *r;
+
+	/* The last byte, off + len - 1, must be representable. */
+	if (len && off > UINT64_MAX - len + 1) {
+		set_err(err, S3_ERR_INVALID_ARGUMENT,
+		        "GetObject: the range of %llu bytes at offset %llu runs past 2^64",
+		        (unsigned long long)len, (unsigned long long)off);
+		return NULL;
+	}
+	if (if_match && strlen(if_match) + 3 > sizeof(r->if_match)) {
+		set_err(err, S3_ERR_INVALID_ARGUMENT,
+		        "GetObject: an If-Match ETag of %zu characters is longer than S3's",
+		        strlen(if_match));
+		return NULL;
+	}
+	r = req_new(c, "GET", "GetObject", key, NULL);
+	if (!r) {
+		set_err(err, S3_ERR_NOMEM, "GetObject: out of memory");
+		return NULL;
+	}
 	if (len)
 		snprintf(r->range, sizeof(r->range), "bytes=%llu-%llu", (unsigned long long)off,
 		         (unsigned long long)(off + len - 1));
@@ -922,7 +958,7 @@ static int get_setup(struct s3_req *r, uint64_t off, uint64_t len, const char *i
 		snprintf(r->if_match, sizeof(r->if_match), "\"%s\"", if_match);
 		add_header(r, "If-Match", r->if_match);
 	}
-	return 0;
+	return r;
 }
 
 int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
@@ -940,12 +976,9 @@ int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t l
 		        (unsigned long long)len, cap);
 		return -1;
 	}
-	r = req_new(c, "GET", "GetObject", key, NULL);
-	if (!r) {
-		set_err(err, S3_ERR_NOMEM, "GetObject: out of memory");
+	r = get_req_new(c, key, off, len, if_match, err);
+	if (!r)
 		return -1;
-	}
-	get_setup(r, off, len, if_match);
 	r->x.resp_buf = buf;
 	r->x.resp_cap = len ? (size_t)len : cap;
 	ret = req_run(r, err);
@@ -1002,12 +1035,9 @@ int s3_get_object_async(struct s3_client *c, const char *key, uint64_t off, uint
 		        (unsigned long long)len, cap);
 		return -1;
 	}
-	r = req_new(c, "GET", "GetObject", key, NULL);
-	if (!r) {
-		set_err(err, S3_ERR_NOMEM, "GetObject: out of memory");
+	r = get_req_new(c, key, off, len, if_match, err);
+	if (!r)
 		return -1;
-	}
-	get_setup(r, off, len, if_match);
 	r->x.resp_buf = buf;
 	r->x.resp_cap = len ? (size_t)len : cap;
 	return req_submit(r, done, user, err);
@@ -1039,12 +1069,9 @@ int s3_get_object_stream(struct s3_client *c, const char *key, uint64_t off, uin
 		set_err(err, S3_ERR_INVALID_ARGUMENT, "GetObject: no sink to write to");
 		return -1;
 	}
-	r = req_new(c, "GET", "GetObject", key, NULL);
-	if (!r) {
-		set_err(err, S3_ERR_NOMEM, "GetObject: out of memory");
+	r = get_req_new(c, key, off, len, if_match, err);
+	if (!r)
 		return -1;
-	}
-	get_setup(r, off, len, if_match);
 	r->sink = sink;
 	r->x.write = sink_write_cb;
 	/* Without a reset the sink cannot take the body twice: no retry after bytes. */
