@@ -190,9 +190,12 @@ static size_t on_header_cb(char *buf, size_t size, size_t n, void *ud)
 		const char *sp = memchr(buf, ' ', len);
 		long st = 0;
 
+		/* Three digits (RFC 9110): a longer run must not overflow @st. */
 		if (sp)
-			for (sp++; sp < buf + len && *sp >= '0' && *sp <= '9'; sp++)
+			for (sp++; sp < buf + len && *sp >= '0' && *sp <= '9' && st < 1000; sp++)
 				st = st * 10 + (*sp - '0');
+		if (st < 100 || st > 999)
+			st = 0; /* not a status: treated as no response */
 		req->priv_.status = st;
 		return len;
 	}
@@ -683,46 +686,38 @@ static void drain_done(struct xfer_engine *e)
 	}
 }
 
+/* Move the cancelled requests of the list at @head onto @cancelled; @return the last kept. */
+static struct xfer_request *take_cancelled(struct xfer_request **head, bool all,
+                                           struct xfer_request **cancelled)
+{
+	struct xfer_request *keep = NULL, **kt = &keep, *r, *next, *last = NULL;
+
+	for (r = *head; r; r = next) {
+		next = r->priv_.next;
+		if (all || __atomic_load_n(&r->priv_.cancel, __ATOMIC_RELAXED)) {
+			r->priv_.next = *cancelled;
+			*cancelled = r;
+		} else {
+			*kt = r;
+			kt = &r->priv_.next;
+			last = r;
+		}
+	}
+	*kt = NULL;
+	*head = keep;
+	return last;
+}
+
 /* Complete every request whose cancel flag is set, wherever it waits. */
 static void sweep_cancelled(struct xfer_engine *e, bool all)
 {
-	struct xfer_request *keep = NULL, **kt = &keep, *r, *next, *cancelled = NULL;
+	struct xfer_request *r, *next, *cancelled = NULL;
 
-#define IS_CANCELLED(x) (all || __atomic_load_n(&(x)->priv_.cancel, __ATOMIC_RELAXED))
-	for (r = e->ready_head; r; r = next) {
-		next = r->priv_.next;
-		if (IS_CANCELLED(r)) {
-			r->priv_.next = cancelled;
-			cancelled = r;
-		} else {
-			*kt = r;
-			kt = &r->priv_.next;
-		}
-	}
-	*kt = NULL;
-	e->ready_head = keep;
-	e->ready_tail = NULL;
-	for (r = keep; r; r = r->priv_.next)
-		e->ready_tail = r;
-
-	keep = NULL;
-	kt = &keep;
-	for (r = e->delayed; r; r = next) {
-		next = r->priv_.next;
-		if (IS_CANCELLED(r)) {
-			r->priv_.next = cancelled;
-			cancelled = r;
-		} else {
-			*kt = r;
-			kt = &r->priv_.next;
-		}
-	}
-	*kt = NULL;
-	e->delayed = keep;
-
+	e->ready_tail = take_cancelled(&e->ready_head, all, &cancelled);
+	take_cancelled(&e->delayed, all, &cancelled);
 	for (int i = 0; i < e->n_inflight;) {
 		r = e->inflight[i];
-		if (IS_CANCELLED(r)) {
+		if (all || __atomic_load_n(&r->priv_.cancel, __ATOMIC_RELAXED)) {
 			e->inflight[i] = e->inflight[--e->n_inflight];
 			release_easy(e, r);
 			r->priv_.next = cancelled;
@@ -731,7 +726,6 @@ static void sweep_cancelled(struct xfer_engine *e, bool all)
 			i++;
 		}
 	}
-#undef IS_CANCELLED
 	for (r = cancelled; r; r = next) {
 		next = r->priv_.next;
 		complete(e, r, XFER_ERR_CANCELLED);
