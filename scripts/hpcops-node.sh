@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# hpcops-node.sh: the cluster template's node bootstrap (HpcopsBootstrap).
+# ParallelCluster runs it as root from OnNodeConfigured with the template's
+# arguments. It installs hpcops on the node (Debian/Ubuntu packages, the
+# source tarball from S3 fetched with python3-boto3, a meson build into
+# HPCOPS_PREFIX), then runs the node's step:
+#   head node:      hpcops-node.sh submit --run-id RUN --bucket B ...
+#                   -> exec PREFIX/bin/hpcops-launch submit --run-id RUN --bucket B ...
+#   compute nodes:  hpcops-node.sh mount BUCKET DIR [hpcops-mount options]
+#                   -> exec PREFIX/bin/hpcops-mount [options] BUCKET DIR
+# and, on a developer's machine, packages the source tarball it installs:
+#   scripts/hpcops-node.sh package OUT.tar.gz [REV]
+# Run it with --help for the whole usage. Idempotent: a node whose install
+# came from the same tarball (same sha256 and version) is not rebuilt.
+set -euo pipefail
+
+PREFIX=${HPCOPS_PREFIX:-/opt/hpcops}
+DEFAULT_SOURCE=s3://hpcops-artifacts/bootstrap/hpcops-src.tar.gz
+SOURCE_KEY=bootstrap/hpcops-src.tar.gz
+ME=hpcops-node
+
+# The build section of scripts/deps, plus what this script itself uses.
+BUILD_PACKAGES=(
+	gcc meson ninja-build pkg-config git
+	libfuse3-dev fuse3 libcurl4-openssl-dev libxml2-dev libssl-dev
+	libjansson-dev libcmocka-dev
+	python3 python3-boto3 python3-botocore ca-certificates
+)
+
+say() { echo "$ME: $*" >&2; }
+die() {
+	echo "$ME: error: $*" >&2
+	exit 1
+}
+
+usage() {
+	cat <<EOF
+usage: hpcops-node.sh STEP [ARGS...]
+
+Installs hpcops on this node (into \$HPCOPS_PREFIX, default /opt/hpcops),
+then runs STEP. The cluster template (scripts/cluster-template.yaml) calls it
+from OnNodeConfigured through its HpcopsBootstrap parameter.
+
+Steps:
+  submit ARGS...            install, then exec hpcops-launch submit ARGS...
+                            (the head node: sbatch the run's workloads)
+  mount BUCKET DIR [OPTS]   install, mkdir -p DIR, then exec
+                            hpcops-mount [OPTS] BUCKET DIR (compute nodes);
+                            nothing to do if DIR is already a mount point
+  launch ARGS...            install, then exec hpcops-launch ARGS...
+  install                   install only
+  package OUT.tar.gz [REV]  (in a git checkout) write the source tarball
+                            this script installs: git archive of REV
+                            (default HEAD), committed files only
+  -h, --help                this help
+
+Environment:
+  HPCOPS_PREFIX   install prefix (default /opt/hpcops); every node of a
+                  cluster must use the same one (jobs run PREFIX/bin/...)
+  HPCOPS_SOURCE   the source tarball: s3://BUCKET/KEY or a local file.
+                  Default: s3://B/$SOURCE_KEY where B is the step's bucket
+                  (submit --bucket B, mount B), else $DEFAULT_SOURCE
+  AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL   S3 endpoint for the download
+  AWS_REGION, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...   as for boto3; on EC2
+                  the instance profile's credentials are used
+
+Publish (once per hpcops version):
+  scripts/hpcops-node.sh package hpcops-src.tar.gz
+  aws s3 cp hpcops-src.tar.gz s3://B/$SOURCE_KEY
+  aws s3 cp scripts/hpcops-node.sh s3://B/bootstrap/hpcops-node.sh
+and give the stack --parameter HpcopsBootstrap=s3://B/bootstrap/hpcops-node.sh.
+EOF
+}
+
+# ------------------------------------------------------------------ package
+
+# package OUT [REV]: git archive of REV as a .tar.gz with one top directory.
+package() {
+	local out=${1:-} rev=${2:-HEAD} root ver
+	[ -n "$out" ] || die "package: give the output file, e.g. package hpcops-src.tar.gz"
+	command -v git >/dev/null || die "package: git is not installed (apt-get install git)"
+	root=$(git -C "$(dirname "$(readlink -f "$0")")" rev-parse --show-toplevel 2>/dev/null) ||
+		die "package: $0 is not inside a git checkout of hpcops: run it from the repository"
+	git -C "$root" rev-parse --verify --quiet "$rev^{commit}" >/dev/null ||
+		die "package: \"$rev\" is not a commit in $root"
+	ver=$(git -C "$root" show "$rev:meson.build" | meson_version) ||
+		die "package: no project version in $rev:meson.build"
+	if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] &&
+		[ "$rev" = HEAD ]; then
+		say "note: the tree has uncommitted changes; the tarball holds HEAD only"
+	fi
+	git -C "$root" archive --format=tar --prefix="hpcops-$ver/" "$rev" | gzip -n >"$out.part"
+	mv -f "$out.part" "$out"
+	say "wrote $out: hpcops $ver, $(git -C "$root" rev-parse --short "$rev"), $(stat -c %s "$out") bytes"
+	say "publish: aws s3 cp $out s3://BUCKET/$SOURCE_KEY; aws s3 cp $root/scripts/hpcops-node.sh s3://BUCKET/bootstrap/hpcops-node.sh"
+}
+
+# meson_version: the project version from a meson.build on stdin.
+meson_version() {
+	local v
+	v=$(sed -n "s/^[[:space:]]*version[[:space:]]*:[[:space:]]*'\([^']*\)'.*/\1/p" | head -n 1)
+	[ -n "$v" ] || return 1
+	echo "$v"
+}
+
+# ------------------------------------------------------------------ install
+
+# Debian packages: install the missing ones (root only). Other systems:
+# check that the tools are there and say what is missing.
+ensure_packages() {
+	local missing=() p
+	if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then
+		for p in "${BUILD_PACKAGES[@]}"; do
+			dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+				missing+=("$p")
+		done
+		[ ${#missing[@]} -eq 0 ] && return 0
+		[ "$(id -u)" -eq 0 ] ||
+			die "missing Debian packages: ${missing[*]}: run as root (ParallelCluster does) or install them first"
+		say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq || die "apt-get update failed: check the node's network and apt sources"
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+			die "apt-get install ${missing[*]} failed (see the messages above)"
+		return 0
+	fi
+	for p in cc meson ninja pkg-config; do
+		command -v "$p" >/dev/null || missing+=("$p")
+	done
+	/usr/bin/python3 -c 'import boto3' 2>/dev/null || missing+=("python3 boto3")
+	[ ${#missing[@]} -eq 0 ] ||
+		die "this node has no apt-get (not Debian/Ubuntu) and lacks: ${missing[*]}. Use an Ubuntu image (ParallelCluster Image Os ubuntu2204/ubuntu2404) or an AMI with the build tools, fuse3, libcurl, libxml2, OpenSSL and jansson development files"
+}
+
+# fetch SOURCE OUT: copy the tarball (s3://BUCKET/KEY or a local file) to OUT.
+fetch() {
+	local src=$1 out=$2
+	case $src in
+	s3://*) ;;
+	*)
+		[ -f "$src" ] || die "HPCOPS_SOURCE=$src: no such file (give s3://BUCKET/KEY or a local .tar.gz)"
+		cp -- "$src" "$out"
+		return 0
+		;;
+	esac
+	say "fetching $src"
+	/usr/bin/python3 - "$src" "$out" <<'EOF'
+import os
+import sys
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+url, out = sys.argv[1], sys.argv[2]
+bucket, _, key = url[len("s3://"):].partition("/")
+if not bucket or not key:
+    sys.exit("hpcops-node: error: %s: expected s3://BUCKET/KEY" % url)
+# botocore before 1.31 ignores AWS_ENDPOINT_URL_*: resolve it here as the SDKs do.
+endpoint = None
+if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
+    endpoint = (os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL") or None)
+cfg = Config(retries={"max_attempts": 8, "mode": "standard"},
+             s3={"addressing_style": "path" if endpoint else "auto"})
+where = " (endpoint %s)" % endpoint if endpoint else ""
+try:
+    s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
+    s3.download_file(bucket, key, out + ".part")
+except botocore.exceptions.NoCredentialsError:
+    sys.exit("hpcops-node: error: no AWS credentials to read %s: on EC2 the node's "
+             "instance profile provides them; elsewhere set AWS_ACCESS_KEY_ID and "
+             "AWS_SECRET_ACCESS_KEY or AWS_PROFILE" % url)
+except botocore.exceptions.ClientError as e:
+    code = str(e.response.get("Error", {}).get("Code", "?"))
+    if code in ("404", "NoSuchKey", "NoSuchBucket"):
+        sys.exit("hpcops-node: error: %s does not exist%s: package the source with "
+                 "`scripts/hpcops-node.sh package hpcops-src.tar.gz` and upload it "
+                 "there, or set HPCOPS_SOURCE" % (url, where))
+    if code in ("403", "AccessDenied"):
+        sys.exit("hpcops-node: error: access denied reading %s%s: the node's role "
+                 "needs s3:GetObject on it (the template's NodePolicy allows the "
+                 "artifact bucket)" % (url, where))
+    sys.exit("hpcops-node: error: could not read %s%s: %s" % (url, where, e))
+except (botocore.exceptions.BotoCoreError, OSError) as e:
+    sys.exit("hpcops-node: error: could not read %s%s: %s" % (url, where, e))
+os.replace(out + ".part", out)
+EOF
+}
+
+# install_hpcops SOURCE: build and install unless this tarball is installed.
+install_hpcops() {
+	local src=$1 work sum ver stamp="$PREFIX/share/hpcops/installed-from"
+	ensure_packages
+	mkdir -p "$PREFIX/share/hpcops" || die "cannot create $PREFIX (HPCOPS_PREFIX): run as root or choose another prefix"
+	# One install at a time on a node; closed before the step runs.
+	exec 9>"$PREFIX/share/hpcops/.lock"
+	flock 9
+	work=$(mktemp -d "${TMPDIR:-/var/tmp}/hpcops-node.XXXXXX")
+	# shellcheck disable=SC2064
+	trap "rm -rf '$work'" EXIT
+	fetch "$src" "$work/src.tar.gz"
+	sum=$(sha256sum "$work/src.tar.gz" | cut -d' ' -f1)
+	mkdir "$work/src"
+	tar -xzf "$work/src.tar.gz" -C "$work/src" --strip-components=1 ||
+		die "$src is not a .tar.gz of the hpcops source (make one with: scripts/hpcops-node.sh package OUT.tar.gz)"
+	if [ ! -f "$work/src/meson.build" ] || [ ! -d "$work/src/launcher" ]; then
+		die "$src holds no hpcops source tree (meson.build, launcher/): make it with scripts/hpcops-node.sh package"
+	fi
+	ver=$(meson_version <"$work/src/meson.build") || die "$src: no project version in meson.build"
+
+	if [ -f "$stamp" ] && grep -qx "sha256=$sum" "$stamp" &&
+		[ -x "$PREFIX/bin/hpcops-mount" ] &&
+		[ "$("$PREFIX/bin/hpcops-launch" --version 2>/dev/null)" = "hpcops-launch $ver" ]; then
+		say "hpcops $ver already installed in $PREFIX from this tarball: not rebuilding"
+	else
+		say "building hpcops $ver into $PREFIX"
+		meson setup "$work/build" "$work/src" --prefix "$PREFIX" --buildtype release \
+			-Dtests=false --wrap-mode=nodownload >"$work/setup.log" 2>&1 || {
+			tail -n 30 "$work/setup.log" >&2
+			die "meson setup failed (above); are all build packages installed?"
+		}
+		ninja -C "$work/build" >"$work/build.log" 2>&1 || {
+			tail -n 40 "$work/build.log" >&2
+			die "the build failed (above)"
+		}
+		meson install -C "$work/build" --quiet >"$work/install.log" 2>&1 || {
+			tail -n 20 "$work/install.log" >&2
+			die "meson install into $PREFIX failed (above)"
+		}
+		# The example workload, where launcher/example-spec.json expects it.
+		install -D -m 0755 "$work/src/scripts/example-workload.sh" \
+			"$PREFIX/scripts/example-workload.sh"
+		[ "$("$PREFIX/bin/hpcops-launch" --version)" = "hpcops-launch $ver" ] ||
+			die "installed $PREFIX/bin/hpcops-launch does not report version $ver"
+		printf 'version=%s\nsha256=%s\nsource=%s\ninstalled=%s\n' "$ver" "$sum" "$src" \
+			"$(date -u +%FT%TZ)" >"$stamp.part"
+		mv -f "$stamp.part" "$stamp"
+		say "installed hpcops $ver: $PREFIX/bin/hpcops-launch, $PREFIX/bin/hpcops-mount"
+	fi
+	rm -rf "$work"
+	trap - EXIT
+	exec 9>&-
+}
+
+# step_bucket ARGS...: the bucket a submit step names (--bucket B / --bucket=B).
+step_bucket() {
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--bucket) [ $# -ge 2 ] && echo "$2" && return 0 ;;
+		--bucket=*) echo "${1#--bucket=}" && return 0 ;;
+		esac
+		shift
+	done
+	return 0
+}
+
+# source_for BUCKET: HPCOPS_SOURCE, else the tarball next to the bootstrap in BUCKET.
+source_for() {
+	local b=${1%%:*}
+	if [ -n "${HPCOPS_SOURCE:-}" ]; then
+		echo "$HPCOPS_SOURCE"
+	elif [ -n "$b" ]; then
+		echo "s3://$b/$SOURCE_KEY"
+	else
+		echo "$DEFAULT_SOURCE"
+	fi
+}
+
+# ------------------------------------------------------------------ main
+
+[ $# -ge 1 ] || {
+	usage >&2
+	exit 2
+}
+step=$1
+shift
+case $step in
+-h | --help | help)
+	usage
+	exit 0
+	;;
+package)
+	package "$@"
+	;;
+install)
+	[ $# -eq 0 ] || die "install takes no arguments (see --help)"
+	install_hpcops "$(source_for "")"
+	;;
+submit)
+	install_hpcops "$(source_for "$(step_bucket "$@")")"
+	say "running: hpcops-launch submit $*"
+	exec "$PREFIX/bin/hpcops-launch" submit "$@"
+	;;
+launch)
+	install_hpcops "$(source_for "$(step_bucket "$@")")"
+	say "running: hpcops-launch $*"
+	exec "$PREFIX/bin/hpcops-launch" "$@"
+	;;
+mount)
+	[ $# -ge 2 ] || die "mount needs BUCKET DIR [hpcops-mount options], e.g. mount my-bucket /ArtifactBucket"
+	bucket=$1 dir=$2
+	shift 2
+	install_hpcops "$(source_for "$bucket")"
+	if mountpoint -q "$dir" 2>/dev/null; then
+		say "$dir is already a mount point: leaving it as it is"
+		exit 0
+	fi
+	mkdir -p "$dir" || die "cannot create the mount point $dir"
+	say "running: hpcops-mount $* $bucket $dir"
+	exec "$PREFIX/bin/hpcops-mount" "$@" "$bucket" "$dir"
+	;;
+*)
+	echo "$ME: unknown step \"$step\": use submit, mount, launch, install or package" >&2
+	usage >&2
+	exit 2
+	;;
+esac
