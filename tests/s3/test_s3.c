@@ -500,6 +500,7 @@ static void test_special_keys(void **state)
 	expect_ok(s3_copy_object(g.c, key, dst, NULL, &e), &e);
 	expect_ok(s3_get_object(g.c, dst, 0, 0, NULL, buf, sizeof(buf), &got, NULL, &e), &e);
 	assert_int_equal(got, strlen(names[0]));
+	assert_memory_equal(buf, names[0], got);
 	expect_ok(s3_delete_object(g.c, dst, &e), &e);
 	assert_int_equal(s3_head_object(g.c, dst, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_NO_SUCH_KEY);
@@ -1066,6 +1067,21 @@ static void test_bad_digest(void **state)
 	s3_client_test_corrupt_md5(g.c, false);
 	/* the right digest goes through */
 	expect_ok(s3_upload_part(g.c, key, uid, 1, d, 100000, etag, &e), &e);
+	/* the server holds exactly the good part: the refused one left nothing */
+	{
+		struct s3_part *parts = NULL;
+		size_t np = 0;
+		char md5[33];
+
+		md5_hex(d, 100000, md5);
+		assert_string_equal(etag, md5);
+		expect_ok(s3_list_parts(g.c, key, uid, &parts, &np, &e), &e);
+		assert_int_equal(np, 1);
+		assert_int_equal(parts[0].part_no, 1);
+		assert_int_equal(parts[0].size, 100000);
+		assert_string_equal(parts[0].etag, md5);
+		free(parts);
+	}
 	expect_ok(s3_abort_multipart(g.c, key, uid, &e), &e);
 	free(uid);
 	free(d);
