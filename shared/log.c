@@ -21,14 +21,22 @@ static char g_ident[32] = "hpcops";
 static const char *level_name(int level)
 {
 	switch (level) {
-	case LOG_EMERG: return "emerg";
-	case LOG_ALERT: return "alert";
-	case LOG_CRIT: return "crit";
-	case LOG_ERR: return "error";
-	case LOG_WARNING: return "warning";
-	case LOG_NOTICE: return "notice";
-	case LOG_INFO: return "info";
-	default: return "debug";
+	case LOG_EMERG:
+		return "emerg";
+	case LOG_ALERT:
+		return "alert";
+	case LOG_CRIT:
+		return "crit";
+	case LOG_ERR:
+		return "error";
+	case LOG_WARNING:
+		return "warning";
+	case LOG_NOTICE:
+		return "notice";
+	case LOG_INFO:
+		return "info";
+	default:
+		return "debug";
 	}
 }
 

@@ -40,14 +40,14 @@ void log_close(void);
  * "[req ID]" so every debug line of one request can be grepped together.
  */
 void log_msg(int level, const char *reqid, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void log_vmsg(int level, const char *reqid, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 
-#define log_err(...)	log_msg(LOG_ERR, NULL, __VA_ARGS__)
-#define log_warn(...)	log_msg(LOG_WARNING, NULL, __VA_ARGS__)
+#define log_err(...)    log_msg(LOG_ERR, NULL, __VA_ARGS__)
+#define log_warn(...)   log_msg(LOG_WARNING, NULL, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_NOTICE, NULL, __VA_ARGS__)
-#define log_info(...)	log_msg(LOG_INFO, NULL, __VA_ARGS__)
-#define log_debug(...)	log_msg(LOG_DEBUG, NULL, __VA_ARGS__)
+#define log_info(...)   log_msg(LOG_INFO, NULL, __VA_ARGS__)
+#define log_debug(...)  log_msg(LOG_DEBUG, NULL, __VA_ARGS__)
 
 #endif

@@ -485,6 +485,27 @@ static bool bucket_name_ok(const char *b)
 	return true;
 }
 
+/* An IPv4 or [IPv6] literal, or localhost, in [host, end) (a ":port" may follow). */
+static bool host_is_literal(const char *host, const char *end)
+{
+	size_t len = (size_t)(end - host);
+	const char *colon = memchr(host, ':', len);
+
+	if (len > 0 && host[0] == '[')
+		return true;
+	if (colon)
+		len = (size_t)(colon - host);
+	if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
+		return true;
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
+			return false;
+	}
+	return true;
+}
+
 struct s3_client *s3_client_new(const struct s3_config *cfg)
 {
 	struct s3_client *c;
@@ -532,6 +553,15 @@ struct s3_client *s3_client_new(const struct s3_config *cfg)
 	 */
 	if (!cfg->force_path_style && strchr(c->bucket, '.') && strncmp(ep, "https:", 6) == 0) {
 		log_info("s3: bucket %s has dots: using path-style addressing for TLS", c->bucket);
+		path_style = true;
+	}
+	/*
+	 * A bucket cannot be a label of an IP address or of "localhost": the
+	 * SDKs use path style for such endpoints, and so do we.
+	 */
+	if (!path_style && host_is_literal(host, host_end)) {
+		log_info("s3: endpoint %.*s is an address: using path-style addressing",
+		         (int)(host_end - host), host);
 		path_style = true;
 	}
 	if (path_style) {
@@ -922,8 +952,8 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
  * A GetObject request for bytes [@off, @off + @len) (@len 0: to the end),
  * with If-Match when @if_match is given. NULL with @err set on failure.
  */
-static struct s3_req *get_req_new(struct s3_client *c, const char *key, uint64_t off,
-                                  uint64_t len, const char *if_match, struct s3_error *err)
+static struct s3_req *get_req_new(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
+                                  const char *if_match, struct s3_error *err)
 {
 	struct s3_req *r;
 

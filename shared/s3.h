@@ -27,33 +27,33 @@ enum s3_err {
 	S3_ERR_SIGNATURE,          /* SignatureDoesNotMatch: wrong secret key */
 	S3_ERR_INVALID_ACCESS_KEY, /* InvalidAccessKeyId */
 	S3_ERR_EXPIRED_TOKEN,      /* ExpiredToken, TokenRefreshRequired */
-	S3_ERR_WRONG_REGION,       /* PermanentRedirect / AuthorizationHeaderMalformed; see error.region */
-	S3_ERR_PRECONDITION,       /* PreconditionFailed (If-Match), the object changed */
-	S3_ERR_NOT_MODIFIED,       /* 304 */
-	S3_ERR_INVALID_RANGE,      /* InvalidRange */
-	S3_ERR_ENTITY_TOO_SMALL,   /* EntityTooSmall: a non-last part under 5 MiB */
-	S3_ERR_ENTITY_TOO_LARGE,   /* EntityTooLarge */
-	S3_ERR_BAD_DIGEST,         /* BadDigest / InvalidDigest: bytes corrupted on the way */
-	S3_ERR_INVALID_PART,       /* InvalidPart / InvalidPartOrder */
-	S3_ERR_INVALID_ARGUMENT,   /* InvalidArgument, InvalidRequest, bad input from the caller */
-	S3_ERR_THROTTLED,          /* SlowDown etc. after the retries were spent */
-	S3_ERR_SERVER,             /* 5xx after the retries were spent */
-	S3_ERR_NETWORK,            /* could not connect, reset, timeout */
-	S3_ERR_NO_CREDENTIALS,     /* the credential chain found nothing */
-	S3_ERR_CANCELLED,          /* cancelled by the caller */
+	S3_ERR_WRONG_REGION,     /* PermanentRedirect, AuthorizationHeaderMalformed: see .region */
+	S3_ERR_PRECONDITION,     /* PreconditionFailed (If-Match), the object changed */
+	S3_ERR_NOT_MODIFIED,     /* 304 */
+	S3_ERR_INVALID_RANGE,    /* InvalidRange */
+	S3_ERR_ENTITY_TOO_SMALL, /* EntityTooSmall: a non-last part under 5 MiB */
+	S3_ERR_ENTITY_TOO_LARGE, /* EntityTooLarge */
+	S3_ERR_BAD_DIGEST,       /* BadDigest / InvalidDigest: bytes corrupted on the way */
+	S3_ERR_INVALID_PART,     /* InvalidPart / InvalidPartOrder */
+	S3_ERR_INVALID_ARGUMENT, /* InvalidArgument, InvalidRequest, bad input from the caller */
+	S3_ERR_THROTTLED,        /* SlowDown etc. after the retries were spent */
+	S3_ERR_SERVER,           /* 5xx after the retries were spent */
+	S3_ERR_NETWORK,          /* could not connect, reset, timeout */
+	S3_ERR_NO_CREDENTIALS,   /* the credential chain found nothing */
+	S3_ERR_CANCELLED,        /* cancelled by the caller */
 	S3_ERR_NOMEM,
-	S3_ERR_PROTOCOL,           /* a reply we could not parse */
-	S3_ERR_OTHER,              /* any other S3 error code: see error.code */
+	S3_ERR_PROTOCOL, /* a reply we could not parse */
+	S3_ERR_OTHER,    /* any other S3 error code: see error.code */
 };
 
 /** An S3 failure as the server told it. Fixed-size so it can live on the stack. */
 struct s3_error {
 	enum s3_err err;
-	long http_status;       /* 0 when no response arrived */
-	char code[64];          /* e.g. "NoSuchKey" */
-	char message[256];      /* server message, or a local explanation */
-	char request_id[64];    /* x-amz-request-id */
-	char region[32];        /* x-amz-bucket-region when the server names one */
+	long http_status;    /* 0 when no response arrived */
+	char code[64];       /* e.g. "NoSuchKey" */
+	char message[256];   /* server message, or a local explanation */
+	char request_id[64]; /* x-amz-request-id */
+	char region[32];     /* x-amz-bucket-region when the server names one */
 };
 
 /** s3_strerror() - a short English text for @err (static storage). */
@@ -73,14 +73,14 @@ int s3_err_to_errno(enum s3_err err);
 const char *s3_error_format(const struct s3_error *e, char *buf, size_t len);
 
 struct s3_config {
-	const char *endpoint;      /* "http://127.0.0.1:7480"; NULL = resolve (endpoint.h) */
-	const char *region;        /* signing region; NULL = "us-east-1" */
-	const char *bucket;        /* bucket this client talks to */
-	bool force_path_style;     /* http://host/bucket/key instead of http://bucket.host/key */
-	bool no_sign;              /* anonymous requests (--no-sign-request) */
+	const char *endpoint;         /* "http://127.0.0.1:7480"; NULL = resolve (endpoint.h) */
+	const char *region;           /* signing region; NULL = "us-east-1" */
+	const char *bucket;           /* bucket this client talks to */
+	bool force_path_style;        /* http://host/bucket/key instead of http://bucket.host/key */
+	bool no_sign;                 /* anonymous requests (--no-sign-request) */
 	struct creds_provider *creds; /* borrowed; NULL only with no_sign */
-	struct xfer_engine *xfer;  /* borrowed; the engine all requests run on */
-	const char *user_agent;    /* NULL = "hpcops/VERSION" */
+	struct xfer_engine *xfer;     /* borrowed; the engine all requests run on */
+	const char *user_agent;       /* NULL = "hpcops/VERSION" */
 };
 
 /**
@@ -93,13 +93,13 @@ void s3_client_free(struct s3_client *c);
 /** Metadata of one object. */
 struct s3_object_info {
 	uint64_t size;
-	time_t mtime;       /* Last-Modified */
-	char etag[80];      /* with the quotes stripped */
+	time_t mtime;  /* Last-Modified */
+	char etag[80]; /* with the quotes stripped */
 };
 
 /** s3_head_object() - HeadObject. Returns 0 or -1 with @err filled. */
 int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *info,
-		   struct s3_error *err);
+                   struct s3_error *err);
 
 /**
  * s3_get_object() - ranged GetObject into @buf (caller owns it).
@@ -111,20 +111,20 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
  * succeeds with @got = 0 (S3 answers 416 there). Returns 0 or -1.
  */
 int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
-		  const char *if_match, void *buf, size_t cap, size_t *got,
-		  struct s3_object_info *info, struct s3_error *err);
+                  const char *if_match, void *buf, size_t cap, size_t *got,
+                  struct s3_object_info *info, struct s3_error *err);
 
 /**
  * Completion of an asynchronous call, on the transfer engine's thread: keep it
  * short and never block on another S3 call from it. @err->err == S3_OK on success.
  */
 typedef void (*s3_done_fn)(void *user, const struct s3_error *err, size_t got,
-			   const struct s3_object_info *info);
+                           const struct s3_object_info *info);
 
 /** s3_get_object_async() - as s3_get_object() without waiting. 0 = queued, -1 = @err filled. */
 int s3_get_object_async(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
-			const char *if_match, void *buf, size_t cap, s3_done_fn done, void *user,
-			struct s3_error *err);
+                        const char *if_match, void *buf, size_t cap, s3_done_fn done, void *user,
+                        struct s3_error *err);
 
 /**
  * Streaming GET: @sink receives the body in pieces (return 0 to go on, non-zero
@@ -136,8 +136,8 @@ struct s3_sink {
 	void *user;
 };
 int s3_get_object_stream(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
-			 const char *if_match, const struct s3_sink *sink,
-			 struct s3_object_info *info, struct s3_error *err);
+                         const char *if_match, const struct s3_sink *sink,
+                         struct s3_object_info *info, struct s3_error *err);
 
 /* ---- listing ---- */
 
@@ -146,7 +146,7 @@ struct s3_list_params {
 	const char *delimiter;          /* "/" for a directory view, NULL for flat */
 	const char *continuation_token; /* from the previous page, or NULL */
 	const char *start_after;
-	int max_keys;                   /* 0 = server default (1000) */
+	int max_keys; /* 0 = server default (1000) */
 };
 
 struct s3_list_entry {
@@ -160,22 +160,22 @@ struct s3_list_entry {
 struct s3_list_page {
 	struct s3_list_entry *entries;
 	size_t n_entries;
-	char **prefixes;      /* CommonPrefixes, each ending in the delimiter */
+	char **prefixes; /* CommonPrefixes, each ending in the delimiter */
 	size_t n_prefixes;
 	bool truncated;
-	char *next_token;     /* NextContinuationToken when truncated */
+	char *next_token; /* NextContinuationToken when truncated */
 };
 
 /** s3_list_objects() - one ListObjectsV2 page, parsed as a stream. 0 or -1. */
-int s3_list_objects(struct s3_client *c, const struct s3_list_params *p,
-		    struct s3_list_page *page, struct s3_error *err);
+int s3_list_objects(struct s3_client *c, const struct s3_list_params *p, struct s3_list_page *page,
+                    struct s3_error *err);
 void s3_list_page_free(struct s3_list_page *page);
 
 /* ---- writing ---- */
 
 /** s3_put_object() - PutObject of @len bytes with Content-MD5. @etag_out (80 bytes) may be NULL. */
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
-		  char *etag_out, struct s3_error *err);
+                  char *etag_out, struct s3_error *err);
 
 /**
  * s3_put_object_async() - as s3_put_object() without waiting. @data and
@@ -183,30 +183,31 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t
  * 0 = queued, -1 = @err filled (then @done is not called).
  */
 int s3_put_object_async(struct s3_client *c, const char *key, const void *data, size_t len,
-			char *etag_out, s3_done_fn done, void *user, struct s3_error *err);
+                        char *etag_out, s3_done_fn done, void *user, struct s3_error *err);
 
 /** s3_create_multipart() - CreateMultipartUpload; @upload_id is malloc'd, caller frees. */
 int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
-			struct s3_error *err);
+                        struct s3_error *err);
 
 /** s3_upload_part() - UploadPart @part_no (1..10000) with Content-MD5; @etag_out 80 bytes. */
 int s3_upload_part(struct s3_client *c, const char *key, const char *upload_id, int part_no,
-		   const void *data, size_t len, char *etag_out, struct s3_error *err);
+                   const void *data, size_t len, char *etag_out, struct s3_error *err);
 
-/** s3_upload_part_async() - as s3_upload_part() without waiting; @etag_out must outlive the call. */
-int s3_upload_part_async(struct s3_client *c, const char *key, const char *upload_id,
-			 int part_no, const void *data, size_t len, char *etag_out,
-			 s3_done_fn done, void *user, struct s3_error *err);
+/** s3_upload_part_async() - as s3_upload_part() without waiting; @etag_out must outlive the call.
+ */
+int s3_upload_part_async(struct s3_client *c, const char *key, const char *upload_id, int part_no,
+                         const void *data, size_t len, char *etag_out, s3_done_fn done, void *user,
+                         struct s3_error *err);
 
 /** s3_upload_part_copy() - UploadPartCopy of [off, off+len) of @src_key (same bucket). */
-int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id,
-			int part_no, const char *src_key, uint64_t off, uint64_t len,
-			char *etag_out, struct s3_error *err);
+int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id, int part_no,
+                        const char *src_key, uint64_t off, uint64_t len, char *etag_out,
+                        struct s3_error *err);
 
 struct s3_part {
 	int part_no;
 	char etag[80];
-	uint64_t size;   /* filled by s3_list_parts */
+	uint64_t size; /* filled by s3_list_parts */
 };
 
 /**
@@ -215,15 +216,15 @@ struct s3_part {
  * (radosgw), it is taken from a HeadObject.
  */
 int s3_complete_multipart(struct s3_client *c, const char *key, const char *upload_id,
-			  const struct s3_part *parts, size_t n, char *etag_out,
-			  struct s3_error *err);
+                          const struct s3_part *parts, size_t n, char *etag_out,
+                          struct s3_error *err);
 
 int s3_abort_multipart(struct s3_client *c, const char *key, const char *upload_id,
-		       struct s3_error *err);
+                       struct s3_error *err);
 
 /** s3_list_parts() - ListParts; @parts malloc'd array (caller frees). */
 int s3_list_parts(struct s3_client *c, const char *key, const char *upload_id,
-		  struct s3_part **parts, size_t *n, struct s3_error *err);
+                  struct s3_part **parts, size_t *n, struct s3_error *err);
 
 /** Most uploads s3_list_multipart_uploads() collects before it asks for a longer prefix. */
 #define S3_MAX_LISTED_UPLOADS 100000
@@ -232,20 +233,21 @@ struct s3_upload_entry {
 	char *key;
 	char *upload_id;
 };
-/** s3_list_multipart_uploads() - in-progress uploads under @prefix; free with s3_upload_entries_free(). */
-int s3_list_multipart_uploads(struct s3_client *c, const char *prefix,
-			      struct s3_upload_entry **ups, size_t *n, struct s3_error *err);
+/** s3_list_multipart_uploads() - in-progress uploads under @prefix; free with
+ * s3_upload_entries_free(). */
+int s3_list_multipart_uploads(struct s3_client *c, const char *prefix, struct s3_upload_entry **ups,
+                              size_t *n, struct s3_error *err);
 void s3_upload_entries_free(struct s3_upload_entry *ups, size_t n);
 
 /** s3_copy_object() - CopyObject @src_key -> @dst_key within the bucket (up to 5 GiB). */
-int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key,
-		   char *etag_out, struct s3_error *err);
+int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key, char *etag_out,
+                   struct s3_error *err);
 
 /** s3_delete_object() - DeleteObject (a missing key is success, as in S3). */
 int s3_delete_object(struct s3_client *c, const char *key, struct s3_error *err);
 
 /** s3_delete_objects() - DeleteObjects of up to 1000 keys; @failed counts per-key errors. */
 int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n, size_t *failed,
-		      struct s3_error *err);
+                      struct s3_error *err);
 
 #endif
