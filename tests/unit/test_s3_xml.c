@@ -610,6 +610,28 @@ static void test_addressing(void **state)
 	assert_string_equal(host, "s3.us-west-2.amazonaws.com");
 	s3_client_free(c);
 
+	/* an address or localhost as the endpoint cannot carry a bucket label: path style */
+	cfg.bucket = "my-bucket";
+	{
+		static const char *const eps[] = {"http://127.0.0.1:7480", "http://localhost:7480",
+		                                  "http://[::1]:7480"};
+		static const char *const want[] = {"http://127.0.0.1:7480/my-bucket/k",
+		                                   "http://localhost:7480/my-bucket/k",
+		                                   "http://[::1]:7480/my-bucket/k"};
+
+		for (size_t i = 0; i < 3; i++) {
+			cfg.endpoint = eps[i];
+			c = s3_client_new(&cfg);
+			assert_non_null(c);
+			assert_int_equal(s3_client_test_url(c, "k", NULL, url, sizeof(url), host,
+			                                    sizeof(host), path, sizeof(path)),
+			                 0);
+			assert_string_equal(url, want[i]);
+			assert_string_equal(path, "/my-bucket/k");
+			s3_client_free(c);
+		}
+	}
+
 	/* bad bucket names are refused with a message */
 	cfg.bucket = "Bad_Bucket!";
 	assert_null(s3_client_new(&cfg));
