@@ -96,6 +96,39 @@ static void fail(struct upload *u, int err)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/*
+ * Uploads of this process holding at least one buffer. The memory budget
+ * is shared out between them: each may hold up to its share of the budget
+ * in parts (at least one, at most max_inflight + 1), so a writer that
+ * starts late gets buffers back from the ones that were there first.
+ */
+static int active_uploads;
+
+static void nbufs_add_locked(struct upload *u, int delta)
+{
+	int old = u->nbufs;
+
+	u->nbufs += delta;
+	if (old == 0 && u->nbufs > 0)
+		__atomic_add_fetch(&active_uploads, 1, __ATOMIC_RELAXED);
+	else if (old > 0 && u->nbufs == 0)
+		__atomic_sub_fetch(&active_uploads, 1, __ATOMIC_RELAXED);
+}
+
+/* How many part buffers @u may hold now: its share of the budget. */
+static int buf_cap(const struct upload *u)
+{
+	int active = __atomic_load_n(&active_uploads, __ATOMIC_RELAXED);
+	uint64_t total = budget_limit(u->p.budget) / u->p.part_size;
+	int cap = u->p.max_inflight + 1;
+
+	if (active < 1)
+		active = 1;
+	if (total / (uint64_t)active < (uint64_t)cap)
+		cap = (int)(total / (uint64_t)active);
+	return cap < 1 ? 1 : cap;
+}
+
 /* The errno that failed @u, negated, without aborting (0 if none). */
 static int check_failed_nowait(struct upload *u)
 {
@@ -192,18 +225,18 @@ static int get_buf(struct upload *u, struct upload_buf **out)
 		}
 		if (u->nbufs == 0) {
 			/* The first buffer: charged as it fills (small files). */
-			u->nbufs++;
+			nbufs_add_locked(u, 1);
 			pthread_mutex_unlock(&u->lock);
 			b = buf_map(u, 0);
 			pthread_mutex_lock(&u->lock);
 			if (!b) {
-				u->nbufs--;
+				nbufs_add_locked(u, -1);
 				r = -ENOMEM;
 			}
 			*out = b;
 			break;
 		}
-		if (u->nbufs < u->p.max_inflight + 1) {
+		if (u->nbufs < buf_cap(u)) {
 			bool got;
 
 			pthread_mutex_unlock(&u->lock);
@@ -224,7 +257,7 @@ static int get_buf(struct upload *u, struct upload_buf **out)
 						break;
 					}
 					b->overdraft = c == 0;
-					u->nbufs++;
+					nbufs_add_locked(u, 1);
 					*out = b;
 					break;
 				}
@@ -237,7 +270,7 @@ static int get_buf(struct upload *u, struct upload_buf **out)
 					r = -ENOMEM;
 					break;
 				}
-				u->nbufs++;
+				nbufs_add_locked(u, 1);
 				*out = b;
 				break;
 			}
@@ -350,15 +383,17 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	}
 	b->len = 0;
 	u->inflight--;
-	if (u->free_bufs && !u->writer_waiting &&
-	    budget_used(u->p.budget) * 4 > budget_limit(u->p.budget) * 3) {
-		/* The budget runs short: a spare is enough for a writer that
-		 * is not waiting; give the rest back to whoever waits on it.
+	if (u->nbufs > buf_cap(u) ||
+	    (u->free_bufs && !u->writer_waiting &&
+	     budget_used(u->p.budget) * 4 > budget_limit(u->p.budget) * 3)) {
+		/* More than this upload's share of the budget, or the budget
+		 * runs short and a spare is enough for a writer that is not
+		 * waiting: give it back to whoever waits on the budget.
 		 * (Otherwise keep it: a reused buffer costs no page faults.) */
 		struct budget *budget = u->p.budget;
 		size_t size = u->p.part_size;
 
-		u->nbufs--;
+		nbufs_add_locked(u, -1);
 		pthread_cond_broadcast(&u->cond);
 		pthread_mutex_unlock(&u->lock);
 		/* @u may be freed from here on: the writer saw inflight drop */
@@ -539,7 +574,7 @@ static void release_bufs(struct upload *u)
 	pthread_mutex_lock(&u->lock);
 	b = u->free_bufs;
 	u->free_bufs = NULL;
-	u->nbufs = 0;
+	nbufs_add_locked(u, -u->nbufs);
 	pthread_mutex_unlock(&u->lock);
 	for (; b; b = next) {
 		next = b->next;
