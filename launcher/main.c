@@ -477,6 +477,13 @@ int main(int argc, char **argv)
 	if (cmd->fn != cmd_job) {
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
+		/*
+		 * A closed pipe (stdout piped to a pager that quit, a Slurm tool
+		 * that exits before reading its stdin, a TLS peer gone; curl
+		 * runs with NOSIGNAL) must give EPIPE, not kill us before the
+		 * stack is deleted. The job wrapper's workload keeps the default.
+		 */
+		signal(SIGPIPE, SIG_IGN);
 	}
 	rc = cmd->fn(&o);
 	spec_free(&o.spec);
