@@ -88,6 +88,11 @@ struct s3_config {
  * Returns NULL on allocation failure. Free with s3_client_free().
  */
 struct s3_client *s3_client_new(const struct s3_config *cfg);
+
+/**
+ * s3_client_free() - free @c (NULL is fine). No request of @c may still be
+ * in flight: wait for every async completion first.
+ */
 void s3_client_free(struct s3_client *c);
 
 /** Metadata of one object. */
@@ -135,6 +140,13 @@ struct s3_sink {
 	void (*reset)(void *user);
 	void *user;
 };
+
+/**
+ * s3_get_object_stream() - GetObject of [@off, @off + @len) (@len 0: to the
+ * end) into @sink (borrowed, used only during the call), blocking. Without
+ * @sink->reset there is no retry once bytes were delivered. @info (may be
+ * NULL) gets size, ETag and mtime. Returns 0, or -1 with @err filled.
+ */
 int s3_get_object_stream(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
                          const char *if_match, const struct s3_sink *sink,
                          struct s3_object_info *info, struct s3_error *err);
@@ -169,6 +181,8 @@ struct s3_list_page {
 /** s3_list_objects() - one ListObjectsV2 page, parsed as a stream. 0 or -1. */
 int s3_list_objects(struct s3_client *c, const struct s3_list_params *p, struct s3_list_page *page,
                     struct s3_error *err);
+
+/** s3_list_page_free() - free what s3_list_objects() put in @page and zero it; NULL is fine. */
 void s3_list_page_free(struct s3_list_page *page);
 
 /* ---- writing ---- */
@@ -219,6 +233,11 @@ int s3_complete_multipart(struct s3_client *c, const char *key, const char *uplo
                           const struct s3_part *parts, size_t n, char *etag_out,
                           struct s3_error *err);
 
+/**
+ * s3_abort_multipart() - AbortMultipartUpload: the server drops the parts
+ * of @upload_id. Returns 0, or -1 with @err filled (S3_ERR_NO_SUCH_UPLOAD
+ * for an id the server does not know).
+ */
 int s3_abort_multipart(struct s3_client *c, const char *key, const char *upload_id,
                        struct s3_error *err);
 
@@ -237,6 +256,8 @@ struct s3_upload_entry {
  * s3_upload_entries_free(). */
 int s3_list_multipart_uploads(struct s3_client *c, const char *prefix, struct s3_upload_entry **ups,
                               size_t *n, struct s3_error *err);
+
+/** s3_upload_entries_free() - free @n entries and their strings, and the array; NULL is fine. */
 void s3_upload_entries_free(struct s3_upload_entry *ups, size_t n);
 
 /** s3_copy_object() - CopyObject @src_key -> @dst_key within the bucket (up to 5 GiB). */
