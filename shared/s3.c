@@ -1393,6 +1393,12 @@ int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload
 		set_err(err, S3_ERR_INVALID_ARGUMENT, "UploadPartCopy: empty range");
 		return -1;
 	}
+	if (off > UINT64_MAX - len + 1) {
+		set_err(err, S3_ERR_INVALID_ARGUMENT,
+		        "UploadPartCopy: the range of %llu bytes at offset %llu runs past 2^64",
+		        (unsigned long long)len, (unsigned long long)off);
+		return -1;
+	}
 	r = part_req(c, "PUT", "UploadPartCopy", key, upload_id, part_no);
 	if (!r || set_copy_source(r, src_key) || req_expect_doc(r, S3_DOC_COPY)) {
 		req_free(r);

@@ -1107,19 +1107,22 @@ static void test_bad_arguments(void **state)
 		char buf[8], long_etag[200];
 		size_t got = 1;
 
-		assert_int_equal(s3_get_object(g.c, key, UINT64_MAX - 2, 8, NULL, buf,
-		                               sizeof(buf), &got, NULL, &e),
+		assert_int_equal(s3_get_object(g.c, key, UINT64_MAX - 2, 8, NULL, buf, sizeof(buf),
+		                               &got, NULL, &e),
 		                 -1);
 		assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
 		assert_non_null(strstr(e.message, "past 2^64"));
 		assert_int_equal(got, 0);
 		memset(long_etag, 'a', sizeof(long_etag) - 1);
 		long_etag[sizeof(long_etag) - 1] = '\0';
-		assert_int_equal(s3_get_object(g.c, key, 0, 1, long_etag, buf, sizeof(buf), &got,
-		                               NULL, &e),
-		                 -1);
+		assert_int_equal(
+		    s3_get_object(g.c, key, 0, 1, long_etag, buf, sizeof(buf), &got, NULL, &e), -1);
 		assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
 		assert_non_null(strstr(e.message, "If-Match"));
+		assert_int_equal(
+		    s3_upload_part_copy(g.c, key, "id", 1, key, UINT64_MAX, 2, etag, &e), -1);
+		assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
+		assert_non_null(strstr(e.message, "past 2^64"));
 	}
 	/* an upload id the server does not know */
 	assert_int_equal(s3_upload_part(g.c, key, "2~no-such-upload", 1, "x", 1, etag, &e), -1);

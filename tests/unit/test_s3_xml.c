@@ -229,9 +229,9 @@ static void test_malformed_and_truncated(void **state)
 			out.max_entries = 10;
 			why[0] = '\0';
 			snprintf(xml, big + 256, "%s%s%s", fmt[i][0], text, fmt[i][1]);
-			assert_int_equal(parse_in_steps(S3_DOC_LIST_OBJECTS, xml, 4096, &out, why,
-			                                sizeof(why)),
-			                 -1);
+			assert_int_equal(
+			    parse_in_steps(S3_DOC_LIST_OBJECTS, xml, 4096, &out, why, sizeof(why)),
+			    -1);
 			assert_non_null(strstr(why, "longer than"));
 			assert_int_equal(pg.n_prefixes + pg.n_entries, 0);
 			s3_list_page_free(&pg);
