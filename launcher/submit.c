@@ -21,6 +21,7 @@
 #include "launch.h"
 #include "log.h"
 #include "runrec.h"
+#include "s3.h"
 #include "slurm.h"
 #include "util.h"
 
@@ -137,6 +138,23 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 			         "mounted at %s?)",
 			         logdir, strerror(errno),
 			         s->mount_dir ? s->mount_dir : "--mount-dir");
+			goto fail;
+		}
+	}
+	if (!o->log_dir && s->mount_dir) {
+		/*
+		 * The mkdir above is local to this node's mount until a file lands in
+		 * it; compute nodes mount the bucket themselves and would not see the
+		 * directory, so Slurm could not open --output there. A zero-byte
+		 * "logs/" marker object makes it exist for every mount.
+		 */
+		struct s3_error se;
+
+		runrec_key(key, sizeof(key), s->run_id, "logs/");
+		if (s3_put_object(a->s3, key, "", 0, NULL, &se) != 0) {
+			snprintf(errbuf, errlen, "cannot create s3://%s/%s for the job logs: %s",
+			         s->bucket ? s->bucket : "", key,
+			         s3_error_format(&se, eb, sizeof(eb)));
 			goto fail;
 		}
 	}
