@@ -58,6 +58,9 @@ def test_good_run_outputs_through_the_mount():
             text = s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode()
             if "Cluster Stack Name good. Run %s" % run_id not in text:
                 raise AssertionError("output %s says %r" % (k, text))
+        # the log directory exists as an object, so every node's own mount sees it
+        marker = s3.head_object(Bucket=bucket, Key="_hpcops/runs/%s/logs/" % run_id)
+        ht.check_eq(marker["ContentLength"], 0, "logs/ marker size")
         # Slurm's output files went through the mount too
         for r in recs:
             key = "_hpcops/runs/%s/logs/%s-%s.err" % (run_id, r["name"], r["job_id"])
