@@ -108,5 +108,24 @@ def test_bad_spec_files():
             raise AssertionError(p.stderr)
 
 
+def test_closed_pipes_are_errors_not_a_kill():
+    """stdout and stderr read by nobody (a CI step that stopped reading, a
+    pager that quit): the launcher must end with its own exit status, not be
+    killed by SIGPIPE before it can clean up."""
+    env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+               AWS_SECRET_ACCESS_KEY="not-used", AWS_REGION="us-east-1")
+    # Port 1 on loopback refuses at once: `down` reports an error on stderr.
+    p = subprocess.Popen([ll.launch_exe(), "down", "--stack-name", "s",
+                          "--cloudformation-endpoint-url", "http://127.0.0.1:1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.close()
+    p.stderr.close()
+    rc = p.wait(timeout=60)
+    if rc < 0:
+        raise AssertionError("hpcops-launch was killed by signal %d" % -rc)
+    if rc == 0:
+        raise AssertionError("down against a refused endpoint exited 0")
+
+
 if __name__ == "__main__":
     ht.main()
