@@ -46,8 +46,8 @@ struct launch_opts {
 	int argc_rest;
 };
 
-/** say() - one progress line on stderr ("hpcops-launch: ..."), for humans. */
-void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** launch_say() - one progress line on stderr ("hpcops-launch: ..."), for humans. */
+void launch_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /**
  * launch_sleep() - sleep @seconds unless a signal arrives.
@@ -55,17 +55,17 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 bool launch_sleep(double seconds);
 
-/** now_s() - wall-clock seconds (with fractions). */
-double now_s(void);
+/** launch_now_s() - wall-clock seconds (with fractions). */
+double launch_now_s(void);
 
 /* Subcommands: each returns an enum launch_exit. */
-int cmd_up(struct launch_opts *o);
-int cmd_wait(struct launch_opts *o);
-int cmd_down(struct launch_opts *o);
-int cmd_run(struct launch_opts *o);
-int cmd_status(struct launch_opts *o);
-int cmd_submit(struct launch_opts *o);
-int cmd_job(struct launch_opts *o);
-int cmd_teardown(struct launch_opts *o);
+int launch_cmd_up(struct launch_opts *o);
+int launch_cmd_wait(struct launch_opts *o);
+int launch_cmd_down(struct launch_opts *o);
+int launch_cmd_run(struct launch_opts *o);
+int launch_cmd_status(struct launch_opts *o);
+int launch_cmd_submit(struct launch_opts *o);
+int launch_cmd_job(struct launch_opts *o);
+int launch_cmd_teardown(struct launch_opts *o);
 
 #endif

@@ -25,7 +25,7 @@ static void on_signal(int sig)
 	launch_signal = sig;
 }
 
-void say(const char *fmt, ...)
+void launch_say(const char *fmt, ...)
 {
 	va_list ap;
 	char ts[16];
@@ -41,7 +41,7 @@ void say(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-double now_s(void)
+double launch_now_s(void)
 {
 	struct timespec ts;
 
@@ -51,10 +51,10 @@ double now_s(void)
 
 bool launch_sleep(double seconds)
 {
-	double until = now_s() + seconds;
+	double until = launch_now_s() + seconds;
 
 	while (!launch_signal) {
-		double left = until - now_s();
+		double left = until - launch_now_s();
 		struct timespec ts;
 		if (left <= 0)
 			return true;
@@ -131,7 +131,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run, "up, wait, report, down: exit 0 only when every job completed with exit 0",
+    {"run", launch_cmd_run,
+     "up, wait, report, down: exit 0 only when every job completed with exit 0",
      "usage: hpcops-launch run [--spec FILE] [options]\n\n"
      "Creates the stack (or, with --provider slurm, submits to the local Slurm), waits\n"
      "for every workload and the teardown job, reports each job's state and exit code\n"
@@ -140,7 +141,7 @@ static const struct command commands[] = {
      "  hpcops-launch run --provider slurm --bucket B --mount-dir /mnt/b \\\n"
      "      --workload demo=scripts/example-workload.sh\n",
      false},
-    {"up", cmd_up, "create the stack and wait for CREATE_COMPLETE",
+    {"up", launch_cmd_up, "create the stack and wait for CREATE_COMPLETE",
      "usage: hpcops-launch up --stack-name NAME --template FILE --bucket B [options]\n\n"
      "CreateStack (idempotent: the ClientRequestToken comes from the run id), stack\n"
      "events streamed as progress, then CREATE_COMPLETE. On CREATE_FAILED/ROLLBACK the\n"
@@ -148,22 +149,22 @@ static const struct command commands[] = {
      "the stack is deleted. The launch spec is stored for the head node under\n"
      "s3://BUCKET/_hpcops/runs/RUN-ID/spec.json.\n",
      false},
-    {"wait", cmd_wait, "follow the stack and the run's records; cost guard",
+    {"wait", launch_cmd_wait, "follow the stack and the run's records; cost guard",
      "usage: hpcops-launch wait --run-id RUN --bucket B [--stack-name NAME] [options]\n\n"
      "Follows the stack and the job records until the teardown job writes the run\n"
      "record, then makes sure the stack is deleted and reports. Past --max-minutes\n"
      "(counted from when wait starts) it deletes the stack anyway and says so.\n",
      false},
-    {"down", cmd_down, "delete the stack and wait for DELETE_COMPLETE",
+    {"down", launch_cmd_down, "delete the stack and wait for DELETE_COMPLETE",
      "usage: hpcops-launch down --stack-name NAME [--role-arn ARN] [options]\n\n"
      "DeleteStack, then waits for DELETE_COMPLETE; a stack that does not exist counts\n"
      "as deleted. DELETE_FAILED is retried with DeletionMode=FORCE_DELETE_STACK and\n"
      "reported (resources CloudFormation could not delete are left: check them).\n",
      false},
-    {"status", cmd_status, "the stack's state and the run's records",
+    {"status", launch_cmd_status, "the stack's state and the run's records",
      "usage: hpcops-launch status [--stack-name NAME] [--run-id RUN --bucket B] [options]\n",
      false},
-    {"submit", cmd_submit, "(head node) sbatch the workloads and the teardown job",
+    {"submit", launch_cmd_submit, "(head node) sbatch the workloads and the teardown job",
      "usage: hpcops-launch submit --run-id RUN --bucket B [--stack-name NAME]\n"
      "                            [--termination-role ARN] [--mount-dir DIR] [options]\n\n"
      "Run by the cluster template's OnNodeConfigured action on the head node. Reads\n"
@@ -174,9 +175,9 @@ static const struct command commands[] = {
      "and deletes the stack with the termination role (STS AssumeRole).\n"
      "  --log-dir DIR    Slurm output files (default MOUNT/_hpcops/runs/RUN/logs)\n",
      false},
-    {"job", cmd_job, "(inside a Slurm job) run a workload and record it",
+    {"job", launch_cmd_job, "(inside a Slurm job) run a workload and record it",
      "usage: hpcops-launch job --run-id RUN --bucket B --name NAME -- COMMAND...\n", true},
-    {"teardown", cmd_teardown, "(inside a Slurm job) write the run record, delete the stack",
+    {"teardown", launch_cmd_teardown, "(inside a Slurm job) write the run record, delete the stack",
      "usage: hpcops-launch teardown --run-id RUN --bucket B --jobs NAME=ID,... "
      "[--stack-name NAME] [--termination-role ARN]\n",
      true},
@@ -459,7 +460,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		if (cmd->fn != cmd_job) {
+		if (cmd->fn != launch_cmd_job) {
 			fprintf(stderr,
 			        "hpcops-launch %s: unexpected argument \"%s\"\n(see hpcops-launch "
 			        "%s --help)\n",
@@ -474,7 +475,7 @@ int main(int argc, char **argv)
 		log_set_level(o.verbose > 1 ? LOG_DEBUG : LOG_INFO);
 
 	/* No SA_RESTART: a blocking wait sees the signal and cleans up. */
-	if (cmd->fn != cmd_job) {
+	if (cmd->fn != launch_cmd_job) {
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		/*

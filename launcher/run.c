@@ -81,11 +81,11 @@ static int show_job_progress(struct follow *f, char *errbuf, size_t errlen)
 		if (same || f->o->json)
 			continue;
 		if (j->exit_code >= 0 && strcmp(j->state, "RUNNING"))
-			say("job %s (%s): %s, exit code %d", j->name ? j->name : "?", j->job_id,
-			    j->state, j->exit_code);
+			launch_say("job %s (%s): %s, exit code %d", j->name ? j->name : "?",
+			           j->job_id, j->state, j->exit_code);
 		else
-			say("job %s (%s): %s on %s", j->name ? j->name : "?", j->job_id, j->state,
-			    j->node ? j->node : "?");
+			launch_say("job %s (%s): %s on %s", j->name ? j->name : "?", j->job_id,
+			           j->state, j->node ? j->node : "?");
 	}
 	runrec_jobs_free(f->shown, f->n_shown);
 	f->shown = jobs;
@@ -135,7 +135,7 @@ static enum follow_end follow(struct follow *f)
 				bad = true;
 			} else {
 				if (strcmp(status, f->stack_status) && !o->json)
-					say("stack %s: %s", o->spec.stack_name, status);
+					launch_say("stack %s: %s", o->spec.stack_name, status);
 				snprintf(f->stack_status, sizeof(f->stack_status), "%s", status);
 				if (!strcmp(status, "DELETE_COMPLETE") ||
 				    cfn_status_is_failed(status)) {
@@ -184,7 +184,7 @@ static enum follow_end follow(struct follow *f)
 			         errors, eb);
 			return FOLLOW_API;
 		}
-		if (now_s() > f->deadline) {
+		if (launch_now_s() > f->deadline) {
 			snprintf(f->note, sizeof(f->note), "budget of %g minutes exceeded",
 			         o->spec.max_minutes);
 			return FOLLOW_BUDGET;
@@ -225,7 +225,7 @@ static void cancel_slurm_jobs(struct follow *f)
 	if (f->sub.teardown_id[0])
 		ids[n++] = f->sub.teardown_id;
 	if (!f->o->json)
-		say("cancelling %zu Slurm job(s) of run %s", n, f->o->spec.run_id);
+		launch_say("cancelling %zu Slurm job(s) of run %s", n, f->o->spec.run_id);
 	if (slurm_cancel(ids, n, eb, sizeof(eb)) != 0)
 		log_err("%s", eb);
 }
@@ -233,10 +233,10 @@ static void cancel_slurm_jobs(struct follow *f)
 /* Wait a little for every job record to be final (wrappers write on SIGTERM). */
 static void settle_records(struct follow *f)
 {
-	double until = now_s() + RUN_CANCEL_GRACE_S;
+	double until = launch_now_s() + RUN_CANCEL_GRACE_S;
 	char eb[512];
 
-	while (now_s() < until) {
+	while (launch_now_s() < until) {
 		bool live = false;
 		if (show_job_progress(f, eb, sizeof(eb)) != 0)
 			break;
@@ -370,23 +370,24 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 	int rc;
 
 	if (end == FOLLOW_BUDGET && !o->json)
-		say("budget of %g minutes exceeded: %s", s->max_minutes,
-		    f->stack ? "deleting the stack anyway (cost guard)"
-		             : "cancelling the jobs (cost guard)");
+		launch_say("budget of %g minutes exceeded: %s", s->max_minutes,
+		           f->stack ? "deleting the stack anyway (cost guard)"
+		                    : "cancelling the jobs (cost guard)");
 	if (end == FOLLOW_SIGNAL && !o->json)
-		say("interrupted (signal %d): %s", (int)launch_signal,
-		    f->stack ? "deleting the stack before exiting"
-		             : "cancelling the jobs before exiting");
+		launch_say("interrupted (signal %d): %s", (int)launch_signal,
+		           f->stack ? "deleting the stack before exiting"
+		                    : "cancelling the jobs before exiting");
 	if (f->stack) {
-		enum stack_result sr = stack_delete(f->a->cfn, f->stack, s->role_arn,
-		                                    s->poll_seconds, now_s() + RUN_DELETE_WAIT_S,
-		                                    o->json, f->stack_note, sizeof(f->stack_note));
+		enum stack_result sr =
+		    stack_delete(f->a->cfn, f->stack, s->role_arn, s->poll_seconds,
+		                 launch_now_s() + RUN_DELETE_WAIT_S, o->json, f->stack_note,
+		                 sizeof(f->stack_note));
 		f->stack_deleted = sr == STACK_OK;
 		if (!f->stack_deleted && !o->json)
-			say("stack %s could NOT be deleted: %s. It may still be running and "
-			    "billing: "
-			    "run `hpcops-launch down --stack-name %s`",
-			    s->stack_name, f->stack_note, s->stack_name);
+			launch_say("stack %s could NOT be deleted: %s. It may still be running and "
+			           "billing: "
+			           "run `hpcops-launch down --stack-name %s`",
+			           s->stack_name, f->stack_note, s->stack_name);
 	} else if (end != FOLLOW_DONE) {
 		cancel_slurm_jobs(f);
 	}
@@ -574,7 +575,8 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 				return LAUNCH_EXIT_INFRA;
 			}
 			if (!o->json)
-				say("template is over %d bytes: passing it by URL from s3://%s/%s",
+				launch_say(
+				    "template is over %d bytes: passing it by URL from s3://%s/%s",
 				    CFN_MAX_TEMPLATE_BODY, s->bucket, key);
 			url = aws_object_url(a, s->bucket, key);
 		}
@@ -610,13 +612,13 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 	p.client_request_token = token;
 	p.role_arn = s->role_arn;
 	if (!o->json)
-		say("run %s: creating stack %s in %s", s->run_id, s->stack_name, a->region);
+		launch_say("run %s: creating stack %s in %s", s->run_id, s->stack_name, a->region);
 	sr = stack_create(a->cfn, &p, s->poll_seconds, deadline, o->json, stack_id, reason,
 	                  sizeof(reason));
 	switch (sr) {
 	case STACK_OK:
 		if (!o->json)
-			say("stack %s: CREATE_COMPLETE", s->stack_name);
+			launch_say("stack %s: CREATE_COMPLETE", s->stack_name);
 		rc = LAUNCH_EXIT_OK;
 		goto out;
 	case STACK_FAILED:
@@ -625,11 +627,12 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 		rc = LAUNCH_EXIT_INFRA;
 		break;
 	case STACK_INTERRUPTED:
-		say("%s: deleting the stack before exiting", reason);
+		launch_say("%s: deleting the stack before exiting", reason);
 		rc = LAUNCH_EXIT_INTERRUPTED;
 		break;
 	case STACK_TIMED_OUT:
-		say("budget of %g minutes exceeded while creating: deleting the stack (cost guard)",
+		launch_say(
+		    "budget of %g minutes exceeded while creating: deleting the stack (cost guard)",
 		    s->max_minutes);
 		rc = LAUNCH_EXIT_BUDGET;
 		break;
@@ -641,7 +644,7 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 	if (*stack_id) {
 		char note[1024];
 		if (stack_delete(a->cfn, *stack_id, s->role_arn, s->poll_seconds,
-		                 now_s() + RUN_DELETE_WAIT_S, o->json, note,
+		                 launch_now_s() + RUN_DELETE_WAIT_S, o->json, note,
 		                 sizeof(note)) != STACK_OK) {
 			fprintf(stderr, "hpcops-launch: stack %s could NOT be deleted: %s\n",
 			        s->stack_name, note);
@@ -691,7 +694,7 @@ static int usage_error(const char *cmd, const char *msg)
 	return LAUNCH_EXIT_USAGE;
 }
 
-int cmd_up(struct launch_opts *o)
+int launch_cmd_up(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct aws a;
@@ -711,7 +714,7 @@ int cmd_up(struct launch_opts *o)
 		fprintf(stderr, "hpcops-launch up: %s\n", eb);
 		return LAUNCH_EXIT_INFRA;
 	}
-	rc = do_up(o, &a, &stack_id, now_s() + s->max_minutes * 60);
+	rc = do_up(o, &a, &stack_id, launch_now_s() + s->max_minutes * 60);
 	if (rc == LAUNCH_EXIT_OK) {
 		if (o->json) {
 			json_t *d = json_object();
@@ -735,7 +738,7 @@ int cmd_up(struct launch_opts *o)
 	return rc;
 }
 
-int cmd_wait(struct launch_opts *o)
+int launch_cmd_wait(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct follow f = {0};
@@ -758,7 +761,7 @@ int cmd_wait(struct launch_opts *o)
 	f.o = o;
 	f.a = &a;
 	f.stack = s->provider == SPEC_PROVIDER_CLOUDFORMATION ? s->stack_name : NULL;
-	f.start = now_s();
+	f.start = launch_now_s();
 	f.deadline = f.start + s->max_minutes * 60;
 	end = follow(&f);
 	rc = finish(&f, end, 0);
@@ -767,7 +770,7 @@ int cmd_wait(struct launch_opts *o)
 	return rc;
 }
 
-int cmd_down(struct launch_opts *o)
+int launch_cmd_down(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct aws a;
@@ -785,7 +788,7 @@ int cmd_down(struct launch_opts *o)
 		return LAUNCH_EXIT_INFRA;
 	}
 	sr = stack_delete(a.cfn, s->stack_name, s->role_arn, s->poll_seconds,
-	                  now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note));
+	                  launch_now_s() + RUN_DELETE_WAIT_S, o->json, note, sizeof(note));
 	rc = sr == STACK_OK ? LAUNCH_EXIT_OK : LAUNCH_EXIT_STACK_LEFT;
 	if (o->json) {
 		json_t *d = json_object();
@@ -806,7 +809,7 @@ int cmd_down(struct launch_opts *o)
 	return rc;
 }
 
-int cmd_status(struct launch_opts *o)
+int launch_cmd_status(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct aws a;
@@ -883,13 +886,13 @@ out:
 	return rc;
 }
 
-int cmd_run(struct launch_opts *o)
+int launch_cmd_run(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct follow f = {0};
 	struct aws a;
 	char eb[1024], *stack_id = NULL;
-	double start = now_s();
+	double start = launch_now_s();
 	time_t started = time(NULL);
 	enum follow_end end;
 	int rc;
@@ -914,13 +917,14 @@ int cmd_run(struct launch_opts *o)
 			goto out;
 		f.stack = stack_id;
 		if (!o->json)
-			say("run %s: waiting for the head node to submit the workloads (budget %g "
+			launch_say(
+			    "run %s: waiting for the head node to submit the workloads (budget %g "
 			    "min)",
 			    s->run_id, s->max_minutes);
 	} else {
 		if (!o->json)
-			say("run %s: submitting %zu workload(s) to Slurm", s->run_id,
-			    s->n_workloads);
+			launch_say("run %s: submitting %zu workload(s) to Slurm", s->run_id,
+			           s->n_workloads);
 		if (store_spec(o, &a, eb, sizeof(eb)) != 0)
 			log_warn("could not store the launch spec: %s", eb);
 		if (submit_run(o, &a, &f.sub, eb, sizeof(eb)) != 0) {

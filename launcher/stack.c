@@ -228,7 +228,7 @@ enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_p
 		return STACK_API_ERROR;
 	}
 	if (!quiet)
-		say("stack %s: creating (%s)", p->stack_name, *stack_id);
+		launch_say("stack %s: creating (%s)", p->stack_name, *stack_id);
 	for (;;) {
 		if (stack_print_new_events(cfn, *stack_id, &ev, eb, sizeof(eb)) != 0)
 			log_warn("stack events of %s: %s", p->stack_name, eb);
@@ -247,7 +247,7 @@ enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_p
 			res = STACK_FAILED;
 			goto out;
 		}
-		if (deadline > 0 && now_s() > deadline) {
+		if (deadline > 0 && launch_now_s() > deadline) {
 			snprintf(reason, reason_len, "stack still %s when the budget ran out",
 			         status);
 			res = STACK_TIMED_OUT;
@@ -309,7 +309,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	}
 	if (!strcmp(status, "DELETE_COMPLETE")) {
 		if (!quiet)
-			say("stack %s: already deleted", name);
+			launch_say("stack %s: already deleted", name);
 		return STACK_OK;
 	}
 	/* Show only what happens from now on. */
@@ -325,7 +325,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	}
 	forced = !strcmp(status, "DELETE_FAILED");
 	if (!quiet)
-		say("stack %s: deleting%s", name, forced ? " (FORCE_DELETE_STACK)" : "");
+		launch_say("stack %s: deleting%s", name, forced ? " (FORCE_DELETE_STACK)" : "");
 	for (;;) {
 		nap(poll_s);
 		if (stack_print_new_events(cfn, stack, &ev, eb, sizeof(eb)) != 0)
@@ -337,7 +337,8 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 		}
 		if (!strcmp(status, "DELETE_COMPLETE")) {
 			if (!quiet)
-				say("stack %s: deleted%s", name,
+				launch_say(
+				    "stack %s: deleted%s", name,
 				    forced ? " after DELETE_FAILED, with FORCE_DELETE_STACK "
 				             "(resources it could not delete were left: check them)"
 				           : "");
@@ -360,9 +361,9 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 				goto out;
 			}
 			if (!quiet)
-				say("stack %s: DELETE_FAILED (%s); retrying with "
-				    "FORCE_DELETE_STACK",
-				    name, why);
+				launch_say("stack %s: DELETE_FAILED (%s); retrying with "
+				           "FORCE_DELETE_STACK",
+				           name, why);
 			if (cfn_delete_stack(cfn, stack, role_arn, true, NULL, &err) != 0) {
 				snprintf(note, note_len, "DeleteStack (FORCE_DELETE_STACK) %s: %s",
 				         stack, cfn_error_format(&err, eb, sizeof(eb)));
@@ -379,7 +380,7 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 				goto out;
 			}
 		}
-		if (deadline > 0 && now_s() > deadline) {
+		if (deadline > 0 && launch_now_s() > deadline) {
 			snprintf(note, note_len, "stack %s still %s after waiting for its deletion",
 			         stack, status);
 			res = STACK_TIMED_OUT;

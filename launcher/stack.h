@@ -47,7 +47,7 @@ int stack_print_new_events(struct cfn_client *cfn, const char *stack, struct sta
  * stack_create() - CreateStack, then follow it until CREATE_COMPLETE,
  * printing events. @stack_id receives the stack id (malloc'd; set as soon as
  * the stack exists, even on failure, so the caller can delete it).
- * @deadline: absolute now_s() time to give up at (0 = none).
+ * @deadline: absolute launch_now_s() time to give up at (0 = none).
  * On STACK_FAILED @reason gets the first failed resource and its reason,
  * nested stacks followed. On STACK_API_ERROR @reason gets the API error.
  */
@@ -66,7 +66,7 @@ int stack_first_failure(struct cfn_client *cfn, const char *stack, char *buf, si
  * stack_delete() - DeleteStack (@role_arn may be NULL) and wait until it is
  * gone. DELETE_FAILED is retried once with FORCE_DELETE_STACK and reported
  * in @note. Waiting ignores signals (a second Ctrl-C does not leave a stack
- * behind) but stops at @deadline (absolute now_s(), 0 = none).
+ * behind) but stops at @deadline (absolute launch_now_s(), 0 = none).
  * Returns STACK_OK when the stack is gone, else STACK_FAILED / STACK_API_ERROR
  * / STACK_TIMED_OUT with the reason in @note.
  */

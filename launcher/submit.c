@@ -222,7 +222,8 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		util_buf_free(&script);
 		out->n = i + 1;
 		if (!o->json)
-			say("submitted workload %s as Slurm job %s", w->name, out->job_ids[i]);
+			launch_say("submitted workload %s as Slurm job %s", w->name,
+			           out->job_ids[i]);
 		util_buf_printf(&deps, "%s%s", i ? ":" : "", out->job_ids[i]);
 	}
 
@@ -269,7 +270,8 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 		util_buf_free(&script);
 		util_buf_free(&jobsarg);
 		if (!o->json)
-			say("submitted the teardown job as Slurm job %s (after all workloads)",
+			launch_say(
+			    "submitted the teardown job as Slurm job %s (after all workloads)",
 			    out->teardown_id);
 	}
 
@@ -399,7 +401,7 @@ static int load_stored_spec(struct launch_opts *o, struct aws *a, char *errbuf, 
 	return 0;
 }
 
-int cmd_submit(struct launch_opts *o)
+int launch_cmd_submit(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct aws a;
@@ -457,7 +459,8 @@ out:
 			                                eb, sizeof(eb)) == 0)
 				c = b.role_cfn;
 			if (cfn_delete_stack(c, s->stack_name, NULL, false, NULL, &ce) == 0)
-				say("submit failed: requested deletion of stack %s", s->stack_name);
+				launch_say("submit failed: requested deletion of stack %s",
+				           s->stack_name);
 			aws_close(&b);
 		}
 	}
@@ -495,7 +498,7 @@ static int put_job(struct aws *a, const struct run_job *j)
 	return rc;
 }
 
-int cmd_job(struct launch_opts *o)
+int launch_cmd_job(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct run_job j = {0};
@@ -568,8 +571,8 @@ int cmd_job(struct launch_opts *o)
 			if (job_signal && !killed_at) {
 				/* Slurm cancelled us (scancel, time limit): pass it on. */
 				kill(pid, SIGTERM);
-				killed_at = now_s();
-			} else if (killed_at && now_s() - killed_at >= JOB_KILL_AFTER_S) {
+				killed_at = launch_now_s();
+			} else if (killed_at && launch_now_s() - killed_at >= JOB_KILL_AFTER_S) {
 				kill(pid, SIGKILL);
 			}
 			if (killed_at)
@@ -630,7 +633,7 @@ static void reconcile(struct run_job *j, const struct slurm_job *sj, bool known)
 		j->end = sj->end;
 }
 
-int cmd_teardown(struct launch_opts *o)
+int launch_cmd_teardown(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
 	struct aws a;
