@@ -65,6 +65,10 @@ struct prefetch {
 	int refs;                    /* the handle + one per GET in flight */
 	int sticky_err;              /* ESTALE once the object changed */
 	bool delivered;              /* some bytes went to the reader */
+	bool lazy;                   /* window placed by a seek: no prefetch until a 2nd part is read */
+	uint64_t seek_off;           /* offset of the window's first part when lazy */
+	uint64_t far_end;            /* end of the last read served outside the window */
+	int far_streak;              /* reads in a row served outside the window */
 	bool refreshed;              /* the ETag was refreshed once before delivery */
 };
 
@@ -310,7 +314,7 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		char *buf;
 		struct s3_error err;
 
-		if (!needed && (pf->next_off - pos >= pf->window || pf->held >= cap))
+		if (!needed && (pf->lazy || pf->next_off - pos >= pf->window || pf->held >= cap))
 			break;
 		len = pf->next_len;
 		if (len > pf->size - pf->next_off)
@@ -366,30 +370,66 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 	return true;
 }
 
-/* Position the window for a read at @off: keep it, slide it, or reset it. */
-static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
+static void unpin_locked(struct pf_part **used, size_t n);
+
+/* Start the window again at @off (1 MiB aligned for the cache). */
+static void window_reset_locked(struct prefetch *pf, uint64_t off, uint64_t end, bool lazy)
+{
+	if (pf->head)
+		log_debug("prefetch %s: %s at %llu resets the window [%llu, %llu)", pf->key,
+		          lazy ? "seek" : "new stream", (unsigned long long)off,
+		          (unsigned long long)pf->head->off, (unsigned long long)pf->next_off);
+	window_clear_locked(pf);
+	pf->next_off = off / MIB * MIB;
+	pf->window = FIRST_PART;
+	pf->next_len = FIRST_PART;
+	pf->hi = end;
+	pf->lazy = lazy;
+	pf->seek_off = pf->next_off;
+	pf->far_streak = 0;
+}
+
+/*
+ * Position the window for a read at @off: keep it, slide it, or reset it.
+ * Returns false when the read lies outside the window and is better served
+ * on its own (a random read): the window is then left as it is, so the
+ * kernel's readahead of a sequential stream on the same handle and a random
+ * reader do not keep resetting each other's parts.
+ */
+static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 {
 	uint64_t part = pf->fs->opt.read_part_size;
 	uint64_t behind = part > KEEP_BEHIND ? part : KEEP_BEHIND;
-
 	/*
-	 * A jump forward past what is scheduled by more than a part is a seek:
-	 * fetching the gap would cost more than starting again at @off.
+	 * A jump forward past what is scheduled by more than this is a seek:
+	 * fetching the gap would cost more than starting again at @off. While
+	 * the window is lazy (placed by a seek), any gap is.
 	 */
-	if (!pf->head || off < pf->head->off || off > pf->next_off + part) {
-		/* far seek (or first read): start small again, 1 MiB aligned for the cache */
-		if (pf->head)
-			log_debug("prefetch %s: seek to %llu resets the window [%llu, %llu)",
-			          pf->key, (unsigned long long)off,
-			          (unsigned long long)pf->head->off,
-			          (unsigned long long)pf->next_off);
-		window_clear_locked(pf);
-		pf->next_off = off / MIB * MIB;
-		pf->window = FIRST_PART;
-		pf->next_len = FIRST_PART;
-		pf->hi = end;
-		return;
+	uint64_t gap = pf->lazy ? 0 : part;
+
+	if (!pf->head || off < pf->head->off || off > pf->next_off + gap) {
+		if (!pf->delivered && !pf->head) {
+			/* first read of the handle: a window, prefetching unless it starts mid-file */
+			window_reset_locked(pf, off, end, off >= MIB);
+			return true;
+		}
+		if (pf->far_end && off / MIB * MIB <= pf->far_end && off >= pf->far_end / MIB * MIB) {
+			/* the last out-of-window read goes on sequentially: a stream starts here */
+			window_reset_locked(pf, off, end, false);
+			pf->far_end = 0;
+			return true;
+		}
+		if (++pf->far_streak >= 2 && pf->head) {
+			/* the window is not read any more: give its budget back */
+			log_debug("prefetch %s: random reads, window [%llu, %llu) dropped", pf->key,
+			          (unsigned long long)pf->head->off, (unsigned long long)pf->next_off);
+			window_clear_locked(pf);
+			pf->next_off = 0;
+		}
+		pf->far_end = end;
+		return false;
 	}
+	pf->far_streak = 0;
 	if (end > pf->hi)
 		pf->hi = end;
 	/*
@@ -404,6 +444,87 @@ static void window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 		pf->head = p->next;
 		part_drop_locked(pf, p);
 	}
+	return true;
+}
+
+/*
+ * Serve a read outside the window with one GET of its own bytes (whole
+ * 1 MiB blocks with --cache, so they can be stored and found there), then
+ * free the buffer. Called with the lock held; returns with it released
+ * after replying. Returns 0, or the errno for the caller's error path with
+ * the lock still held.
+ */
+static int read_far_locked(struct prefetch *pf, fuse_req_t req, uint64_t off, uint64_t end)
+{
+	bool cache = pf->fs->cache != NULL;
+	uint64_t from = cache ? off / MIB * MIB : off;
+	uint64_t to = cache ? (end + MIB - 1) / MIB * MIB : end;
+	struct pf_part *p;
+	struct s3_error err;
+	struct iovec iov;
+	char etag[80];
+	bool to_cache;
+	char *buf;
+	size_t len;
+	int e;
+
+	if (to > pf->size)
+		to = pf->size;
+	len = (size_t)(to - from);
+	buf = buf_get(pf->fs, class_of(len));
+	if (!buf)
+		return -1;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		buf_put(pf->fs, buf, class_of(len));
+		return ENOMEM;
+	}
+	p->pf = pf;
+	p->off = from;
+	p->len = len;
+	p->cls = class_of(len);
+	p->buf = buf;
+	p->pins = 1;
+	p->orphan = true; /* never in the window: freed when done and unpinned */
+	log_debug("prefetch %s: GET [%llu, +%zu) outside the window", pf->key,
+	          (unsigned long long)from, len);
+	if (part_from_cache(pf, p)) {
+		p->state = PART_DONE;
+		p->cached = true;
+	} else {
+		pf->refs++;
+		memset(&err, 0, sizeof(err));
+		if (s3_get_object_async(pf->fs->s3, pf->key, p->off, len,
+		                        pf->etag[0] ? pf->etag : NULL, p->buf, p->cls, part_done, p,
+		                        &err) < 0) {
+			pf->refs--;
+			p->state = PART_FAILED;
+			p->err = s3_err_to_errno(err.err);
+		}
+	}
+	while (p->state == PART_PENDING)
+		pthread_cond_wait(&pf->cond, &pf->lock);
+	if (p->state == PART_FAILED) {
+		e = p->err;
+		unpin_locked(&p, 1);
+		return e;
+	}
+	pf->delivered = true;
+	snprintf(etag, sizeof(etag), "%s", pf->etag);
+	to_cache = cache && p->from_net && p->got == p->len;
+	pthread_mutex_unlock(&pf->lock);
+
+	iov.iov_base = p->buf + (off - from);
+	iov.iov_len = p->got > off - from ? (size_t)(p->got - (off - from)) : 0;
+	if (iov.iov_len > end - off)
+		iov.iov_len = (size_t)(end - off);
+	fuse_reply_iov(req, &iov, 1);
+	if (to_cache)
+		part_to_cache(pf, p, etag);
+	pthread_mutex_lock(&pf->lock);
+	unpin_locked(&p, 1);
+	pthread_mutex_unlock(&pf->lock);
+	return 0;
 }
 
 /* Read directly into a temporary buffer when the budget cannot give a part. */
@@ -538,8 +659,28 @@ again:
 	}
 	end = off + size < pf->size ? off + size : pf->size;
 	log_debug("prefetch %s: read [%llu, +%zu)", pf->key, (unsigned long long)off, size);
-	window_seek_locked(pf, off, end);
+	if (!window_seek_locked(pf, off, end)) {
+		err = read_far_locked(pf, req, off, end);
+		if (err == 0)
+			return;
+		if (err > 0) {
+			if (err == ESTALE && !pf->delivered && !pf->refreshed) {
+				pthread_mutex_unlock(&pf->lock);
+				err = 0;
+				if (refresh_etag(pf))
+					goto again;
+				err = ESTALE;
+				pthread_mutex_lock(&pf->lock);
+			}
+			if (err == ESTALE)
+				pf->sticky_err = ESTALE;
+			goto fail_locked;
+		}
+		err = 0;
+		goto direct; /* no buffer for it */
+	}
 	if (!schedule_locked(pf, off, end)) {
+direct:
 		/* not even this read fits in the budget: serve it without a part */
 		log_debug("prefetch %s: budget short (%llu of %llu used): direct read", pf->key,
 		          (unsigned long long)budget_used(pf->fs->budget),
@@ -562,11 +703,20 @@ again:
 		/* pinned before waiting: a reset by another reader cannot free it */
 		p->pins++;
 		if (!p->touched) {
-			/* the reader reached a new part: it keeps up, so widen the window */
+			/*
+			 * The reader reached a new part: it keeps up, so widen the
+			 * window. After a seek, not for the part the seek asked for:
+			 * a random reader would pay a useless prefetch per read.
+			 */
 			p->touched = true;
-			if (pf->window < MAX_PARTS_AHEAD * pf->fs->opt.read_part_size)
-				pf->window *= 2;
-			grew = true;
+			if (pf->lazy && p->off == pf->seek_off) {
+				/* nothing ahead yet */
+			} else {
+				pf->lazy = false;
+				if (pf->window < MAX_PARTS_AHEAD * pf->fs->opt.read_part_size)
+					pf->window *= 2;
+				grew = true;
+			}
 		}
 		used[n_used++] = p;
 		while (p->state == PART_PENDING)

@@ -5,7 +5,10 @@
  * pay little, then parts growing to --read-part-size, several in flight,
  * the window doubling while the reader keeps up, up to a cap and the
  * handle's share of --memory-limit. Small seeks are served from what is
- * already fetched; a far seek resets the window. Every GET carries If-Match
+ * already fetched. A read far from the window is served by one GET of its
+ * own bytes and leaves the window alone (random access); only when the
+ * reader goes on sequentially from there does the window move, and it
+ * prefetches ahead once a second part is read. Every GET carries If-Match
  * with the ETag seen at open, so a changed object gives ESTALE, never a mix
  * of two versions. Replies go to FUSE straight from the part buffers.
  */
