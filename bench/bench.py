@@ -961,7 +961,10 @@ class Bench:
                 for c in order:
                     if (wl, c.name) in self.given_up:
                         continue
-                    if deadline and time.time() > deadline:
+                    # stop at the deadline, or before it when this measurement took longer than what is
+                    # left last round
+                    last = [x["wall"] for x in self.samples if x["workload"] == wl and x["contender"] == c.name]
+                    if deadline and time.time() + (last[-1] if last else 0) > deadline:
                         self.budget_note = "stopped by --budget %d min in round %d at %s" % (a.budget, rnd + 1, wl)
                         log(self.budget_note)
                         break
@@ -1201,12 +1204,14 @@ def render_table(doc, markdown):
             errs = [e for e in v["errors"] if not e.startswith("not measured")]
             if errs and doc["contenders"][n]["available"]:
                 failed.append("%s %s: %s" % (fid, n, errs[0][:200]))
+    item = "- " if markdown else "  "
     if failed:
-        out += ["", "failures (first reason each):"] + ["  " + x for x in failed]
-    out += ["", "targets (issues 3 and 4):"]
+        out += ["", "failures (first reason each):", ""] + [item + x for x in failed]
+    out += ["", "targets (issues 3 and 4):", ""]
     for t in doc["targets"]:
         mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
-        out.append("  [%s] #%d %s: %s" % (mark, t["issue"], t["target"], t["detail"]))
+        out.append("%s[%s] #%d %s: %s" % (item, mark.strip() if markdown else mark, t["issue"], t["target"],
+                                        t["detail"]))
     out.append("")
     if m.get("budget_note"):
         out.append(m["budget_note"])
