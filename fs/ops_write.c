@@ -21,9 +21,10 @@
 #include "s3.h"
 #include "upload.h"
 
-/* UploadParts in flight per file: enough to keep the link busy while the
- * writer fills the next part, few enough that 16 writers stay in budget. */
-#define FSW_MAX_INFLIGHT 4
+/* UploadParts in flight per file, as boto3 and the AWS CRT use by default:
+ * hides each request's latency on the server; with many files at once the
+ * budget's fair share (upload.c) caps it. */
+#define FSW_MAX_INFLIGHT 8
 
 /** The write side's global state (fs->write_state). */
 struct fsw_state {
