@@ -29,8 +29,8 @@
 /** The write side's global state (fs->write_state). */
 struct fsw_state {
 	struct upload_params up;
-	pthread_mutex_t lock;          /* guards handles */
-	struct fs_handle **handles;    /* open write handles, for fsw_destroy() */
+	pthread_mutex_t lock;       /* guards handles */
+	struct fs_handle **handles; /* open write handles, for fsw_destroy() */
 	size_t n_handles, cap_handles;
 };
 
@@ -188,7 +188,8 @@ void fsw_destroy(struct hpcops_fs *fs)
 		struct fs_handle *h = st->handles[i];
 
 		log_warn("unmount while '%s' is open for writing: upload aborted, the object is "
-			 "unchanged", h->inode->key);
+		         "unchanged",
+		         h->inode->key);
 		upload_free(h->wr);
 		h->wr = NULL;
 		inode_lock(&fs->inodes);
@@ -207,7 +208,7 @@ void fsw_destroy(struct hpcops_fs *fs)
 /* ---- opening ---- */
 
 static struct fs_handle *handle_new(fuse_req_t req, struct inode *n, struct upload *u,
-				    struct fuse_file_info *fi)
+                                    struct fuse_file_info *fi)
 {
 	struct fs_handle *h = calloc(1, sizeof(*h));
 
@@ -245,7 +246,7 @@ static void set_write_fi(struct hpcops_fs *fs, struct fuse_file_info *fi, struct
 }
 
 void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		struct fuse_file_info *fi)
+                struct fuse_file_info *fi)
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct fsw_state *st = state_of(fs);
@@ -280,14 +281,16 @@ void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 	}
 	if (old && old->writer) {
 		log_err("create of '%s': the file is already being written through another open "
-			"file; one writer at a time", old->key);
+		        "file; one writer at a time",
+		        old->key);
 		r = EPERM;
 		goto fail_locked;
 	}
 	if (old && !old->local && !fs->opt.allow_overwrite) {
 		/* The kernel thought the name free, but we know the object. */
 		log_err("create of '%s': the object exists; mount with --allow-overwrite and "
-			"open with O_TRUNC to replace it", old->key);
+		        "open with O_TRUNC to replace it",
+		        old->key);
 		r = EEXIST;
 		goto fail_locked;
 	}
@@ -385,28 +388,31 @@ void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	inode_unlock(&fs->inodes);
 	if (busy) {
 		log_err("open of '%s' for writing: it is already being written through another "
-			"open file; one writer at a time", n->key);
+		        "open file; one writer at a time",
+		        n->key);
 		r = EPERM;
 		goto fail;
 	}
 	if (trunc) {
 		if (!fs->opt.allow_overwrite && !local) {
 			log_err("open of '%s' with O_TRUNC: replacing an existing object needs "
-				"--allow-overwrite", n->key);
+			        "--allow-overwrite",
+			        n->key);
 			r = EPERM;
 			goto fail;
 		}
 	} else if (append) {
 		if (!fs->opt.allow_append) {
 			log_err("open of '%s' with O_APPEND: appending to an existing object needs "
-				"--allow-append", n->key);
+			        "--allow-append",
+			        n->key);
 			r = EPERM;
 			goto fail;
 		}
 	} else {
 		log_err("open of '%s' for writing without O_TRUNC: objects are written whole; "
-			"open with O_TRUNC (and --allow-overwrite) to replace it%s", n->key,
-			fs->opt.allow_append ? ", or with O_APPEND to append" : "");
+		        "open with O_TRUNC (and --allow-overwrite) to replace it%s",
+		        n->key, fs->opt.allow_append ? ", or with O_APPEND to append" : "");
 		r = EPERM;
 		goto fail;
 	}
@@ -422,7 +428,7 @@ void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			char buf[512];
 
 			log_err("open of '%s' for append: HeadObject failed: %s", n->key,
-				s3_error_format(&e, buf, sizeof(buf)));
+			        s3_error_format(&e, buf, sizeof(buf)));
 			r = s3_err_to_errno(e.err) ?: EIO;
 			goto fail;
 		}
@@ -456,7 +462,7 @@ void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	set_write_fi(fs, fi, h);
 	log_debug("open '%s' for %s (opener pid %d)", n->key, trunc ? "overwrite" : "append",
-		  (int)h->opener_pid);
+	          (int)h->opener_pid);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		untrack_handle(st, h);
 		handle_free(fs, h);
@@ -507,11 +513,11 @@ static int fill_from_bufvec(void *user, void *dst, size_t n, size_t src_off)
 }
 
 void fsw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
-		   struct fuse_file_info *fi)
+                   struct fuse_file_info *fi)
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct fs_handle *h = fs_handle_of(fi);
-	struct bufv_src s = { .src = bufv };
+	struct bufv_src s = {.src = bufv};
 	size_t len = fuse_buf_size(bufv);
 	ssize_t r;
 
@@ -534,7 +540,7 @@ void fsw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off
 }
 
 void fsw_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	       struct fuse_file_info *fi)
+               struct fuse_file_info *fi)
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct fs_handle *h = fs_handle_of(fi);
@@ -612,14 +618,14 @@ void fsw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* A forked child closing its copy ($(cmd) in a loop whose output
 		 * goes to the file): the opener is still writing. */
 		log_debug("flush of '%s' from pid %d, not the opener %d: upload goes on",
-			  h->inode->key, (int)pid, (int)h->opener_pid);
+		          h->inode->key, (int)pid, (int)h->opener_pid);
 		fuse_reply_err(req, 0);
 		return;
 	}
 	if (still_open_in(pid, h->inode)) {
 		/* The opener closed a duplicate; its last close flushes again. */
 		log_debug("flush of '%s' from the opener, which still has it open: upload goes on",
-			  h->inode->key);
+		          h->inode->key);
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -654,7 +660,7 @@ void fsw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	r = finish(fs, h);
 	if (r)
 		log_err("upload of '%s' failed at close: %s (the object was not changed)",
-			h->inode->key, strerror(-r));
+		        h->inode->key, strerror(-r));
 	untrack_handle(state_of(fs), h);
 	handle_free(fs, h);
 	fuse_reply_err(req, 0);
@@ -663,7 +669,7 @@ void fsw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* ---- attributes ---- */
 
 void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		 struct fuse_file_info *fi)
+                 struct fuse_file_info *fi)
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct fs_handle *h = fi ? fs_handle_of(fi) : NULL;
@@ -688,9 +694,10 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		if (((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (mode & 07777)) ||
 		    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->opt.uid) ||
 		    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs->opt.gid)) {
-			log_info("chmod/chown of '%s' refused: objects carry no owner or mode "
-				 "(--uid, --gid, --file-mode and --dir-mode set them for the mount)",
-				 n->key);
+			log_info(
+			    "chmod/chown of '%s' refused: objects carry no owner or mode "
+			    "(--uid, --gid, --file-mode and --dir-mode set them for the mount)",
+			    n->key);
 			r = EPERM;
 			goto out;
 		}
@@ -720,9 +727,10 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			if (want > have) {
 				r = -upload_extend(u, want);
 			} else if (want < have) {
-				log_err("truncate of '%s' to %llu bytes while it is being written "
-					"(%llu so far): only growing a file being written is supported",
-					n->key, (unsigned long long)want, (unsigned long long)have);
+				log_err(
+				    "truncate of '%s' to %llu bytes while it is being written "
+				    "(%llu so far): only growing a file being written is supported",
+				    n->key, (unsigned long long)want, (unsigned long long)have);
 				r = EINVAL;
 			}
 			if (r)
@@ -732,24 +740,27 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			n->mtime = now_realtime();
 			inode_unlock(&fs->inodes);
 		} else if (want != cur_size) {
-			log_err("truncate of '%s': an object can only be replaced whole; open it with "
-				"O_TRUNC (needs --allow-overwrite)", n->key);
+			log_err(
+			    "truncate of '%s': an object can only be replaced whole; open it with "
+			    "O_TRUNC (needs --allow-overwrite)",
+			    n->key);
 			r = EPERM;
 			goto out;
 		}
 	}
 	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_ATIME |
-		      FUSE_SET_ATTR_ATIME_NOW)) {
+	              FUSE_SET_ATTR_ATIME_NOW)) {
 		if (!u && !local_dir) {
 			/* Only a file being written has a time we can still choose. */
 			log_info("utimens of '%s' refused: the time of an object in S3 is when it "
-				 "was written; set it while the file is open for writing", n->key);
+			         "was written; set it while the file is open for writing",
+			         n->key);
 			r = EPERM;
 			goto out;
 		}
 		if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
-			struct timespec t = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now_realtime()
-									       : attr->st_mtim;
+			struct timespec t =
+			    (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now_realtime() : attr->st_mtim;
 
 			inode_lock(&fs->inodes);
 			n->mtime = t;
@@ -814,8 +825,7 @@ fail:
 }
 
 /* The child @name of @parent with a ref, or NULL with *err set. */
-static struct inode *child_get(struct hpcops_fs *fs, fuse_ino_t parent, const char *name,
-			       int *err)
+static struct inode *child_get(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, int *err)
 {
 	struct inode *dir, *n = NULL;
 
@@ -843,8 +853,8 @@ static struct inode *child_get(struct hpcops_fs *fs, fuse_ino_t parent, const ch
  */
 static int remote_kind(struct hpcops_fs *fs, const char *key, struct s3_object_info *info)
 {
-	struct s3_list_params lp = { 0 };
-	struct s3_list_page page = { 0 };
+	struct s3_list_params lp = {0};
+	struct s3_list_page page = {0};
 	struct s3_error e;
 	char *dkey = NULL;
 	int r;
@@ -887,7 +897,7 @@ static void forget_name(struct hpcops_fs *fs, struct inode *n)
 	if (n->parent && !n->unlinked) {
 		inode_unlink_locked(&fs->inodes, n);
 		inode_neg_add_locked(&fs->inodes, n->parent, n->name,
-				     inode_now() + fs_attr_timeout(fs));
+		                     inode_now() + fs_attr_timeout(fs));
 	}
 	inode_unlock(&fs->inodes);
 }
@@ -940,7 +950,7 @@ void fsw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		char buf[512];
 
 		log_err("unlink of '%s': DeleteObject failed: %s", k,
-			s3_error_format(&e, buf, sizeof(buf)));
+		        s3_error_format(&e, buf, sizeof(buf)));
 		r = s3_err_to_errno(e.err) ?: EIO;
 		goto out;
 	}
@@ -956,8 +966,8 @@ out:
 void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct hpcops_fs *fs = fs_of(req);
-	struct s3_list_params lp = { 0 };
-	struct s3_list_page page = { 0 };
+	struct s3_list_params lp = {0};
+	struct s3_list_page page = {0};
 	struct s3_error e;
 	struct inode *n;
 	int r = 0;
@@ -989,7 +999,7 @@ void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		char buf[512];
 
 		log_err("rmdir of '%s': ListObjectsV2 failed: %s", n->key,
-			s3_error_format(&e, buf, sizeof(buf)));
+		        s3_error_format(&e, buf, sizeof(buf)));
 		r = s3_err_to_errno(e.err) ?: EIO;
 		goto out;
 	}
@@ -1007,7 +1017,8 @@ void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (marker) {
 		if (!fs->opt.allow_delete) {
 			log_err("rmdir of '%s' refused: removing its directory marker object needs "
-				"--allow-delete", n->key);
+			        "--allow-delete",
+			        n->key);
 			r = EPERM;
 			goto out;
 		}
@@ -1015,7 +1026,7 @@ void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			char buf[512];
 
 			log_err("rmdir of '%s': DeleteObject of the marker failed: %s", n->key,
-				s3_error_format(&e, buf, sizeof(buf)));
+			        s3_error_format(&e, buf, sizeof(buf)));
 			r = s3_err_to_errno(e.err) ?: EIO;
 			goto out;
 		}
@@ -1073,7 +1084,7 @@ static void inval_entry_later(struct hpcops_fs *fs, fuse_ino_t parent, const cha
 }
 
 void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		const char *newname, unsigned int flags)
+                const char *newname, unsigned int flags)
 {
 	struct hpcops_fs *fs = fs_of(req);
 	struct inode *n = NULL, *dst = NULL, *ndir = NULL;
@@ -1100,7 +1111,7 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	if (n && n->kind == INODE_DIR) {
 		/* A directory is every key under its prefix: tools copy instead. */
 		log_info("rename of directory '%s': not supported (EXDEV: mv copies instead)",
-			 n->key);
+		         n->key);
 		r = EXDEV;
 		goto out;
 	}
@@ -1111,7 +1122,8 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	}
 	if (!fs->opt.allow_rename) {
 		log_err("rename of '%s' refused: renaming files needs --allow-rename (a copy and "
-			"a delete, not atomic)", key);
+		        "a delete, not atomic)",
+		        key);
 		r = EPERM;
 		goto out;
 	}
@@ -1145,7 +1157,8 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	if (kind != 1) {
 		if (kind == 2)
 			log_info("rename of directory '%s': not supported (EXDEV: mv copies "
-				 "instead)", key);
+			         "instead)",
+			         key);
 		r = kind == 2 ? EXDEV : kind == 0 ? ENOENT : -kind;
 		goto out;
 	}
@@ -1179,8 +1192,10 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 			goto out;
 		}
 		if (!fs->opt.allow_overwrite && !dst_local) {
-			log_err("rename of '%s' onto the existing '%s' refused: replacing an object "
-				"needs --allow-overwrite", key, newkey);
+			log_err(
+			    "rename of '%s' onto the existing '%s' refused: replacing an object "
+			    "needs --allow-overwrite",
+			    key, newkey);
 			r = EPERM;
 			goto out;
 		}
@@ -1193,8 +1208,8 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 
 		/* Not atomic, as --help says: now both names exist. */
 		log_err("rename of '%s' to '%s': copied, but DeleteObject of the old name "
-			"failed: %s; both objects exist now", key, newkey,
-			s3_error_format(&e, buf, sizeof(buf)));
+		        "failed: %s; both objects exist now",
+		        key, newkey, s3_error_format(&e, buf, sizeof(buf)));
 		r = s3_err_to_errno(e.err) ?: EIO;
 		goto out;
 	}
@@ -1204,7 +1219,7 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	if (n && !n->unlinked) {
 		inode_unlink_locked(&fs->inodes, n);
 		inode_neg_add_locked(&fs->inodes, n->parent, n->name,
-				     inode_now() + fs_attr_timeout(fs));
+		                     inode_now() + fs_attr_timeout(fs));
 	}
 	inode_neg_del_locked(&fs->inodes, ndir, newname);
 	inode_unlock(&fs->inodes);
@@ -1229,7 +1244,8 @@ void fsw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	(void)parent;
 	(void)rdev;
 	log_info("mknod of '%s' (mode %o) refused: only regular files and directories exist "
-		 "in S3", name, (unsigned)mode);
+	         "in S3",
+	         name, (unsigned)mode);
 	fuse_reply_err(req, EPERM);
 }
 
@@ -1250,8 +1266,8 @@ void fsw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 }
 
 /* xattrs: ENOSYS, which the kernel remembers and turns into EOPNOTSUPP. */
-void fsw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		  size_t size, int flags)
+void fsw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                  int flags)
 {
 	(void)ino;
 	(void)name;

@@ -28,13 +28,13 @@
 
 struct upload_buf {
 	struct upload *u;
-	char *data;             /* part_size bytes, mmap'd (returned to the OS on free) */
-	size_t len;             /* bytes filled */
-	size_t charged;         /* budget bytes this buffer holds */
-	bool overdraft;         /* mapped past the budget (see reserve_patiently) */
+	char *data;     /* part_size bytes, mmap'd (returned to the OS on free) */
+	size_t len;     /* bytes filled */
+	size_t charged; /* budget bytes this buffer holds */
+	bool overdraft; /* mapped past the budget (see reserve_patiently) */
 	int part_no;
-	char etag[80];          /* written by the engine when the part is done */
-	struct upload_buf *next;/* free list */
+	char etag[80];           /* written by the engine when the part is done */
+	struct upload_buf *next; /* free list */
 };
 
 struct upload {
@@ -44,30 +44,30 @@ struct upload {
 
 	/* Writer side: only the thread holding wlock touches these. */
 	pthread_mutex_t wlock;
-	struct upload_buf *cur;   /* the buffer being filled, NULL between parts */
-	uint64_t size;            /* bytes in the file so far */
-	uint64_t max_size;        /* 10,000 parts' worth */
-	int next_part;            /* the number the next part gets */
-	char *upload_id;          /* NULL until the first part goes out */
-	bool append_pending;      /* the old bytes still have to be put in front */
+	struct upload_buf *cur; /* the buffer being filled, NULL between parts */
+	uint64_t size;          /* bytes in the file so far */
+	uint64_t max_size;      /* 10,000 parts' worth */
+	int next_part;          /* the number the next part gets */
+	char *upload_id;        /* NULL until the first part goes out */
+	bool append_pending;    /* the old bytes still have to be put in front */
 	uint64_t base_size;
 	char base_etag[80];
-	bool finished;            /* upload_complete() or upload_discard() ran */
-	int result;               /* what upload_complete() returned */
+	bool finished; /* upload_complete() or upload_discard() ran */
+	int result;    /* what upload_complete() returned */
 	char final_etag[80];
 
 	/* Shared with the engine's completions: guarded by lock. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;      /* signalled when a part finishes */
+	pthread_cond_t cond; /* signalled when a part finishes */
 	enum upload_state state;
-	int inflight;             /* parts sent and not finished */
-	int nbufs;                /* buffers mapped: cur + in flight + free */
+	int inflight; /* parts sent and not finished */
+	int nbufs;    /* buffers mapped: cur + in flight + free */
 	struct upload_buf *free_bufs;
-	struct s3_part *parts;    /* parts[i] is part i + 1, filled when it is done */
+	struct s3_part *parts; /* parts[i] is part i + 1, filled when it is done */
 	size_t parts_cap;
-	int err;                  /* first errno that failed the upload, 0 if none */
-	bool aborted;             /* AbortMultipartUpload was sent */
-	bool writer_waiting;      /* the writer waits in get_buf() for a buffer */
+	int err;             /* first errno that failed the upload, 0 if none */
+	bool aborted;        /* AbortMultipartUpload was sent */
+	bool writer_waiting; /* the writer waits in get_buf() for a buffer */
 	bool overdraft_logged;
 };
 
@@ -76,7 +76,7 @@ static void log_s3(int level, const struct upload *u, const char *what, const st
 	char buf[512];
 
 	log_msg(level, NULL, "upload of '%s': %s failed: %s", u->key, what,
-		s3_error_format(e, buf, sizeof(buf)));
+	        s3_error_format(e, buf, sizeof(buf)));
 }
 
 /* Record the first failure. Later calls keep the first errno. */
@@ -146,8 +146,8 @@ static struct upload_buf *buf_map(struct upload *u, size_t charged)
 
 	if (!b)
 		return NULL;
-	b->data = mmap(NULL, u->p.part_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	b->data =
+	    mmap(NULL, u->p.part_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (b->data == MAP_FAILED) {
 		free(b);
 		return NULL;
@@ -190,9 +190,9 @@ static size_t reserve_patiently(struct upload *u, size_t n)
 	pthread_mutex_unlock(&u->lock);
 	if (!logged)
 		log_warn("upload of '%s': the memory budget (--memory-limit) is held by other "
-			 "files being written; using %zu bytes beyond it rather than waiting on "
-			 "them (raise --memory-limit for this many files written at once)",
-			 u->key, n);
+		         "files being written; using %zu bytes beyond it rather than waiting on "
+		         "them (raise --memory-limit for this many files written at once)",
+		         u->key, n);
 	return 0;
 }
 
@@ -357,7 +357,7 @@ static int ensure_multipart(struct upload *u)
 
 /* Engine thread: one UploadPart finished. Short, never blocks on S3. */
 static void part_done(void *user, const struct s3_error *err, size_t got,
-		      const struct s3_object_info *info)
+                      const struct s3_object_info *info)
 {
 	struct upload_buf *b = user;
 	struct upload *u = b->u;
@@ -416,7 +416,7 @@ static void send_part(struct upload_buf *b)
 	struct s3_error e;
 
 	if (s3_upload_part_async(u->p.s3, u->key, u->upload_id, b->part_no, b->data, b->len,
-				 b->etag, part_done, b, &e) != 0) {
+	                         b->etag, part_done, b, &e) != 0) {
 		log_s3(LOG_ERR, u, "UploadPart", &e);
 		pthread_mutex_lock(&u->lock);
 		u->inflight--;
@@ -600,8 +600,9 @@ static void abort_failed(struct upload *u)
 		if (s3_abort_multipart(u->p.s3, u->key, u->upload_id, &e) != 0)
 			log_s3(LOG_ERR, u, "AbortMultipartUpload", &e);
 		else
-			log_notice("upload of '%s': multipart upload aborted, the object was not changed",
-				   u->key);
+			log_notice(
+			    "upload of '%s': multipart upload aborted, the object was not changed",
+			    u->key);
 	}
 	release_bufs(u);
 }
@@ -678,12 +679,12 @@ static int start_append(struct upload *u)
 			return r;
 		charge(u, u->cur, u->base_size);
 		if (s3_get_object(u->p.s3, u->key, 0, u->base_size,
-				  u->base_etag[0] ? u->base_etag : NULL, u->cur->data,
-				  u->p.part_size, &got, NULL, &e) != 0 ||
+		                  u->base_etag[0] ? u->base_etag : NULL, u->cur->data,
+		                  u->p.part_size, &got, NULL, &e) != 0 ||
 		    got != u->base_size) {
 			if (e.err == S3_OK)
-				snprintf(e.message, sizeof(e.message), "got %zu of %llu bytes",
-					 got, (unsigned long long)u->base_size);
+				snprintf(e.message, sizeof(e.message), "got %zu of %llu bytes", got,
+				         (unsigned long long)u->base_size);
 			log_s3(LOG_ERR, u, "reading the old bytes to append to", &e);
 			fail(u, e.err == S3_ERR_PRECONDITION ? ESTALE : EIO);
 			return check_failed(u);
@@ -710,7 +711,7 @@ static int start_append(struct upload *u)
 			return check_failed(u);
 		}
 		if (s3_upload_part_copy(u->p.s3, u->key, u->upload_id, part_no, u->key, off, len,
-					etag, &e) != 0) {
+		                        etag, &e) != 0) {
 			log_s3(LOG_ERR, u, "UploadPartCopy of the old bytes", &e);
 			fail(u, EIO);
 			return check_failed(u);
@@ -721,8 +722,8 @@ static int start_append(struct upload *u)
 		snprintf(u->parts[part_no - 1].etag, sizeof(u->parts[0].etag), "%s", etag);
 		pthread_mutex_unlock(&u->lock);
 	}
-	u->max_size = u->base_size +
-		      (uint64_t)(UPLOAD_MAX_PARTS - (u->next_part - 1)) * u->p.part_size;
+	u->max_size =
+	    u->base_size + (uint64_t)(UPLOAD_MAX_PARTS - (u->next_part - 1)) * u->p.part_size;
 	return 0;
 }
 
@@ -753,9 +754,10 @@ static int check_write_locked_w(struct upload *u, uint64_t off, size_t len)
 	st = u->state;
 	pthread_mutex_unlock(&u->lock);
 	if (u->finished || st == UPLOAD_DONE || st == UPLOAD_DISCARDED) {
-		log_err("write to '%s' after fsync or close completed its upload: the object is "
-			"final; open the file again (with --allow-overwrite and O_TRUNC) to replace it",
-			u->key);
+		log_err(
+		    "write to '%s' after fsync or close completed its upload: the object is "
+		    "final; open the file again (with --allow-overwrite and O_TRUNC) to replace it",
+		    u->key);
 		return -EINVAL;
 	}
 	/*
@@ -765,23 +767,23 @@ static int check_write_locked_w(struct upload *u, uint64_t off, size_t len)
 	 */
 	if (off + len > u->max_size || off + len < off) {
 		log_err("write to '%s' up to byte %llu: past the largest object of %d parts of "
-			"%zu bytes (%llu bytes); raise --write-part-size for larger files",
-			u->key, (unsigned long long)(off + len), UPLOAD_MAX_PARTS, u->p.part_size,
-			(unsigned long long)u->max_size);
+		        "%zu bytes (%llu bytes); raise --write-part-size for larger files",
+		        u->key, (unsigned long long)(off + len), UPLOAD_MAX_PARTS, u->p.part_size,
+		        (unsigned long long)u->max_size);
 		return -EFBIG;
 	}
 	if (off != u->size) {
 		log_err("write of %zu bytes to '%s' at offset %llu but the file has %llu bytes: "
-			"only sequential writes are supported (objects are uploaded as they are "
-			"written)", len, u->key, (unsigned long long)off,
-			(unsigned long long)u->size);
+		        "only sequential writes are supported (objects are uploaded as they are "
+		        "written)",
+		        len, u->key, (unsigned long long)off, (unsigned long long)u->size);
 		return -EINVAL;
 	}
 	return 0;
 }
 
 ssize_t upload_write_with(struct upload *u, uint64_t off, size_t len, upload_fill_fn fill,
-			  void *user)
+                          void *user)
 {
 	size_t done = 0;
 	ssize_t r;
@@ -817,7 +819,7 @@ ssize_t upload_write_with(struct upload *u, uint64_t off, size_t len, upload_fil
 			/* Part of the write is in the buffer: the file can no
 			 * longer be what the writer meant. */
 			log_err("write to '%s': reading the data from the kernel failed: %s",
-				u->key, strerror((int)-r));
+			        u->key, strerror((int)-r));
 			fail(u, EIO);
 			goto fail;
 		}
@@ -854,9 +856,9 @@ int upload_extend(struct upload *u, uint64_t new_size)
 	if (new_size > max) {
 		/* Refused before any zero is sent, not after 10,000 parts of them. */
 		log_err("extending '%s' to %llu bytes: past the largest object of %d parts of %zu "
-			"bytes (%llu bytes); raise --write-part-size for larger files", u->key,
-			(unsigned long long)new_size, UPLOAD_MAX_PARTS, u->p.part_size,
-			(unsigned long long)max);
+		        "bytes (%llu bytes); raise --write-part-size for larger files",
+		        u->key, (unsigned long long)new_size, UPLOAD_MAX_PARTS, u->p.part_size,
+		        (unsigned long long)max);
 		return -EFBIG;
 	}
 	/* In slices, so each call stays within what one write may be. */
@@ -950,18 +952,20 @@ static int verify_etag(struct upload *u, size_t n, char *etag)
 	free(list);
 	if (r) {
 		log_warn("upload of '%s': a part ETag is not an MD5, the object's ETag '%s' "
-			 "cannot be checked", u->key, etag);
+		         "cannot be checked",
+		         u->key, etag);
 		return 0;
 	}
 	if (etag[0] == '\0') {
 		log_warn("upload of '%s': the server gave no ETag for the completed object, "
-			 "expected %s", u->key, want);
+		         "expected %s",
+		         u->key, want);
 		return 0;
 	}
 	if (strcasecmp(want, etag) != 0) {
 		log_err("upload of '%s': the completed object has ETag %s but its %zu parts make "
-			"%s: the server assembled other bytes than were sent",
-			u->key, etag, n, want);
+		        "%s: the server assembled other bytes than were sent",
+		        u->key, etag, n, want);
 		return -EIO;
 	}
 	return 0;
@@ -1010,7 +1014,7 @@ static int complete_multipart(struct upload *u)
 			log_s3(LOG_ERR, u, "DeleteObject of the mismatched object", &e);
 		fail(u, EIO);
 		pthread_mutex_lock(&u->lock);
-		u->aborted = true;  /* the upload is gone: completed, then deleted */
+		u->aborted = true; /* the upload is gone: completed, then deleted */
 		pthread_mutex_unlock(&u->lock);
 		return -EIO;
 	}
@@ -1159,7 +1163,7 @@ void upload_free(struct upload *u)
 }
 
 int upload_copy_object(struct s3_client *s3, const char *src_key, const char *dst_key,
-		       uint64_t size, char *etag_out)
+                       uint64_t size, char *etag_out)
 {
 	struct s3_error e;
 	struct s3_part *parts = NULL;
@@ -1172,7 +1176,7 @@ int upload_copy_object(struct s3_client *s3, const char *src_key, const char *ds
 			char buf[512];
 
 			log_err("copy of '%s' to '%s' failed: %s", src_key, dst_key,
-				s3_error_format(&e, buf, sizeof(buf)));
+			        s3_error_format(&e, buf, sizeof(buf)));
 			return -(s3_err_to_errno(e.err) ?: EIO);
 		}
 		return 0;
@@ -1192,22 +1196,22 @@ int upload_copy_object(struct s3_client *s3, const char *src_key, const char *ds
 		parts[i].part_no = (int)i + 1;
 		parts[i].size = len;
 		if (s3_upload_part_copy(s3, dst_key, upload_id, (int)i + 1, src_key, off, len,
-					parts[i].etag, &e) != 0)
+		                        parts[i].etag, &e) != 0)
 			goto fail;
 	}
 	if (s3_complete_multipart(s3, dst_key, upload_id, parts, n, etag_out, &e) != 0)
 		goto fail;
 	r = 0;
 	goto out;
-fail: {
+fail : {
 	char buf[512];
 
 	log_err("copy of '%s' to '%s' (%llu bytes, multipart) failed: %s", src_key, dst_key,
-		(unsigned long long)size, s3_error_format(&e, buf, sizeof(buf)));
+	        (unsigned long long)size, s3_error_format(&e, buf, sizeof(buf)));
 	r = -(s3_err_to_errno(e.err) ?: EIO);
 	if (upload_id && s3_abort_multipart(s3, dst_key, upload_id, &e) != 0)
 		log_err("abort of the copy's multipart upload failed: %s",
-			s3_error_format(&e, buf, sizeof(buf)));
+		        s3_error_format(&e, buf, sizeof(buf)));
 }
 out:
 	free(upload_id);

@@ -29,11 +29,11 @@ struct upload;
 #define UPLOAD_MAX_PART_SIZE (5ULL << 30)
 
 enum upload_state {
-	UPLOAD_OPEN = 1,   /* accepting writes; no multipart upload created yet */
-	UPLOAD_STREAMING,  /* multipart upload created, parts going out */
-	UPLOAD_DONE,       /* completed: the object is visible; writes get EINVAL */
-	UPLOAD_FAILED,     /* a request failed for good; aborted; every call returns the error */
-	UPLOAD_DISCARDED,  /* given up on purpose (upload_discard): nothing was changed */
+	UPLOAD_OPEN = 1,  /* accepting writes; no multipart upload created yet */
+	UPLOAD_STREAMING, /* multipart upload created, parts going out */
+	UPLOAD_DONE,      /* completed: the object is visible; writes get EINVAL */
+	UPLOAD_FAILED,    /* a request failed for good; aborted; every call returns the error */
+	UPLOAD_DISCARDED, /* given up on purpose (upload_discard): nothing was changed */
 };
 
 struct upload_submitter;
@@ -41,10 +41,11 @@ struct upload_submitter;
 /** What every upload of one mount shares (read-only after setup; borrowed pointers). */
 struct upload_params {
 	struct s3_client *s3;
-	struct budget *budget;  /* part buffers are reserved here before they are mapped */
-	size_t part_size;       /* --write-part-size: 5 MiB .. 5 GiB */
-	int max_inflight;       /* UploadParts in flight per upload (>= 1) */
-	struct upload_submitter *submitter; /* threads that send full parts; NULL = the writer does */
+	struct budget *budget; /* part buffers are reserved here before they are mapped */
+	size_t part_size;      /* --write-part-size: 5 MiB .. 5 GiB */
+	int max_inflight;      /* UploadParts in flight per upload (>= 1) */
+	struct upload_submitter
+	    *submitter; /* threads that send full parts; NULL = the writer does */
 };
 
 /**
@@ -87,7 +88,7 @@ typedef int (*upload_fill_fn)(void *user, void *dst, size_t n, size_t src_off);
  * need more than 10,000 parts), or the error that failed the upload (-EIO).
  */
 ssize_t upload_write_with(struct upload *u, uint64_t off, size_t len, upload_fill_fn fill,
-			  void *user);
+                          void *user);
 
 /** upload_write() - upload_write_with() from a plain buffer. */
 ssize_t upload_write(struct upload *u, const void *buf, size_t len, uint64_t off);
@@ -129,7 +130,8 @@ int upload_error(struct upload *u);
 /** upload_max_size() - the largest file @u can hold (10,000 parts). */
 uint64_t upload_max_size(const struct upload_params *p);
 
-/** upload_free() - discard @u if it was neither completed nor discarded, and free it. NULL is fine. */
+/** upload_free() - discard @u if it was neither completed nor discarded, and free it. NULL is fine.
+ */
 void upload_free(struct upload *u);
 
 /**
@@ -139,7 +141,7 @@ void upload_free(struct upload *u);
  * failure. Blocking. Returns 0 or -errno (s3_err_to_errno of the failure).
  */
 int upload_copy_object(struct s3_client *s3, const char *src_key, const char *dst_key,
-		       uint64_t size, char *etag_out);
+                       uint64_t size, char *etag_out);
 
 /**
  * upload_etag_of_parts() - the ETag S3 gives a multipart object made of the

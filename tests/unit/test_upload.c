@@ -22,8 +22,8 @@
 /* Vectors computed with Python's hashlib: md5(b"part one"), md5(b"part two"). */
 static void test_etag_of_parts(void **state)
 {
-	const char *two[] = { "3303e12af474ca11d85ed2966a932992",
-			      "\"3ea4e15b91a17dc76052c56cfcdf67a2\"" };
+	const char *two[] = {"3303e12af474ca11d85ed2966a932992",
+	                     "\"3ea4e15b91a17dc76052c56cfcdf67a2\""};
 	char out[80];
 
 	(void)state;
@@ -35,8 +35,8 @@ static void test_etag_of_parts(void **state)
 
 static void test_etag_of_parts_rejects_non_md5(void **state)
 {
-	const char *bad[] = { "3303e12af474ca11d85ed2966a93299" }; /* 31 digits */
-	const char *bad2[] = { "3303e12af474ca11d85ed2966a93299g" };
+	const char *bad[] = {"3303e12af474ca11d85ed2966a93299"}; /* 31 digits */
+	const char *bad2[] = {"3303e12af474ca11d85ed2966a93299g"};
 	char out[80];
 
 	(void)state;
@@ -76,7 +76,7 @@ static void test_sequential_only(void **state)
 {
 	struct fixture *f = *state;
 	struct upload *u = upload_new(&f->p, "k");
-	char buf[100] = { 0 };
+	char buf[100] = {0};
 
 	assert_non_null(u);
 	assert_int_equal(upload_write(u, buf, 10, 0), 10);
@@ -93,7 +93,7 @@ static void test_efbig_at_10000_parts(void **state)
 	struct fixture *f = *state;
 	struct upload *u = upload_new(&f->p, "k");
 	uint64_t limit = 10000ULL * 5 * MIB;
-	char buf[2] = { 0 };
+	char buf[2] = {0};
 
 	assert_int_equal(upload_max_size(&f->p), limit);
 	assert_int_equal(upload_write(u, buf, 1, 0), 1);
@@ -146,12 +146,12 @@ static void test_append_nothing_written(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_etag_of_parts),
-		cmocka_unit_test(test_etag_of_parts_rejects_non_md5),
-		cmocka_unit_test_setup_teardown(test_sequential_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_efbig_at_10000_parts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_budget_charged_as_filled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_append_nothing_written, setup, teardown),
+	    cmocka_unit_test(test_etag_of_parts),
+	    cmocka_unit_test(test_etag_of_parts_rejects_non_md5),
+	    cmocka_unit_test_setup_teardown(test_sequential_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_efbig_at_10000_parts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_budget_charged_as_filled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_append_nothing_written, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
