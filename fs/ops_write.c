@@ -32,6 +32,8 @@ struct fsw_state {
 	pthread_mutex_t lock;       /* guards handles */
 	struct fs_handle **handles; /* open write handles, for fsw_destroy() */
 	size_t n_handles, cap_handles;
+	char **retired_keys; /* old keys of renamed nodes, guarded by lock (see fsw_rename) */
+	size_t n_retired;
 };
 
 static struct fsw_state *state_of(struct hpcops_fs *fs)
@@ -199,6 +201,9 @@ void fsw_destroy(struct hpcops_fs *fs)
 		free(h);
 	}
 	free(st->handles);
+	for (size_t i = 0; i < st->n_retired; i++)
+		free(st->retired_keys[i]);
+	free(st->retired_keys);
 	upload_submitter_free(st->up.submitter);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
@@ -1039,6 +1044,42 @@ out:
 	fuse_reply_err(req, r);
 }
 
+/*
+ * After a rename the kernel's dentry for the new name points at the old
+ * node until the kernel looks the name up again (inval_entry_later), and
+ * until then opens and stats of the new name come here with the old node.
+ * Point that node at the new key so they find the object. inode.h calls
+ * key immutable because it is read without the lock: the pointer is
+ * swapped under the lock and the old string stays allocated (retired until
+ * fsw_destroy), so a reader holding either pointer reads a valid key.
+ */
+static void retarget_locked(struct hpcops_fs *fs, struct inode *n, const char *newkey,
+                            uint64_t size, const char *etag)
+{
+	struct fsw_state *st = state_of(fs);
+	char *k = strdup(newkey);
+	char **v;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&st->lock);
+	v = realloc(st->retired_keys, (st->n_retired + 1) * sizeof(*v));
+	if (v) {
+		st->retired_keys = v;
+		st->retired_keys[st->n_retired++] = n->key;
+		n->key = k;
+	} else {
+		free(k);
+	}
+	pthread_mutex_unlock(&st->lock);
+	n->size = size;
+	if (etag[0] == '"' && strlen(etag) >= 2)
+		snprintf(n->etag, sizeof(n->etag), "%.*s", (int)strlen(etag) - 2, etag + 1);
+	else if (etag[0])
+		snprintf(n->etag, sizeof(n->etag), "%s", etag);
+	n->expires = inode_now() + fs_attr_timeout(fs);
+}
+
 struct inval_job {
 	struct fuse_session *se;
 	fuse_ino_t parent;
@@ -1092,6 +1133,7 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 	struct s3_error e;
 	char *key = NULL, *newkey = NULL;
 	bool dst_exists = false, dst_local = false;
+	char new_etag[80] = "";
 	int r = 0, kind;
 
 	if (fs->opt.read_only) {
@@ -1200,7 +1242,7 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 			goto out;
 		}
 	}
-	r = -upload_copy_object(fs->s3, key, newkey, info.size, NULL);
+	r = -upload_copy_object(fs->s3, key, newkey, info.size, new_etag);
 	if (r)
 		goto out;
 	if (s3_delete_object(fs->s3, key, &e) != 0) {
@@ -1221,6 +1263,8 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 		inode_neg_add_locked(&fs->inodes, n->parent, n->name,
 		                     inode_now() + fs_attr_timeout(fs));
 	}
+	if (n)
+		retarget_locked(fs, n, newkey, info.size, new_etag);
 	inode_neg_del_locked(&fs->inodes, ndir, newname);
 	inode_unlock(&fs->inodes);
 	log_debug("rename '%s' -> '%s' (copy + delete)", key, newkey);
