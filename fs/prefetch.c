@@ -65,7 +65,7 @@ struct prefetch {
 	int refs;                    /* the handle + one per GET in flight */
 	int sticky_err;              /* ESTALE once the object changed */
 	bool delivered;              /* some bytes went to the reader */
-	bool lazy;                   /* window placed by a seek: no prefetch until a 2nd part is read */
+	bool lazy;                   /* placed by a seek: no prefetch yet */
 	uint64_t seek_off;           /* offset of the window's first part when lazy */
 	uint64_t far_end;            /* end of the last read served outside the window */
 	int far_streak;              /* reads in a row served outside the window */
@@ -416,11 +416,12 @@ static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 
 	if (!pf->head || off < pf->head->off || off > pf->next_off + gap) {
 		if (!pf->delivered && !pf->head) {
-			/* first read of the handle: a window, prefetching unless it starts mid-file */
+			/* first read: a window, lazy if it starts mid-file */
 			window_reset_locked(pf, off, end, off >= MIB);
 			return true;
 		}
-		if (pf->far_end && off / MIB * MIB <= pf->far_end && off >= pf->far_end / MIB * MIB) {
+		if (pf->far_end && off / MIB * MIB <= pf->far_end &&
+		    off >= pf->far_end / MIB * MIB) {
 			/* the last out-of-window read goes on sequentially: a stream starts here */
 			window_reset_locked(pf, off, end, false);
 			pf->far_end = 0;
@@ -429,7 +430,8 @@ static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 		if (++pf->far_streak >= 2 && pf->head) {
 			/* the window is not read any more: give its budget back */
 			log_debug("prefetch %s: random reads, window [%llu, %llu) dropped", pf->key,
-			          (unsigned long long)pf->head->off, (unsigned long long)pf->next_off);
+			          (unsigned long long)pf->head->off,
+			          (unsigned long long)pf->next_off);
 			window_clear_locked(pf);
 			pf->next_off = 0;
 		}
@@ -687,7 +689,7 @@ again:
 		goto direct; /* no buffer for it */
 	}
 	if (!schedule_locked(pf, off, end)) {
-direct:
+	direct:
 		/* not even this read fits in the budget: serve it without a part */
 		log_debug("prefetch %s: budget short (%llu of %llu used): direct read", pf->key,
 		          (unsigned long long)budget_used(pf->fs->budget),
