@@ -34,6 +34,8 @@ struct fsw_state {
 	size_t n_handles, cap_handles;
 	char **retired_keys; /* old keys of renamed nodes, guarded by lock (see fsw_rename) */
 	size_t n_retired;
+	struct inode **dirs; /* mkdir'd directories, each holding a ref; guarded by lock */
+	size_t n_dirs;
 };
 
 static struct fsw_state *state_of(struct hpcops_fs *fs)
@@ -201,6 +203,8 @@ void fsw_destroy(struct hpcops_fs *fs)
 		free(h);
 	}
 	free(st->handles);
+	/* the table goes with fs_teardown(): only our list to free */
+	free(st->dirs);
 	for (size_t i = 0; i < st->n_retired; i++)
 		free(st->retired_keys[i]);
 	free(st->retired_keys);
@@ -782,6 +786,43 @@ out:
 
 /* ---- names ---- */
 
+/* Remember @n as a mkdir'd directory whose ref we keep. False if we cannot. */
+static bool keep_dir(struct hpcops_fs *fs, struct inode *n)
+{
+	struct fsw_state *st = state_of(fs);
+	struct inode **v;
+	bool ok = false;
+
+	pthread_mutex_lock(&st->lock);
+	v = realloc(st->dirs, (st->n_dirs + 1) * sizeof(*v));
+	if (v) {
+		st->dirs = v;
+		st->dirs[st->n_dirs++] = n;
+		ok = true;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return ok;
+}
+
+/* After rmdir: drop the ref keep_dir() kept on @n, if it kept one. */
+static void drop_dir(struct hpcops_fs *fs, struct inode *n)
+{
+	struct fsw_state *st = state_of(fs);
+	bool found = false;
+
+	pthread_mutex_lock(&st->lock);
+	for (size_t i = 0; i < st->n_dirs; i++) {
+		if (st->dirs[i] == n) {
+			st->dirs[i] = st->dirs[--st->n_dirs];
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (found)
+		inode_put(&fs->inodes, n);
+}
+
 void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct hpcops_fs *fs = fs_of(req);
@@ -821,7 +862,13 @@ void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	inode_put_locked(&fs->inodes, dir);
 	inode_unlock(&fs->inodes);
 	fs_reply_entry(req, fs, n);
-	inode_put(&fs->inodes, n);
+	/*
+	 * A mkdir'd directory exists nowhere but in the table: keep our ref
+	 * so it outlives the kernel's forget (dentries are dropped under
+	 * memory pressure) until rmdir.
+	 */
+	if (!keep_dir(fs, n))
+		inode_put(&fs->inodes, n);
 	return;
 fail:
 	inode_put_locked(&fs->inodes, dir);
@@ -1038,6 +1085,7 @@ void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	(void)local;
 	forget_name(fs, n);
+	drop_dir(fs, n);
 out:
 	s3_list_page_free(&page);
 	inode_put(&fs->inodes, n);
