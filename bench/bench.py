@@ -1181,9 +1181,12 @@ def render_table(doc, markdown):
                 cell += " (n=%d)" % len(v["runs"])
             row.append(cell)
         rows.append(row)
-    title = ("hpcops bench (%s): %s, %d cores, %.0f GiB, kernel %s, %s; median of %d rounds, contenders alternating"
+    rounds = "median of %d rounds" % doc["config"]["runs"]
+    if m.get("budget_note"):
+        rounds = "median of up to %d rounds (n=... where fewer; %s)" % (m.get("rounds_done", 0) + 1, m["budget_note"])
+    title = ("hpcops bench (%s): %s, %d cores, %.0f GiB, kernel %s, %s; %s, contenders alternating"
              % (doc["mode"], m["date"], m["nproc"], m["memory_gib"], m["kernel"], m["radosgw"].split(" (")[0],
-                doc["config"]["runs"]))
+                rounds))
     legend = ("cell: median [value / hpcops, value / raw limit] (raw limit = best raw client of the row; "
               "MB/s higher is better, s, s/GiB and MiB lower is better)")
     out = []
