@@ -254,6 +254,16 @@ static void set_write_fi(struct hpcops_fs *fs, struct fuse_file_info *fi, struct
 	(void)fs;
 }
 
+/* Why @name cannot become a new file or directory (an errno), or 0. */
+static int new_name_err(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (inode_valid_name(name, len))
+		return 0;
+	return len > 255 ? ENAMETOOLONG : EINVAL;
+}
+
 void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                 struct fuse_file_info *fi)
 {
@@ -273,8 +283,9 @@ void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (!inode_valid_name(name, strlen(name))) {
-		fuse_reply_err(req, strlen(name) > 255 ? ENAMETOOLONG : EINVAL);
+	r = new_name_err(name);
+	if (r) {
+		fuse_reply_err(req, r);
 		return;
 	}
 	inode_lock(&fs->inodes);
@@ -834,8 +845,9 @@ void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (!inode_valid_name(name, strlen(name))) {
-		fuse_reply_err(req, strlen(name) > 255 ? ENAMETOOLONG : EINVAL);
+	r = new_name_err(name);
+	if (r) {
+		fuse_reply_err(req, r);
 		return;
 	}
 	inode_lock(&fs->inodes);
@@ -1192,8 +1204,9 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (!inode_valid_name(newname, strlen(newname))) {
-		fuse_reply_err(req, strlen(newname) > 255 ? ENAMETOOLONG : EINVAL);
+	r = new_name_err(newname);
+	if (r) {
+		fuse_reply_err(req, r);
 		return;
 	}
 	n = child_get(fs, parent, name, &r);
