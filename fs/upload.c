@@ -152,6 +152,13 @@ static struct upload_buf *buf_map(struct upload *u, size_t charged)
 		free(b);
 		return NULL;
 	}
+	/*
+	 * Huge pages where the kernel has them (transparent_hugepage=madvise):
+	 * filling a fresh 8 MiB part otherwise faults every 4 KiB, and those
+	 * faults were ~7% of the daemon's CPU while writing (perf, 512 MiB cp).
+	 */
+	if (u->p.part_size >= 2u << 20)
+		(void)madvise(b->data, u->p.part_size, MADV_HUGEPAGE);
 	b->u = u;
 	b->charged = charged;
 	return b;
