@@ -97,15 +97,26 @@ int fs_reply_attr(fuse_req_t req, struct hpcops_fs *fs, struct inode *n)
 	return fuse_reply_attr(req, &st, fs_attr_timeout(fs));
 }
 
-/* Attributes of a file as S3 gave them (HEAD or a listing), unless written locally. */
+/*
+ * Attributes of a file as S3 gave them, unless written locally. @meta is
+ * the object's user metadata from a HEAD, or NULL from a listing (which
+ * carries none): then a time kept in x-amz-meta-mtime stays as long as the
+ * listing shows the same version (ETag).
+ */
 static void set_file_attr_locked(struct hpcops_fs *fs, struct inode *n, uint64_t size, time_t mtime,
-                                 const char *etag)
+                                 const char *etag, const struct s3_obj_meta *meta)
 {
 	if (n->local || n->writer)
 		return;
 	n->size = size;
-	n->mtime.tv_sec = mtime;
-	n->mtime.tv_nsec = 0;
+	if (meta && meta->has_mtime) {
+		n->mtime = meta->mtime;
+		n->mtime_kept = true;
+	} else if (meta || !n->mtime_kept || strcmp(n->etag, etag) != 0) {
+		n->mtime.tv_sec = mtime;
+		n->mtime.tv_nsec = 0;
+		n->mtime_kept = false;
+	}
 	snprintf(n->etag, sizeof(n->etag), "%s", etag);
 	n->expires = inode_now() + fs->opt.metadata_ttl;
 }
@@ -307,7 +318,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (n->kind == INODE_FILE)
-		set_file_attr_locked(fs, n, info.size, info.mtime, info.etag);
+		set_file_attr_locked(fs, n, info.size, info.mtime, info.etag, &info.meta);
 	else
 		n->expires = inode_now() + fs->opt.metadata_ttl;
 	{
@@ -357,7 +368,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		memset(&err, 0, sizeof(err));
 		if (s3_head_object(fs->s3, n->key, &info, &err) == 0) {
 			inode_lock(t);
-			set_file_attr_locked(fs, n, info.size, info.mtime, info.etag);
+			set_file_attr_locked(fs, n, info.size, info.mtime, info.etag, &info.meta);
 			inode_unlock(t);
 		} else if (err.err != S3_ERR_NO_SUCH_KEY || !fi) {
 			/* an open file removed in S3 keeps its last attributes */
@@ -784,7 +795,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					goto out;
 				}
 				if (de->kind == INODE_FILE)
-					set_file_attr_locked(fs, c, de->size, de->mtime, de->etag);
+					set_file_attr_locked(fs, c, de->size, de->mtime, de->etag, NULL);
 				else if (!c->local)
 					c->expires = inode_now() + fs->opt.metadata_ttl;
 				fill_entry_nocount_locked(fs, c, &e);

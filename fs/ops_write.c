@@ -338,6 +338,7 @@ void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 		inode_set_local_locked(n, true);
 	n->size = 0;
 	n->mtime = now_realtime();
+	n->mtime_kept = false;
 	n->expires = inode_now() + fs_attr_timeout(fs);
 	fs_fill_entry_locked(fs, n, &e);
 	inode_unlock(&fs->inodes);
@@ -471,6 +472,7 @@ void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else {
 		n->size = 0;
 		n->mtime = now_realtime();
+		n->mtime_kept = false;
 	}
 	inode_unlock(&fs->inodes);
 	if (track_handle(st, h) != 0) {
@@ -500,12 +502,18 @@ fail:
 static void note_written(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	uint64_t size = upload_size(h->wr);
+	bool forget;
 
 	inode_lock(&fs->inodes);
 	h->inode->size = size;
 	h->inode->mtime = now_realtime();
+	/* a write after a utimens moves the time on, as on a local disk */
+	forget = h->inode->mtime_kept;
+	h->inode->mtime_kept = false;
 	h->inode->expires = inode_now() + fs_attr_timeout(fs);
 	inode_unlock(&fs->inodes);
+	if (forget)
+		upload_set_mtime(h->wr, NULL);
 }
 
 struct bufv_src {
@@ -758,7 +766,9 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			inode_lock(&fs->inodes);
 			n->size = upload_size(u);
 			n->mtime = now_realtime();
+			n->mtime_kept = false;
 			inode_unlock(&fs->inodes);
+			upload_set_mtime(u, NULL);
 		} else if (want != cur_size) {
 			log_err(
 			    "truncate of '%s': an object can only be replaced whole; open it with "
@@ -784,7 +794,11 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 
 			inode_lock(&fs->inodes);
 			n->mtime = t;
+			n->mtime_kept = u != NULL;
 			inode_unlock(&fs->inodes);
+			/* kept in the object as x-amz-meta-mtime */
+			if (u)
+				upload_set_mtime(u, &t);
 		}
 	}
 out:
@@ -870,6 +884,7 @@ void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	inode_set_local_locked(n, true);
 	n->size = 0;
 	n->mtime = now_realtime();
+	n->mtime_kept = false;
 	n->expires = inode_now() + fs_attr_timeout(fs);
 	inode_put_locked(&fs->inodes, dir);
 	inode_unlock(&fs->inodes);

@@ -69,6 +69,8 @@ struct upload {
 	bool aborted;        /* AbortMultipartUpload was sent */
 	bool writer_waiting; /* the writer waits in get_buf() for a buffer */
 	bool overdraft_logged;
+	struct s3_obj_meta meta; /* what upload_set_mtime() asked the object to keep */
+	struct s3_obj_meta sent; /* what CreateMultipartUpload carried */
 };
 
 static void log_s3(int level, const struct upload *u, const char *what, const struct s3_error *e)
@@ -342,13 +344,24 @@ static int parts_reserve_locked(struct upload *u, int part_no)
 	return 0;
 }
 
+static struct s3_obj_meta meta_now(struct upload *u)
+{
+	struct s3_obj_meta m;
+
+	pthread_mutex_lock(&u->lock);
+	m = u->meta;
+	pthread_mutex_unlock(&u->lock);
+	return m;
+}
+
 static int ensure_multipart(struct upload *u)
 {
 	struct s3_error e;
 
 	if (u->upload_id)
 		return 0;
-	if (s3_create_multipart(u->p.s3, u->key, &u->upload_id, &e) != 0) {
+	u->sent = meta_now(u);
+	if (s3_create_multipart_meta(u->p.s3, u->key, &u->sent, &u->upload_id, &e) != 0) {
 		log_s3(LOG_ERR, u, "CreateMultipartUpload", &e);
 		u->upload_id = NULL;
 		fail(u, EIO);
@@ -1030,6 +1043,44 @@ static int complete_multipart(struct upload *u)
 	return 0;
 }
 
+/*
+ * The object is complete but an mtime set after its metadata went out
+ * (CreateMultipartUpload was sent when the first part filled, or the file
+ * was opened for append and not written) is not in it yet: rewrite the
+ * metadata with a CopyObject onto itself (a server-side copy of the bytes,
+ * up to 5 GiB). A failure here loses the time, not the data: logged, and
+ * the close still succeeds.
+ */
+static void keep_mtime(struct upload *u, uint64_t size)
+{
+	struct s3_obj_meta m = meta_now(u);
+	struct s3_error e;
+	char etag[80] = "";
+	char buf[512];
+
+	if (!m.has_mtime || (u->sent.has_mtime && u->sent.mtime.tv_sec == m.mtime.tv_sec &&
+	                     u->sent.mtime.tv_nsec == m.mtime.tv_nsec))
+		return;
+	if (size > UPLOAD_MAX_PART_SIZE) {
+		log_warn("upload of '%s': the mtime set while it was written is not kept: "
+		         "rewriting the metadata of an object over 5 GiB needs a multipart copy",
+		         u->key);
+		return;
+	}
+	if (s3_copy_object_meta(u->p.s3, u->key, u->key, &m, etag, &e) != 0) {
+		log_err("upload of '%s': the data is complete, but keeping the mtime set while it "
+		        "was written failed (CopyObject onto itself): %s",
+		        u->key, s3_error_format(&e, buf, sizeof(buf)));
+		return;
+	}
+	strip_quotes(etag);
+	if (etag[0])
+		snprintf(u->final_etag, sizeof(u->final_etag), "%s", etag);
+	u->sent = m;
+	log_debug("upload of '%s': mtime %lld kept by a metadata copy, ETag %s", u->key,
+	          (long long)m.mtime.tv_sec, u->final_etag);
+}
+
 static int complete_single(struct upload *u)
 {
 	struct s3_error e;
@@ -1037,7 +1088,8 @@ static int complete_single(struct upload *u)
 	const void *data = u->cur ? u->cur->data : "";
 	size_t len = u->cur ? u->cur->len : 0;
 
-	if (s3_put_object(u->p.s3, u->key, data, len, etag, &e) != 0) {
+	u->sent = meta_now(u);
+	if (s3_put_object_meta(u->p.s3, u->key, data, len, &u->sent, etag, &e) != 0) {
 		log_s3(LOG_ERR, u, "PutObject", &e);
 		fail(u, EIO);
 		release_bufs(u);
@@ -1048,6 +1100,15 @@ static int complete_single(struct upload *u)
 	release_bufs(u);
 	log_debug("upload of '%s': %zu bytes in one PutObject, ETag %s", u->key, len, etag);
 	return 0;
+}
+
+void upload_set_mtime(struct upload *u, const struct timespec *t)
+{
+	pthread_mutex_lock(&u->lock);
+	u->meta.has_mtime = t != NULL;
+	if (t)
+		u->meta.mtime = *t;
+	pthread_mutex_unlock(&u->lock);
 }
 
 int upload_complete(struct upload *u, char *etag_out)
@@ -1072,6 +1133,8 @@ int upload_complete(struct upload *u, char *etag_out)
 	} else {
 		r = complete_multipart(u);
 	}
+	if (r == 0)
+		keep_mtime(u, u->size);
 done:
 	u->finished = true;
 	u->result = r;

@@ -100,6 +100,15 @@ ssize_t upload_write(struct upload *u, const void *buf, size_t len, uint64_t off
 int upload_extend(struct upload *u, uint64_t new_size);
 
 /**
+ * upload_set_mtime() - the mtime the object keeps (x-amz-meta-mtime), as a
+ * utimens on the open file sets it; NULL forgets it (a later write). Sent
+ * with PutObject or CreateMultipartUpload; when it changes after the
+ * latter went out, upload_complete() rewrites the metadata with a
+ * CopyObject of the object onto itself (up to 5 GiB; logged above).
+ */
+void upload_set_mtime(struct upload *u, const struct timespec *t);
+
+/**
  * upload_complete() - send what is buffered, wait for every part, and make
  * the object visible (PutObject or CompleteMultipartUpload), then check the
  * ETag against the parts. Idempotent: later calls return the first result.

@@ -8,6 +8,7 @@
 #include "s3.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ struct s3_req {
 	char range[64];
 	char if_match[96];
 	char copy_range[64];
+	char meta_mtime[48]; /* x-amz-meta-mtime value */
 	char *copy_source;
 	char *body_owned; /* a body built here (XML), freed with the request */
 	bool creds_failed;
@@ -630,6 +632,57 @@ static void add_header(struct s3_req *r, const char *name, const char *value)
 	}
 }
 
+/* Put @m (NULL: nothing) on @r as x-amz-meta-* headers. */
+static void add_meta(struct s3_req *r, const struct s3_obj_meta *m)
+{
+	if (!m || !m->has_mtime)
+		return;
+	snprintf(r->meta_mtime, sizeof(r->meta_mtime), "%lld.%09ld", (long long)m->mtime.tv_sec,
+	         (long)m->mtime.tv_nsec);
+	add_header(r, "x-amz-meta-mtime", r->meta_mtime);
+}
+
+/* "SECONDS[.FRACTION]" (rclone, s3fs) -> @t; false if it is not that. */
+static bool parse_meta_mtime(const char *v, size_t vlen, struct timespec *t)
+{
+	long long sec = 0;
+	long nsec = 0;
+	size_t i = 0;
+	int digits = 0;
+	bool neg = false;
+
+	if (i < vlen && v[i] == '-') {
+		neg = true;
+		i++;
+	}
+	if (i == vlen || !isdigit((unsigned char)v[i]))
+		return false;
+	for (; i < vlen && isdigit((unsigned char)v[i]); i++) {
+		if (sec > (LLONG_MAX - 9) / 10)
+			return false;
+		sec = sec * 10 + (v[i] - '0');
+	}
+	if (i < vlen && v[i] == '.') {
+		for (i++; i < vlen && isdigit((unsigned char)v[i]); i++) {
+			if (digits < 9) {
+				nsec = nsec * 10 + (v[i] - '0');
+				digits++;
+			}
+		}
+		for (; digits < 9; digits++)
+			nsec *= 10;
+	}
+	if (i != vlen)
+		return false;
+	t->tv_sec = (time_t)(neg ? -sec : sec);
+	t->tv_nsec = nsec;
+	if (neg && nsec) {
+		t->tv_sec--;
+		t->tv_nsec = 1000000000L - nsec;
+	}
+	return true;
+}
+
 static int s3_sign_cb(void *user, struct xfer_request *x, struct curl_slist **extra)
 {
 	struct s3_req *r = user;
@@ -772,6 +825,10 @@ static void s3_header_cb(void *user, const char *name, size_t nlen, const char *
 			num[vlen] = '\0';
 			r->info.size = strtoull(num, NULL, 10);
 		}
+		break;
+	case 16:
+		if (hname(name, nlen, "x-amz-meta-mtime"))
+			r->info.meta.has_mtime = parse_meta_mtime(v, vlen, &r->info.meta.mtime);
 		break;
 	case 19:
 		if (hname(name, nlen, "x-amz-bucket-region") && vlen < sizeof(r->region)) {
@@ -1202,6 +1259,12 @@ out:
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
                   char *etag_out, struct s3_error *err)
 {
+	return s3_put_object_meta(c, key, data, len, NULL, etag_out, err);
+}
+
+int s3_put_object_meta(struct s3_client *c, const char *key, const void *data, size_t len,
+                       const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err)
+{
 	struct s3_req *r = req_new(c, "PUT", "PutObject", key, NULL);
 	int ret;
 
@@ -1209,6 +1272,7 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t
 		set_err(err, S3_ERR_NOMEM, "PutObject: out of memory");
 		return -1;
 	}
+	add_meta(r, meta);
 	req_set_md5(r, data, len);
 	r->payload_hash = SIGV4_UNSIGNED_PAYLOAD;
 	r->x.body = len ? data : NULL;
@@ -1245,6 +1309,12 @@ int s3_put_object_async(struct s3_client *c, const char *key, const void *data, 
 int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
                         struct s3_error *err)
 {
+	return s3_create_multipart_meta(c, key, NULL, upload_id, err);
+}
+
+int s3_create_multipart_meta(struct s3_client *c, const char *key, const struct s3_obj_meta *meta,
+                             char **upload_id, struct s3_error *err)
+{
 	struct s3_req *r = req_new(c, "POST", "CreateMultipartUpload", key, "uploads");
 	int ret;
 
@@ -1256,6 +1326,7 @@ int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
 	}
 	/* Stop curl's form Content-Type: it would become the object's type. */
 	add_header(r, "Content-Type", NULL);
+	add_meta(r, meta);
 	ret = req_run(r, err);
 	if (ret == 0) {
 		*upload_id = r->out.upload_id;
@@ -1680,6 +1751,12 @@ out:
 int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key, char *etag_out,
                    struct s3_error *err)
 {
+	return s3_copy_object_meta(c, src_key, dst_key, NULL, etag_out, err);
+}
+
+int s3_copy_object_meta(struct s3_client *c, const char *src_key, const char *dst_key,
+                        const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err)
+{
 	struct s3_req *r = req_new(c, "PUT", "CopyObject", dst_key, NULL);
 	int ret;
 
@@ -1687,6 +1764,10 @@ int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key
 		req_free(r);
 		set_err(err, S3_ERR_NOMEM, "CopyObject: out of memory");
 		return -1;
+	}
+	if (meta) {
+		add_header(r, "x-amz-metadata-directive", "REPLACE");
+		add_meta(r, meta);
 	}
 	ret = req_run(r, err);
 	if (ret == 0 && etag_out)

@@ -95,11 +95,22 @@ struct s3_client *s3_client_new(const struct s3_config *cfg);
  */
 void s3_client_free(struct s3_client *c);
 
+/**
+ * User metadata hpcops keeps with an object: the mtime a program set
+ * (utimens) travels as `x-amz-meta-mtime: SECONDS.NANOSECONDS`, the form
+ * rclone writes and s3fs reads (whole seconds).
+ */
+struct s3_obj_meta {
+	bool has_mtime;
+	struct timespec mtime;
+};
+
 /** Metadata of one object. */
 struct s3_object_info {
 	uint64_t size;
-	time_t mtime;  /* Last-Modified */
-	char etag[80]; /* with the quotes stripped */
+	time_t mtime;             /* Last-Modified */
+	char etag[80];            /* with the quotes stripped */
+	struct s3_obj_meta meta;  /* from x-amz-meta-* (HEAD and GET only, not listings) */
 };
 
 /** s3_head_object() - HeadObject. Returns 0 or -1 with @err filled. */
@@ -191,6 +202,10 @@ void s3_list_page_free(struct s3_list_page *page);
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
                   char *etag_out, struct s3_error *err);
 
+/** s3_put_object_meta() - as s3_put_object(), storing @meta (NULL: none) with the object. */
+int s3_put_object_meta(struct s3_client *c, const char *key, const void *data, size_t len,
+                       const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err);
+
 /**
  * s3_put_object_async() - as s3_put_object() without waiting. @data and
  * @etag_out (80 bytes, or NULL) must stay valid until @done has run.
@@ -202,6 +217,10 @@ int s3_put_object_async(struct s3_client *c, const char *key, const void *data, 
 /** s3_create_multipart() - CreateMultipartUpload; @upload_id is malloc'd, caller frees. */
 int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
                         struct s3_error *err);
+
+/** s3_create_multipart_meta() - as s3_create_multipart(); the object gets @meta (NULL: none). */
+int s3_create_multipart_meta(struct s3_client *c, const char *key, const struct s3_obj_meta *meta,
+                             char **upload_id, struct s3_error *err);
 
 /** s3_upload_part() - UploadPart @part_no (1..10000) with Content-MD5; @etag_out 80 bytes. */
 int s3_upload_part(struct s3_client *c, const char *key, const char *upload_id, int part_no,
@@ -263,6 +282,14 @@ void s3_upload_entries_free(struct s3_upload_entry *ups, size_t n);
 /** s3_copy_object() - CopyObject @src_key -> @dst_key within the bucket (up to 5 GiB). */
 int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key, char *etag_out,
                    struct s3_error *err);
+
+/**
+ * s3_copy_object_meta() - as s3_copy_object(), with the copy's user metadata
+ * replaced by @meta (x-amz-metadata-directive: REPLACE) when @meta is not
+ * NULL; @src_key == @dst_key then rewrites an object's metadata in place.
+ */
+int s3_copy_object_meta(struct s3_client *c, const char *src_key, const char *dst_key,
+                        const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err);
 
 /** s3_delete_object() - DeleteObject (a missing key is success, as in S3). */
 int s3_delete_object(struct s3_client *c, const char *key, struct s3_error *err);

@@ -304,6 +304,41 @@ def test_utimens_while_writing():
             raise AssertionError("utime of a closed object succeeded")
         except OSError as e:
             ht.check_eq(e.errno, errno.EPERM, "errno of utime on a closed object")
+        # a multipart upload: the time is set after CreateMultipartUpload
+        # went out (the first 8 MiB part), so the close rewrites the metadata
+        pat = Pattern(7)
+        big = os.path.join(m.path, "big")
+        fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o644)
+        for c in pat.chunks(PART + 3 * MIB):
+            os.write(fd, c)
+        os.utime(fd, (t + 120, t + 120))
+        os.close(fd)
+        # a write after utimens moves the time on, as on a local disk
+        fd = os.open(os.path.join(m.path, "later"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"a")
+        os.utime(fd, (t, t))
+        os.write(fd, b"b")
+        os.close(fd)
+    s3 = ht.s3_client()
+    meta = {k: s3.head_object(Bucket=bucket, Key=k).get("Metadata", {})
+            for k in ("u", "v", "big", "later")}
+    ht.check_eq(meta["u"].get("mtime"), "%d.000000000" % t, "x-amz-meta-mtime of u")
+    ht.check_eq(meta["v"].get("mtime"), "%d.000000000" % (t + 60),
+                "x-amz-meta-mtime of v (touch -d)")
+    ht.check_eq(meta["big"].get("mtime"), "%d.000000000" % (t + 120),
+                "x-amz-meta-mtime of a multipart object (set after its first part)")
+    ht.check_eq(meta["later"].get("mtime"), None, "no mtime kept after a later write")
+    got = s3.get_object(Bucket=bucket, Key="big")["Body"].read()
+    ht.check_eq(hashlib.md5(got).hexdigest(), pat.md5(PART + 3 * MIB),
+                "bytes of the object whose metadata was rewritten")
+    # another node (a fresh mount) sees the kept times
+    with ht.Mount(bucket) as m2:
+        ht.check_eq(int(os.stat(os.path.join(m2.path, "u")).st_mtime), t, "u on a 2nd mount")
+        st = os.stat(os.path.join(m2.path, "big"))
+        ht.check_eq((int(st.st_mtime), st.st_size), (t + 120, PART + 3 * MIB),
+                    "big on a 2nd mount")
+        ht.check_eq(abs(os.stat(os.path.join(m2.path, "later")).st_mtime - time.time()) < 600,
+                    True, "later's mtime is the upload time")
     ht.delete_bucket(bucket)
 
 
