@@ -391,11 +391,19 @@ struct dir_ent {
 	char etag[80];
 };
 
+/*
+ * An open directory keeps a window of its listing, not all of it: entries
+ * the kernel has read are dropped before the next page is fetched, so a
+ * handle holds at most about two pages (LIST_PAGE entries each) however
+ * large the directory. The kernel reads on from where it stopped; a seekdir
+ * back before the window lists again from the start.
+ */
 struct dir_handle {
 	pthread_mutex_t lock;
 	/* under lock */
-	struct dir_ent *ents; /* entries after "." and ".." */
+	struct dir_ent *ents; /* entries base.. of the listing (after "." and "..") */
 	size_t n, cap;
+	uint64_t base;
 	char *token; /* continuation of the listing */
 	bool started, done;
 	char **local; /* names of local children at opendir: they win */
@@ -409,6 +417,7 @@ static void dir_ents_clear(struct dir_handle *d)
 	free(d->ents);
 	d->ents = NULL;
 	d->n = d->cap = 0;
+	d->base = 0;
 	free(d->token);
 	d->token = NULL;
 	d->started = d->done = false;
@@ -450,6 +459,21 @@ static int dir_add(struct dir_handle *d, const char *name, size_t len, enum inod
 	snprintf(e->etag, sizeof(e->etag), "%s", etag ? etag : "");
 	d->n++;
 	return 0;
+}
+
+/* Forget the entries before listing index @first: the kernel has them. */
+static void dir_drop_before(struct dir_handle *d, uint64_t first)
+{
+	size_t k;
+
+	if (first <= d->base || d->n == 0)
+		return; /* (nothing held: base stays where the next page starts) */
+	k = first - d->base < d->n ? (size_t)(first - d->base) : d->n;
+	for (size_t i = 0; i < k; i++)
+		free(d->ents[i].name);
+	memmove(d->ents, d->ents + k, (d->n - k) * sizeof(*d->ents));
+	d->n -= k;
+	d->base += k;
 }
 
 static bool dir_is_local(const struct dir_handle *d, const char *name, size_t len)
@@ -739,8 +763,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (off == 0 && d->started)
-		dir_ents_clear(d); /* rewinddir: list again */
+	/* rewinddir, or a seekdir before the window (even to "." or ".."): list again */
+	if (d->started && (off == 0 || (uint64_t)(off >= 2 ? off - 2 : 0) < d->base))
+		dir_ents_clear(d);
 	for (uint64_t i = (uint64_t)off;; i++) {
 		struct stat st;
 		const char *name;
@@ -767,7 +792,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			used += need;
 			continue;
 		}
-		while (i - 2 >= d->n && !d->done) {
+		while (i - 2 >= d->base + d->n && !d->done) {
+			dir_drop_before(d, (uint64_t)(off >= 2 ? off - 2 : 0));
 			rc = dir_fetch_page(fs, dir, d);
 			if (rc < 0)
 				goto out;
@@ -777,10 +803,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					goto out;
 			}
 		}
-		if (i - 2 >= d->n)
+		if (i - 2 >= d->base + d->n)
 			break;
 		{
-			struct dir_ent *de = &d->ents[i - 2];
+			struct dir_ent *de = &d->ents[i - 2 - d->base];
 
 			name = de->name;
 			if (plus) {

@@ -193,6 +193,47 @@ def test_random_offsets_and_part_boundaries():
             os.close(fd)
 
 
+def readdir_seek_back(path, first, later):
+    """readdir(3) @first names, telldir, read @later more, seekdir back:
+    (the name read after telldir, the name read after seekdir, how many
+    names one pass through the handle gave)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.opendir.restype = ctypes.c_void_p
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir.restype = ctypes.c_void_p
+    libc.readdir.argtypes = [ctypes.c_void_p]
+    libc.telldir.restype = ctypes.c_long
+    libc.telldir.argtypes = [ctypes.c_void_p]
+    libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    dp = libc.opendir(path.encode())
+    if not dp:
+        raise OSError(ctypes.get_errno(), "opendir " + path)
+
+    def name():
+        e = libc.readdir(dp)
+        # glibc x86_64 struct dirent: d_ino, d_off, d_reclen, d_type, d_name
+        return None if not e else ctypes.string_at(e + 19).decode()
+
+    try:
+        for _ in range(first):
+            name()
+        pos = libc.telldir(dp)
+        want = name()
+        for _ in range(later):
+            name()
+        libc.seekdir(dp, pos)
+        got = name()
+        libc.seekdir(dp, 0)
+        total = 0
+        while name() is not None:
+            total += 1
+    finally:
+        libc.closedir(dp)
+    return want, got, total
+
+
 def test_ten_thousand_keys():
     b = ht.fresh_bucket("many")
     n = 10000
@@ -226,6 +267,13 @@ def test_ten_thousand_keys():
                                  "(want about %d)" % (n, lists, n // 1000))
         ht.check_eq(read_file(os.path.join(d, "k09999")), b"many/k09999",
                     "content of the last key")
+        # an open directory keeps only a window of the listing (about two
+        # pages): a seekdir back before it must list again and land right
+        want, got, total = readdir_seek_back(d, 1500, 6000)
+        ht.check_eq(got, want, "name after seekdir back 6,000 entries")
+        want, got, _ = readdir_seek_back(d, 1, 6000)
+        ht.check_eq((want, got), ("..", ".."), "seekdir back to just after '.'")
+        ht.check_eq(total, n + 1 + 2, "entries read through one handle (with . and ..)")
     # the bucket goes with the server: deleting 10,000 keys costs a minute
 
 
