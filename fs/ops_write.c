@@ -502,18 +502,14 @@ fail:
 static void note_written(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	uint64_t size = upload_size(h->wr);
-	bool forget;
 
 	inode_lock(&fs->inodes);
 	h->inode->size = size;
 	h->inode->mtime = now_realtime();
-	/* a write after a utimens moves the time on, as on a local disk */
-	forget = h->inode->mtime_kept;
+	/* a write after a utimens moves the time on (the upload forgot it too) */
 	h->inode->mtime_kept = false;
 	h->inode->expires = inode_now() + fs_attr_timeout(fs);
 	inode_unlock(&fs->inodes);
-	if (forget)
-		upload_set_mtime(h->wr, NULL);
 }
 
 struct bufv_src {
@@ -601,24 +597,48 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	struct inode *n = h->inode;
 	char etag[80];
+	struct timespec t;
+	fuse_ino_t parent = 0;
+	char *name = NULL;
+	bool kept;
 	int r;
 
 	if (!h->wr)
 		return 0;
 	r = upload_complete(h->wr, etag);
+	kept = r == 0 && upload_mtime_kept(h->wr, &t);
 	inode_lock(&fs->inodes);
 	if (r == 0) {
 		n->size = upload_size(h->wr);
 		if (etag[0])
 			snprintf(n->etag, sizeof(n->etag), "%s", etag);
+		/* what the object keeps, not what was asked (logged if it differs) */
+		if (kept)
+			n->mtime = t;
+		n->mtime_kept = kept;
 		inode_set_local_locked(n, false);
 		n->expires = inode_now() + fs_attr_timeout(fs);
 	} else {
+		if (n->local && n->parent) {
+			parent = n->parent->ino;
+			name = strdup(n->name);
+		}
 		if (n->local)
 			inode_unlink_locked(&fs->inodes, n);
 		n->expires = 0;
 	}
 	inode_unlock(&fs->inodes);
+	if (name) {
+		/*
+		 * The file never came to exist: drop the kernel's dentry now,
+		 * before the failing close returns, or a stat within the entry
+		 * timeout would still find it. (No directory lock is held by a
+		 * close or fsync, so this cannot wait on our own caller.)
+		 */
+		if (fs->se)
+			fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+		free(name);
+	}
 	return r;
 }
 
@@ -768,7 +788,6 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			n->mtime = now_realtime();
 			n->mtime_kept = false;
 			inode_unlock(&fs->inodes);
-			upload_set_mtime(u, NULL);
 		} else if (want != cur_size) {
 			log_err(
 			    "truncate of '%s': an object can only be replaced whole; open it with "
@@ -793,12 +812,29 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			    (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now_realtime() : attr->st_mtim;
 
 			inode_lock(&fs->inodes);
-			n->mtime = t;
-			n->mtime_kept = u != NULL;
-			inode_unlock(&fs->inodes);
-			/* kept in the object as x-amz-meta-mtime */
+			/*
+			 * Kept in the object as x-amz-meta-mtime. Under the inode
+			 * lock: a writer that is not our handle (touch by path)
+			 * may be released meanwhile, and release clears
+			 * n->writer under this lock before freeing the upload.
+			 */
+			if (!h && !local_dir)
+				u = n->writer;
 			if (u)
-				upload_set_mtime(u, &t);
+				r = -upload_set_mtime(u, &t);
+			else if (!local_dir)
+				r = EPERM;
+			if (!r) {
+				n->mtime = t;
+				n->mtime_kept = u != NULL;
+			}
+			inode_unlock(&fs->inodes);
+			if (r) {
+				log_info("utimens of '%s' refused: its upload is completing or "
+				         "complete, so the time can no longer be kept",
+				         n->key);
+				goto out;
+			}
 		}
 	}
 out:

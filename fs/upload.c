@@ -52,6 +52,7 @@ struct upload {
 	bool append_pending;    /* the old bytes still have to be put in front */
 	uint64_t base_size;
 	char base_etag[80];
+	struct s3_obj_meta sent; /* what PutObject / CreateMultipartUpload carried */
 	bool finished; /* upload_complete() or upload_discard() ran */
 	int result;    /* what upload_complete() returned */
 	char final_etag[80];
@@ -70,7 +71,7 @@ struct upload {
 	bool writer_waiting; /* the writer waits in get_buf() for a buffer */
 	bool overdraft_logged;
 	struct s3_obj_meta meta; /* what upload_set_mtime() asked the object to keep */
-	struct s3_obj_meta sent; /* what CreateMultipartUpload carried */
+	bool meta_frozen;        /* completion took its snapshot: no more changes */
 };
 
 static void log_s3(int level, const struct upload *u, const char *what, const struct s3_error *e)
@@ -812,6 +813,13 @@ ssize_t upload_write_with(struct upload *u, uint64_t off, size_t len, upload_fil
 	r = check_write_locked_w(u, off, len);
 	if (r)
 		goto out;
+	if (len) {
+		/* a write after a utimens moves the time on, as on a local disk;
+		 * before this write can send CreateMultipartUpload with it */
+		pthread_mutex_lock(&u->lock);
+		u->meta.has_mtime = false;
+		pthread_mutex_unlock(&u->lock);
+	}
 	if (u->append_pending) {
 		r = start_append(u);
 		if (r)
@@ -1058,8 +1066,9 @@ static void keep_mtime(struct upload *u, uint64_t size)
 	char etag[80] = "";
 	char buf[512];
 
-	if (!m.has_mtime || (u->sent.has_mtime && u->sent.mtime.tv_sec == m.mtime.tv_sec &&
-	                     u->sent.mtime.tv_nsec == m.mtime.tv_nsec))
+	if (m.has_mtime == u->sent.has_mtime &&
+	    (!m.has_mtime || (u->sent.mtime.tv_sec == m.mtime.tv_sec &&
+	                      u->sent.mtime.tv_nsec == m.mtime.tv_nsec)))
 		return;
 	if (size > UPLOAD_MAX_PART_SIZE) {
 		log_warn("upload of '%s': the mtime set while it was written is not kept: "
@@ -1067,7 +1076,8 @@ static void keep_mtime(struct upload *u, uint64_t size)
 		         u->key);
 		return;
 	}
-	if (s3_copy_object_meta(u->p.s3, u->key, u->key, &m, etag, &e) != 0) {
+	/* only onto the version just written: never stamp another node's bytes */
+	if (s3_copy_object_meta(u->p.s3, u->key, u->key, u->final_etag, &m, etag, &e) != 0) {
 		log_err("upload of '%s': the data is complete, but keeping the mtime set while it "
 		        "was written failed (CopyObject onto itself): %s",
 		        u->key, s3_error_format(&e, buf, sizeof(buf)));
@@ -1077,8 +1087,8 @@ static void keep_mtime(struct upload *u, uint64_t size)
 	if (etag[0])
 		snprintf(u->final_etag, sizeof(u->final_etag), "%s", etag);
 	u->sent = m;
-	log_debug("upload of '%s': mtime %lld kept by a metadata copy, ETag %s", u->key,
-	          (long long)m.mtime.tv_sec, u->final_etag);
+	log_debug("upload of '%s': metadata rewritten by a copy onto itself, ETag %s", u->key,
+	          u->final_etag);
 }
 
 static int complete_single(struct upload *u)
@@ -1102,13 +1112,32 @@ static int complete_single(struct upload *u)
 	return 0;
 }
 
-void upload_set_mtime(struct upload *u, const struct timespec *t)
+int upload_set_mtime(struct upload *u, const struct timespec *t)
 {
+	int r = 0;
+
 	pthread_mutex_lock(&u->lock);
-	u->meta.has_mtime = t != NULL;
-	if (t)
-		u->meta.mtime = *t;
+	if (u->meta_frozen) {
+		r = -EPERM;
+	} else {
+		u->meta.has_mtime = t != NULL;
+		if (t)
+			u->meta.mtime = *t;
+	}
 	pthread_mutex_unlock(&u->lock);
+	return r;
+}
+
+bool upload_mtime_kept(struct upload *u, struct timespec *t)
+{
+	bool kept;
+
+	pthread_mutex_lock(&u->wlock);
+	kept = u->finished && u->result == 0 && u->sent.has_mtime;
+	if (kept && t)
+		*t = u->sent.mtime;
+	pthread_mutex_unlock(&u->wlock);
+	return kept;
 }
 
 int upload_complete(struct upload *u, char *etag_out)
@@ -1120,6 +1149,9 @@ int upload_complete(struct upload *u, char *etag_out)
 		r = u->result;
 		goto out;
 	}
+	pthread_mutex_lock(&u->lock);
+	u->meta_frozen = true;
+	pthread_mutex_unlock(&u->lock);
 	r = check_failed(u);
 	if (r)
 		goto done;

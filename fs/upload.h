@@ -101,12 +101,19 @@ int upload_extend(struct upload *u, uint64_t new_size);
 
 /**
  * upload_set_mtime() - the mtime the object keeps (x-amz-meta-mtime), as a
- * utimens on the open file sets it; NULL forgets it (a later write). Sent
+ * utimens on the open file sets it; NULL forgets it (a write also does).
+ * -EPERM once completion has begun (the time can no longer be kept). Sent
  * with PutObject or CreateMultipartUpload; when it changes after the
  * latter went out, upload_complete() rewrites the metadata with a
  * CopyObject of the object onto itself (up to 5 GiB; logged above).
  */
-void upload_set_mtime(struct upload *u, const struct timespec *t);
+int upload_set_mtime(struct upload *u, const struct timespec *t);
+
+/**
+ * upload_mtime_kept() - after a successful upload_complete(): whether the
+ * object carries an x-amz-meta-mtime, and which (@t may be NULL).
+ */
+bool upload_mtime_kept(struct upload *u, struct timespec *t);
 
 /**
  * upload_complete() - send what is buffered, wait for every part, and make

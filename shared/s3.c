@@ -637,8 +637,12 @@ static void add_meta(struct s3_req *r, const struct s3_obj_meta *m)
 {
 	if (!m || !m->has_mtime)
 		return;
-	snprintf(r->meta_mtime, sizeof(r->meta_mtime), "%lld.%09ld", (long long)m->mtime.tv_sec,
-	         (long)m->mtime.tv_nsec);
+	if (m->mtime.tv_sec < 0 && m->mtime.tv_nsec > 0) /* {-2, .5e9} is -1.5 s */
+		snprintf(r->meta_mtime, sizeof(r->meta_mtime), "-%lld.%09ld",
+		         -((long long)m->mtime.tv_sec + 1), 1000000000L - (long)m->mtime.tv_nsec);
+	else
+		snprintf(r->meta_mtime, sizeof(r->meta_mtime), "%lld.%09ld",
+		         (long long)m->mtime.tv_sec, (long)m->mtime.tv_nsec);
 	add_header(r, "x-amz-meta-mtime", r->meta_mtime);
 }
 
@@ -1751,11 +1755,12 @@ out:
 int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key, char *etag_out,
                    struct s3_error *err)
 {
-	return s3_copy_object_meta(c, src_key, dst_key, NULL, etag_out, err);
+	return s3_copy_object_meta(c, src_key, dst_key, NULL, NULL, etag_out, err);
 }
 
 int s3_copy_object_meta(struct s3_client *c, const char *src_key, const char *dst_key,
-                        const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err)
+                        const char *src_if_match, const struct s3_obj_meta *meta, char *etag_out,
+                        struct s3_error *err)
 {
 	struct s3_req *r = req_new(c, "PUT", "CopyObject", dst_key, NULL);
 	int ret;
@@ -1764,6 +1769,10 @@ int s3_copy_object_meta(struct s3_client *c, const char *src_key, const char *ds
 		req_free(r);
 		set_err(err, S3_ERR_NOMEM, "CopyObject: out of memory");
 		return -1;
+	}
+	if (src_if_match && src_if_match[0]) {
+		snprintf(r->if_match, sizeof(r->if_match), "\"%s\"", src_if_match);
+		add_header(r, "x-amz-copy-source-if-match", r->if_match);
 	}
 	if (meta) {
 		add_header(r, "x-amz-metadata-directive", "REPLACE");

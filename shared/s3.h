@@ -287,9 +287,12 @@ int s3_copy_object(struct s3_client *c, const char *src_key, const char *dst_key
  * s3_copy_object_meta() - as s3_copy_object(), with the copy's user metadata
  * replaced by @meta (x-amz-metadata-directive: REPLACE) when @meta is not
  * NULL; @src_key == @dst_key then rewrites an object's metadata in place.
+ * @src_if_match: copy only if the source still has this ETag
+ * (x-amz-copy-source-if-match; else S3_ERR_PRECONDITION), or NULL.
  */
 int s3_copy_object_meta(struct s3_client *c, const char *src_key, const char *dst_key,
-                        const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err);
+                        const char *src_if_match, const struct s3_obj_meta *meta, char *etag_out,
+                        struct s3_error *err);
 
 /** s3_delete_object() - DeleteObject (a missing key is success, as in S3). */
 int s3_delete_object(struct s3_client *c, const char *key, struct s3_error *err);

@@ -319,15 +319,32 @@ def test_utimens_while_writing():
         os.utime(fd, (t, t))
         os.write(fd, b"b")
         os.close(fd)
+        # ... also when that write is the one that starts the multipart
+        # upload (a full part waits for the next byte before it goes out)
+        fd = os.open(os.path.join(m.path, "later2"), os.O_WRONLY | os.O_CREAT, 0o644)
+        for c in pat.chunks(PART):
+            os.write(fd, c)
+        os.utime(fd, (t, t))
+        os.write(fd, b"tail")
+        # once fsync completed the object, its time can no longer change
+        os.fsync(fd)
+        try:
+            os.utime(fd, (t + 7, t + 7))
+            raise AssertionError("utime after a completing fsync succeeded")
+        except OSError as e:
+            ht.check_eq(e.errno, errno.EPERM, "errno of utime after fsync")
+        os.close(fd)
     s3 = ht.s3_client()
     meta = {k: s3.head_object(Bucket=bucket, Key=k).get("Metadata", {})
-            for k in ("u", "v", "big", "later")}
+            for k in ("u", "v", "big", "later", "later2")}
     ht.check_eq(meta["u"].get("mtime"), "%d.000000000" % t, "x-amz-meta-mtime of u")
     ht.check_eq(meta["v"].get("mtime"), "%d.000000000" % (t + 60),
                 "x-amz-meta-mtime of v (touch -d)")
     ht.check_eq(meta["big"].get("mtime"), "%d.000000000" % (t + 120),
                 "x-amz-meta-mtime of a multipart object (set after its first part)")
     ht.check_eq(meta["later"].get("mtime"), None, "no mtime kept after a later write")
+    ht.check_eq(meta["later2"].get("mtime"), None,
+                "no mtime kept after a later write that started the multipart upload")
     got = s3.get_object(Bucket=bucket, Key="big")["Body"].read()
     ht.check_eq(hashlib.md5(got).hexdigest(), pat.md5(PART + 3 * MIB),
                 "bytes of the object whose metadata was rewritten")

@@ -145,7 +145,9 @@ def test_part_fails_for_good_eio():
         "Resource": ["arn:aws:s3:::%s/*" % bucket]}]}
     chunk = os.urandom(MIB)
     try:
-        with ht.Mount(bucket) as m:
+        # a long TTL: the kernel keeps the new file's dentry that long, so
+        # the failed close has to drop it for stat to say ENOENT
+        with ht.Mount(bucket, ["--metadata-ttl", "60"]) as m:
             fd = os.open(os.path.join(m.path, "doomed"),
                          os.O_WRONLY | os.O_CREAT, 0o644)
             for _ in range(20):  # the upload is multipart and going
