@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """hpcops-mount, read side: a real FUSE mount on radosgw.
 
-Byte-exact reads (0 bytes .. HPCOPS_TEST_BIG_MIB, default 256 MiB: whole,
+Byte-exact reads (0 bytes .. HPCOPS_TEST_BIG_MIB, default 1024 MiB: whole,
 at random offsets and at every part boundary of the prefetcher), a prefix
 of 10,000 keys listed with attributes and no HEAD per entry, nested
 prefixes, a directory shadowing a file, invalid keys hidden and logged
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import hpcops_test as ht  # noqa: E402
 
 MIB = 1024 * 1024
-BIG_MIB = int(os.environ.get("HPCOPS_TEST_BIG_MIB", "256"))
+BIG_MIB = int(os.environ.get("HPCOPS_TEST_BIG_MIB", "1024"))
 
 _state = {}
 
