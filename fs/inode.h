@@ -45,6 +45,7 @@ struct inode {
 	bool unlinked;         /* no longer reachable by name (replaced, unlinked, renamed away) */
 	struct upload *writer; /* the open writer of this file, owned by the write side (fswrite) */
 	uint32_t local_children; /* dirs: local children (mkdir'd dirs, files being written) */
+	uint32_t writer_users;   /* setattr calls using @writer without a handle (fswrite) */
 
 	/* Hash links, owned by the table. */
 	struct inode *next_ino;

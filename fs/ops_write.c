@@ -232,13 +232,20 @@ static struct fs_handle *handle_new(fuse_req_t req, struct inode *n, struct uplo
 }
 
 /* Drop a handle that never reached the kernel, or after release. */
+/* Signalled (with the inode table's lock) when an inode's writer_users drops to 0. */
+static pthread_cond_t writer_users_cond = PTHREAD_COND_INITIALIZER;
+
 static void handle_free(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	struct inode *n = h->inode;
 
 	inode_lock(&fs->inodes);
-	if (n->writer == h->wr)
+	if (n->writer == h->wr) {
 		n->writer = NULL;
+		/* a truncate or utimens by path may still be using the upload */
+		while (n->writer_users)
+			pthread_cond_wait(&writer_users_cond, &fs->inodes.lock);
+	}
 	inode_unlock(&fs->inodes);
 	upload_free(h->wr);
 	inode_put(&fs->inodes, n);
@@ -723,6 +730,7 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	struct fs_handle *h = fi ? fs_handle_of(fi) : NULL;
 	struct upload *u;
 	struct inode *n;
+	bool borrowed = false;
 	int r = 0;
 
 	n = inode_get(&fs->inodes, ino);
@@ -758,6 +766,10 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		h = NULL;
 	inode_lock(&fs->inodes);
 	u = h ? h->wr : n->writer;
+	/* By path (no handle): borrow the writer; its release waits for us. */
+	borrowed = !h && u;
+	if (borrowed)
+		n->writer_users++;
 	bool local_dir = n->kind == INODE_DIR && n->local;
 	uint64_t cur_size = n->size;
 	inode_unlock(&fs->inodes);
@@ -812,14 +824,7 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			    (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now_realtime() : attr->st_mtim;
 
 			inode_lock(&fs->inodes);
-			/*
-			 * Kept in the object as x-amz-meta-mtime. Under the inode
-			 * lock: a writer that is not our handle (touch by path)
-			 * may be released meanwhile, and release clears
-			 * n->writer under this lock before freeing the upload.
-			 */
-			if (!h && !local_dir)
-				u = n->writer;
+			/* kept in the object as x-amz-meta-mtime */
 			if (u)
 				r = -upload_set_mtime(u, &t);
 			else if (!local_dir)
@@ -838,6 +843,12 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		}
 	}
 out:
+	if (borrowed) {
+		inode_lock(&fs->inodes);
+		if (--n->writer_users == 0)
+			pthread_cond_broadcast(&writer_users_cond);
+		inode_unlock(&fs->inodes);
+	}
 	if (r)
 		fuse_reply_err(req, r);
 	else
