@@ -275,6 +275,29 @@ static bool part_from_cache(struct prefetch *pf, struct pf_part *p)
 	return true;
 }
 
+/*
+ * Fill @p (pf->lock held): from the cache when it has every block, else an
+ * async ranged GET (If-Match the handle's ETag) that part_done() completes.
+ */
+static void part_start_locked(struct prefetch *pf, struct pf_part *p)
+{
+	struct s3_error err;
+
+	if (part_from_cache(pf, p)) {
+		p->state = PART_DONE;
+		p->cached = true;
+		return;
+	}
+	pf->refs++;
+	memset(&err, 0, sizeof(err));
+	if (s3_get_object_async(pf->fs->s3, pf->key, p->off, p->len, pf->etag[0] ? pf->etag : NULL,
+	                        p->buf, p->cls, part_done, p, &err) < 0) {
+		pf->refs--;
+		p->state = PART_FAILED;
+		p->err = s3_err_to_errno(err.err);
+	}
+}
+
 /* Store the whole blocks of @p (and the object's last one) in the cache. */
 static void part_to_cache(struct prefetch *pf, struct pf_part *p, const char *etag)
 {
@@ -319,7 +342,6 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		size_t len;
 		struct pf_part *p;
 		char *buf;
-		struct s3_error err;
 
 		if (!needed && (pf->lazy || pf->next_off - pos >= pf->window || pf->held >= cap))
 			break;
@@ -359,20 +381,7 @@ static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 		pf->next_off += len;
 		if (pf->next_len < part_size)
 			pf->next_len = pf->next_len * 2 > part_size ? part_size : pf->next_len * 2;
-		if (part_from_cache(pf, p)) {
-			p->state = PART_DONE;
-			p->cached = true;
-			continue;
-		}
-		pf->refs++;
-		memset(&err, 0, sizeof(err));
-		if (s3_get_object_async(pf->fs->s3, pf->key, p->off, len,
-		                        pf->etag[0] ? pf->etag : NULL, p->buf, p->cls, part_done, p,
-		                        &err) < 0) {
-			pf->refs--;
-			p->state = PART_FAILED;
-			p->err = s3_err_to_errno(err.err);
-		}
+		part_start_locked(pf, p);
 	}
 	return true;
 }
@@ -469,7 +478,6 @@ static int read_far_locked(struct prefetch *pf, fuse_req_t req, uint64_t off, ui
 	uint64_t from = cache ? off / MIB * MIB : off;
 	uint64_t to = cache ? (end + MIB - 1) / MIB * MIB : end;
 	struct pf_part *p;
-	struct s3_error err;
 	struct iovec iov;
 	char etag[80];
 	bool to_cache;
@@ -497,20 +505,7 @@ static int read_far_locked(struct prefetch *pf, fuse_req_t req, uint64_t off, ui
 	p->orphan = true; /* never in the window: freed when done and unpinned */
 	log_debug("prefetch %s: GET [%llu, +%zu) outside the window", pf->key,
 	          (unsigned long long)from, len);
-	if (part_from_cache(pf, p)) {
-		p->state = PART_DONE;
-		p->cached = true;
-	} else {
-		pf->refs++;
-		memset(&err, 0, sizeof(err));
-		if (s3_get_object_async(pf->fs->s3, pf->key, p->off, len,
-		                        pf->etag[0] ? pf->etag : NULL, p->buf, p->cls, part_done, p,
-		                        &err) < 0) {
-			pf->refs--;
-			p->state = PART_FAILED;
-			p->err = s3_err_to_errno(err.err);
-		}
-	}
+	part_start_locked(pf, p);
 	while (p->state == PART_PENDING)
 		pthread_cond_wait(&pf->cond, &pf->lock);
 	if (p->state == PART_FAILED) {
