@@ -37,7 +37,7 @@ struct inode {
 	uint32_t refs;    /* internal references; the node is freed when both reach 0 */
 	uint64_t size;
 	struct timespec mtime;
-	bool mtime_kept;       /* mtime is x-amz-meta-mtime (or a utimens): a listing's time does not replace it */
+	bool mtime_kept;       /* mtime is x-amz-meta-mtime or a utimens: listings keep it */
 	char etag[80];         /* ETag of the version last seen ("" for dirs / not yet uploaded) */
 	char cache_etag[80];   /* ETag of the version the kernel page cache may hold (read opens) */
 	double expires;        /* monotonic time after which attributes must be refetched */

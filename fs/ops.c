@@ -754,6 +754,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_handle *h = fs_handle_of(fi);
 	struct dir_handle *d = h->dir;
 	struct inode *dir = h->inode;
+	/* the first listing entry this call asks for (0 and 1 are "." and "..") */
+	uint64_t first = off >= 2 ? (uint64_t)off - 2 : 0;
 	char *buf = malloc(size);
 	size_t used = 0;
 	int rc = 0;
@@ -764,7 +766,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	pthread_mutex_lock(&d->lock);
 	/* rewinddir, or a seekdir before the window (even to "." or ".."): list again */
-	if (d->started && (off == 0 || (uint64_t)(off >= 2 ? off - 2 : 0) < d->base))
+	if (d->started && (off == 0 || first < d->base))
 		dir_ents_clear(d);
 	for (uint64_t i = (uint64_t)off;; i++) {
 		struct stat st;
@@ -793,7 +795,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			continue;
 		}
 		while (i - 2 >= d->base + d->n && !d->done) {
-			dir_drop_before(d, (uint64_t)(off >= 2 ? off - 2 : 0));
+			dir_drop_before(d, first);
 			rc = dir_fetch_page(fs, dir, d);
 			if (rc < 0)
 				goto out;
@@ -821,7 +823,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					goto out;
 				}
 				if (de->kind == INODE_FILE)
-					set_file_attr_locked(fs, c, de->size, de->mtime, de->etag, NULL);
+					set_file_attr_locked(fs, c, de->size, de->mtime, de->etag,
+					                     NULL);
 				else if (!c->local)
 					c->expires = inode_now() + fs->opt.metadata_ttl;
 				fill_entry_nocount_locked(fs, c, &e);

@@ -231,10 +231,17 @@ static struct fs_handle *handle_new(fuse_req_t req, struct inode *n, struct uplo
 	return h;
 }
 
-/* Drop a handle that never reached the kernel, or after release. */
+/* @n changed here and now: its time is now, not one kept in the object. */
+static void touch_now_locked(struct inode *n)
+{
+	n->mtime = now_realtime();
+	n->mtime_kept = false;
+}
+
 /* Signalled (with the inode table's lock) when an inode's writer_users drops to 0. */
 static pthread_cond_t writer_users_cond = PTHREAD_COND_INITIALIZER;
 
+/* Drop a handle that never reached the kernel, or after release. */
 static void handle_free(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	struct inode *n = h->inode;
@@ -344,8 +351,7 @@ void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 	if (!n->etag[0])
 		inode_set_local_locked(n, true);
 	n->size = 0;
-	n->mtime = now_realtime();
-	n->mtime_kept = false;
+	touch_now_locked(n);
 	n->expires = inode_now() + fs_attr_timeout(fs);
 	fs_fill_entry_locked(fs, n, &e);
 	inode_unlock(&fs->inodes);
@@ -478,8 +484,7 @@ void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		n->size = info.size;
 	} else {
 		n->size = 0;
-		n->mtime = now_realtime();
-		n->mtime_kept = false;
+		touch_now_locked(n);
 	}
 	inode_unlock(&fs->inodes);
 	if (track_handle(st, h) != 0) {
@@ -512,9 +517,8 @@ static void note_written(struct hpcops_fs *fs, struct fs_handle *h)
 
 	inode_lock(&fs->inodes);
 	h->inode->size = size;
-	h->inode->mtime = now_realtime();
 	/* a write after a utimens moves the time on (the upload forgot it too) */
-	h->inode->mtime_kept = false;
+	touch_now_locked(h->inode);
 	h->inode->expires = inode_now() + fs_attr_timeout(fs);
 	inode_unlock(&fs->inodes);
 }
@@ -797,8 +801,7 @@ void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 				goto out;
 			inode_lock(&fs->inodes);
 			n->size = upload_size(u);
-			n->mtime = now_realtime();
-			n->mtime_kept = false;
+			touch_now_locked(n);
 			inode_unlock(&fs->inodes);
 		} else if (want != cur_size) {
 			log_err(
@@ -930,8 +933,7 @@ void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	}
 	inode_set_local_locked(n, true);
 	n->size = 0;
-	n->mtime = now_realtime();
-	n->mtime_kept = false;
+	touch_now_locked(n);
 	n->expires = inode_now() + fs_attr_timeout(fs);
 	inode_put_locked(&fs->inodes, dir);
 	inode_unlock(&fs->inodes);

@@ -53,8 +53,8 @@ struct upload {
 	uint64_t base_size;
 	char base_etag[80];
 	struct s3_obj_meta sent; /* what PutObject / CreateMultipartUpload carried */
-	bool finished; /* upload_complete() or upload_discard() ran */
-	int result;    /* what upload_complete() returned */
+	bool finished;           /* upload_complete() or upload_discard() ran */
+	int result;              /* what upload_complete() returned */
 	char final_etag[80];
 
 	/* Shared with the engine's completions: guarded by lock. */
@@ -1067,8 +1067,8 @@ static void keep_mtime(struct upload *u, uint64_t size)
 	char buf[512];
 
 	if (m.has_mtime == u->sent.has_mtime &&
-	    (!m.has_mtime || (u->sent.mtime.tv_sec == m.mtime.tv_sec &&
-	                      u->sent.mtime.tv_nsec == m.mtime.tv_nsec)))
+	    (!m.has_mtime ||
+	     (u->sent.mtime.tv_sec == m.mtime.tv_sec && u->sent.mtime.tv_nsec == m.mtime.tv_nsec)))
 		return;
 	if (size > UPLOAD_MAX_PART_SIZE) {
 		log_warn("upload of '%s': the mtime set while it was written is not kept: "

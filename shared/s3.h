@@ -108,9 +108,9 @@ struct s3_obj_meta {
 /** Metadata of one object. */
 struct s3_object_info {
 	uint64_t size;
-	time_t mtime;             /* Last-Modified */
-	char etag[80];            /* with the quotes stripped */
-	struct s3_obj_meta meta;  /* from x-amz-meta-* (HEAD and GET only, not listings) */
+	time_t mtime;            /* Last-Modified */
+	char etag[80];           /* with the quotes stripped */
+	struct s3_obj_meta meta; /* from x-amz-meta-* (HEAD and GET only, not listings) */
 };
 
 /** s3_head_object() - HeadObject. Returns 0 or -1 with @err filled. */
