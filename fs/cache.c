@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "checksum.h"
 #include "util.h"
 
 #define MAGIC  "HPCB0001"
@@ -414,7 +415,7 @@ ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t i
 	if (!read_full(fd, &h, sizeof(h)) || memcmp(h.magic, MAGIC, 8) || h.key_len != kl ||
 	    h.etag_len != el || h.idx != idx || h.data_len > cap || !read_full(fd, meta, kl + el) ||
 	    memcmp(meta, key, kl) || memcmp(meta + kl, etag, el) ||
-	    !read_full(fd, buf, h.data_len) || util_crc32c(0, buf, h.data_len) != h.crc) {
+	    !read_full(fd, buf, h.data_len) || checksum_crc32c(0, buf, h.data_len) != h.crc) {
 		log_warn("cache block %s is damaged: deleted", path);
 		close(fd);
 		fd = -1;
@@ -459,7 +460,7 @@ void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx,
 	h.etag_len = (uint32_t)el;
 	h.idx = idx;
 	h.data_len = (uint32_t)len;
-	h.crc = util_crc32c(0, data, len);
+	h.crc = checksum_crc32c(0, data, len);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;

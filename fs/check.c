@@ -65,6 +65,13 @@ const char *check_explain(const struct s3_error *e, const char *bucket, const ch
 		         "--endpoint-url, the network and any proxy (%s)",
 		         endpoint, e->message);
 		break;
+	case S3_ERR_TIMEOUT:
+		snprintf(out, len,
+		         "hpcops-mount: endpoint not answering: connected to %s, but it sent no "
+		         "answer within the bucket check's time (--check-timeout); is it an S3 "
+		         "server, and is it overloaded? (%s)",
+		         endpoint, e->message);
+		break;
 	default:
 		snprintf(out, len, "hpcops-mount: cannot list bucket %s at %s: %s", bucket,
 		         endpoint, buf);

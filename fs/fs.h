@@ -96,6 +96,9 @@ struct fs_options {
 	uint64_t max_cache_size; /* --max-cache-size bytes (0 = keep 5% of the disk free) */
 	uint64_t read_part_size; /* --read-part-size (default 8 MiB) */
 	uint64_t memory_limit;   /* --memory-limit (default 512 MiB) */
+
+	/* faults */
+	double check_timeout; /* --check-timeout: bound of the bucket check at mount (10 s) */
 };
 
 /** The filesystem: one per process, passed as the FUSE session's userdata. */

@@ -365,6 +365,7 @@ static void opt_defaults(struct fs_options *o)
 	o->metadata_ttl = FS_TTL_DEFAULT;
 	o->read_part_size = 8 * MIB;
 	o->memory_limit = 512 * MIB;
+	o->check_timeout = 10;
 }
 
 static void opt_free(struct fs_options *o)
@@ -560,7 +561,30 @@ static void explain_check_failure(const struct fs_options *o, const struct s3_er
 	fprintf(stderr, "%s\n", check_explain(e, o->bucket, o->prefix, endpoint, msg, sizeof(msg)));
 }
 
-static int check_bucket(struct hpcops_fs *fs, const char *endpoint)
+/*
+ * The bucket check runs on an engine of its own whose retry budget and
+ * stall timeout are the check's bound (--check-timeout), so a server that
+ * is down or accepts and never answers is reported in seconds, not after
+ * the long budget that file operations get to ride out an outage.
+ */
+static struct s3_client *check_client(struct hpcops_fs *fs, const struct s3_config *sc,
+                                      const struct xfer_config *xc, struct xfer_engine **xe)
+{
+	struct xfer_config c = *xc;
+	struct s3_config s = *sc;
+	long ms = (long)(fs->opt.check_timeout * 1000.0);
+
+	c.max_connections = 2;
+	c.retry.budget_ms = ms > 0 ? ms : 1;
+	c.low_speed_time = fs->opt.check_timeout >= 1 ? (long)fs->opt.check_timeout : 1;
+	*xe = xfer_engine_new(&c);
+	if (!*xe)
+		return NULL;
+	s.xfer = *xe;
+	return s3_client_new(&s);
+}
+
+static int check_bucket(struct hpcops_fs *fs, struct s3_client *s3, const char *endpoint)
 {
 	struct s3_list_params p = {.prefix = fs->opt.prefix, .max_keys = 1};
 	struct s3_list_page page;
@@ -587,7 +611,7 @@ static int check_bucket(struct hpcops_fs *fs, const char *endpoint)
 		}
 		creds_clear(&c);
 	}
-	if (s3_list_objects(fs->s3, &p, &page, &err) < 0) {
+	if (s3_list_objects(s3, &p, &page, &err) < 0) {
 		explain_check_failure(&fs->opt, &err, endpoint);
 		return -1;
 	}
@@ -774,8 +798,16 @@ static int serve(struct hpcops_fs *fs, bool detached)
 		         sc.region);
 		endpoint = endpoint_buf;
 	}
-	if (check_bucket(fs, endpoint) < 0)
-		goto out;
+	{
+		struct xfer_engine *cxe = NULL;
+		struct s3_client *cs3 = check_client(fs, &sc, &xc, &cxe);
+		int crc = cs3 ? check_bucket(fs, cs3, endpoint) : -1;
+
+		s3_client_free(cs3);
+		xfer_engine_free(cxe);
+		if (crc < 0)
+			goto out;
+	}
 	if (fs_setup(fs) < 0)
 		goto out;
 	if (fsw_init(fs) < 0) {

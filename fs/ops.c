@@ -18,6 +18,7 @@
 #include "cache.h"
 #include "log.h"
 #include "prefetch.h"
+#include "fs_errno.h"
 #include "s3.h"
 
 #define MIB       (1024ULL * 1024ULL)
@@ -211,7 +212,7 @@ static int remote_lookup(struct hpcops_fs *fs, const char *key, struct s3_object
 		char buf[400];
 
 		log_warn("lookup of %s: %s", key, s3_error_format(e, buf, sizeof(buf)));
-		rc = -s3_err_to_errno(e->err);
+		rc = -fs_errno(e->err);
 	}
 	if (lrc == 0)
 		s3_list_page_free(&page);
@@ -373,7 +374,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		} else if (err.err != S3_ERR_NO_SUCH_KEY || !fi) {
 			/* an open file removed in S3 keeps its last attributes */
 			inode_put(t, n);
-			fuse_reply_err(req, s3_err_to_errno(err.err));
+			fuse_reply_err(req, fs_errno(err.err));
 			return;
 		}
 	}
@@ -551,7 +552,7 @@ static int dir_fetch_page(struct hpcops_fs *fs, struct inode *dir, struct dir_ha
 		char buf[400];
 
 		log_warn("listing %s: %s", dir->key, s3_error_format(&err, buf, sizeof(buf)));
-		return -s3_err_to_errno(err.err);
+		return -fs_errno(err.err);
 	}
 	d->started = true;
 	for (size_t i = 0; i < page.n_prefixes; i++)

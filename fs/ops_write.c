@@ -18,6 +18,7 @@
 
 #include "fs.h"
 #include "log.h"
+#include "fs_errno.h"
 #include "s3.h"
 #include "upload.h"
 
@@ -463,7 +464,7 @@ void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 			log_err("open of '%s' for append: HeadObject failed: %s", n->key,
 			        s3_error_format(&e, buf, sizeof(buf)));
-			r = s3_err_to_errno(e.err) ?: EIO;
+			r = fs_errno(e.err) ?: EIO;
 			goto fail;
 		}
 		upload_set_append(u, info.size, info.etag);
@@ -990,13 +991,13 @@ static int remote_kind(struct hpcops_fs *fs, const char *key, struct s3_object_i
 	if (s3_head_object(fs->s3, key, info, &e) == 0)
 		return 1;
 	if (e.err != S3_ERR_NO_SUCH_KEY)
-		return -(s3_err_to_errno(e.err) ?: EIO);
+		return -(fs_errno(e.err) ?: EIO);
 	if (asprintf(&dkey, "%s/", key) < 0)
 		return -ENOMEM;
 	lp.prefix = dkey;
 	lp.max_keys = 1;
 	if (s3_list_objects(fs->s3, &lp, &page, &e) != 0)
-		r = -(s3_err_to_errno(e.err) ?: EIO);
+		r = -(fs_errno(e.err) ?: EIO);
 	else
 		r = page.n_entries || page.n_prefixes ? 2 : 0;
 	s3_list_page_free(&page);
@@ -1079,7 +1080,7 @@ void fsw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 		log_err("unlink of '%s': DeleteObject failed: %s", k,
 		        s3_error_format(&e, buf, sizeof(buf)));
-		r = s3_err_to_errno(e.err) ?: EIO;
+		r = fs_errno(e.err) ?: EIO;
 		goto out;
 	}
 	if (n)
@@ -1128,7 +1129,7 @@ void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 		log_err("rmdir of '%s': ListObjectsV2 failed: %s", n->key,
 		        s3_error_format(&e, buf, sizeof(buf)));
-		r = s3_err_to_errno(e.err) ?: EIO;
+		r = fs_errno(e.err) ?: EIO;
 		goto out;
 	}
 	bool marker = false, others = false;
@@ -1155,7 +1156,7 @@ void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 			log_err("rmdir of '%s': DeleteObject of the marker failed: %s", n->key,
 			        s3_error_format(&e, buf, sizeof(buf)));
-			r = s3_err_to_errno(e.err) ?: EIO;
+			r = fs_errno(e.err) ?: EIO;
 			goto out;
 		}
 	}
@@ -1377,7 +1378,7 @@ void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 		log_err("rename of '%s' to '%s': copied, but DeleteObject of the old name "
 		        "failed: %s; both objects exist now",
 		        key, newkey, s3_error_format(&e, buf, sizeof(buf)));
-		r = s3_err_to_errno(e.err) ?: EIO;
+		r = fs_errno(e.err) ?: EIO;
 		goto out;
 	}
 	inode_lock(&fs->inodes);

@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "fs_errno.h"
 #include "s3.h"
 
 #define MIB             (1024ULL * 1024ULL)
@@ -236,7 +237,7 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 		p->got = 0;
 	} else {
 		p->state = PART_FAILED;
-		p->err = s3_err_to_errno(err->err);
+		p->err = fs_errno(err->err);
 		if (err->err != S3_ERR_PRECONDITION && err->err != S3_ERR_CANCELLED) {
 			char buf[400];
 
@@ -294,7 +295,7 @@ static void part_start_locked(struct prefetch *pf, struct pf_part *p)
 	                        p->buf, p->cls, part_done, p, &err) < 0) {
 		pf->refs--;
 		p->state = PART_FAILED;
-		p->err = s3_err_to_errno(err.err);
+		p->err = fs_errno(err.err);
 	}
 }
 
@@ -547,7 +548,7 @@ static void read_direct(struct prefetch *pf, fuse_req_t req, size_t size, uint64
 	if (s3_get_object(pf->fs->s3, pf->key, off, size, etag[0] ? etag : NULL, tmp, size, &got,
 	                  NULL, &err) < 0 &&
 	    err.err != S3_ERR_INVALID_RANGE) {
-		fuse_reply_err(req, s3_err_to_errno(err.err));
+		fuse_reply_err(req, fs_errno(err.err));
 	} else {
 		fuse_reply_buf(req, tmp, got);
 	}

@@ -20,6 +20,7 @@
 
 #include "budget.h"
 #include "log.h"
+#include "fs_errno.h"
 #include "s3.h"
 
 /* The first buffer of an upload is charged to the budget as it fills, in
@@ -33,7 +34,7 @@ struct upload_buf {
 	size_t charged; /* budget bytes this buffer holds */
 	bool overdraft; /* mapped past the budget (see reserve_patiently) */
 	int part_no;
-	char etag[80];           /* written by the engine when the part is done */
+	struct s3_part part;     /* number, size, checksum; ETag written when the part is done */
 	struct upload_buf *next; /* free list */
 };
 
@@ -395,9 +396,7 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	if (err->err == S3_OK) {
 		struct s3_part *p = &u->parts[b->part_no - 1];
 
-		p->part_no = b->part_no;
-		p->size = b->len;
-		snprintf(p->etag, sizeof(p->etag), "%s", b->etag);
+		*p = b->part;
 	} else {
 		/* The engine has spent its retries: the upload is lost. */
 		fail_locked(u, EIO);
@@ -437,7 +436,7 @@ static void send_part(struct upload_buf *b)
 	struct s3_error e;
 
 	if (s3_upload_part_async(u->p.s3, u->key, u->upload_id, b->part_no, b->data, b->len,
-	                         b->etag, part_done, b, &e) != 0) {
+	                         &b->part, part_done, b, &e) != 0) {
 		log_s3(LOG_ERR, u, "UploadPart", &e);
 		pthread_mutex_lock(&u->lock);
 		u->inflight--;
@@ -1279,7 +1278,7 @@ int upload_copy_object(struct s3_client *s3, const char *src_key, const char *ds
 
 			log_err("copy of '%s' to '%s' failed: %s", src_key, dst_key,
 			        s3_error_format(&e, buf, sizeof(buf)));
-			return -(s3_err_to_errno(e.err) ?: EIO);
+			return -(fs_errno(e.err) ?: EIO);
 		}
 		return 0;
 	}
@@ -1310,7 +1309,7 @@ fail : {
 
 	log_err("copy of '%s' to '%s' (%llu bytes, multipart) failed: %s", src_key, dst_key,
 	        (unsigned long long)size, s3_error_format(&e, buf, sizeof(buf)));
-	r = -(s3_err_to_errno(e.err) ?: EIO);
+	r = -(fs_errno(e.err) ?: EIO);
 	if (upload_id && s3_abort_multipart(s3, dst_key, upload_id, &e) != 0)
 		log_err("abort of the copy's multipart upload failed: %s",
 		        s3_error_format(&e, buf, sizeof(buf)));

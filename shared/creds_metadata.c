@@ -34,7 +34,8 @@ struct xfer_engine *creds_engine_locked(struct creds_provider *p, struct creds_e
 	if (p->xfer_own)
 		return p->xfer_own;
 	cfg.max_connections = 2;
-	cfg.max_attempts = 3;
+	cfg.retry.max_attempts = 3;
+	cfg.retry.budget_ms = 10000;
 	cfg.ca_bundle = p->ca_bundle;
 	p->xfer_own = xfer_engine_new(&cfg);
 	if (!p->xfer_own)

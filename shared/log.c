@@ -84,6 +84,53 @@ void log_close(void)
 	g_fd = STDERR_FILENO;
 }
 
+size_t log_escape(char *out, size_t cap, const char *in, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!cap)
+		return 0;
+	for (size_t i = 0; i < len && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)in[i];
+		char esc = 0;
+
+		switch (c) {
+		case '\n':
+			esc = 'n';
+			break;
+		case '\r':
+			esc = 'r';
+			break;
+		case '\t':
+			esc = 't';
+			break;
+		case '\\':
+			esc = '\\'; /* so "\\n" in a name is not read as a newline */
+			break;
+		default:
+			break;
+		}
+		if (esc) {
+			if (o + 3 > cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = esc;
+		} else if (c < 0x20 || c == 0x7f) {
+			if (o + 5 > cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
 void log_vmsg(int level, const char *reqid, const char *fmt, va_list ap)
 {
 	char line[4096];
@@ -93,8 +140,13 @@ void log_vmsg(int level, const char *reqid, const char *fmt, va_list ap)
 	if (level > g_level)
 		return;
 	if (g_dest == LOG_DEST_SYSLOG) {
-		r = vsnprintf(line, sizeof(line), fmt, ap);
-		(void)r;
+		char msg[sizeof(line)];
+
+		r = vsnprintf(msg, sizeof(msg), fmt, ap);
+		log_escape(line, sizeof(line), msg,
+		           r < 0                     ? 0
+		           : (size_t)r < sizeof(msg) ? (size_t)r
+		                                     : sizeof(msg) - 1);
 		if (reqid)
 			syslog(level, "[req %s] %s", reqid, line);
 		else
@@ -121,9 +173,12 @@ void log_vmsg(int level, const char *reqid, const char *fmt, va_list ap)
 			n += (size_t)r;
 	}
 	if (n < sizeof(line)) {
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+		char msg[sizeof(line)];
+
+		r = vsnprintf(msg, sizeof(msg), fmt, ap);
 		if (r > 0)
-			n += (size_t)r;
+			n += log_escape(line + n, sizeof(line) - n, msg,
+			                (size_t)r < sizeof(msg) ? (size_t)r : sizeof(msg) - 1);
 	}
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;

@@ -8,6 +8,7 @@
 #define HPCOPS_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <syslog.h>
 
 enum log_dest {
@@ -43,6 +44,14 @@ void log_msg(int level, const char *reqid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vmsg(int level, const char *reqid, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/**
+ * log_escape() - copy @len bytes of @in to @out (@cap bytes, NUL-terminated)
+ * with control characters escaped (\n, \r, \t, \xHH), so an object key
+ * holding a newline cannot forge a log line of its own. Every line goes
+ * through it. Returns the bytes written (without the NUL).
+ */
+size_t log_escape(char *out, size_t cap, const char *in, size_t len);
 
 #define log_err(...)    log_msg(LOG_ERR, NULL, __VA_ARGS__)
 #define log_warn(...)   log_msg(LOG_WARNING, NULL, __VA_ARGS__)

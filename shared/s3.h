@@ -38,7 +38,8 @@ enum s3_err {
 	S3_ERR_INVALID_ARGUMENT, /* InvalidArgument, InvalidRequest, bad input from the caller */
 	S3_ERR_THROTTLED,        /* SlowDown etc. after the retries were spent */
 	S3_ERR_SERVER,           /* 5xx after the retries were spent */
-	S3_ERR_NETWORK,          /* could not connect, reset, timeout */
+	S3_ERR_NETWORK,          /* could not connect, reset */
+	S3_ERR_TIMEOUT,          /* connected, but no (whole) answer in time */
 	S3_ERR_NO_CREDENTIALS,   /* the credential chain found nothing */
 	S3_ERR_CANCELLED,        /* cancelled by the caller */
 	S3_ERR_NOMEM,
@@ -54,23 +55,33 @@ struct s3_error {
 	char message[256];   /* server message, or a local explanation */
 	char request_id[64]; /* x-amz-request-id */
 	char region[32];     /* x-amz-bucket-region when the server names one */
+	/*
+	 * A transport error ended a call that is not repeated blindly
+	 * (CreateMultipartUpload, CompleteMultipartUpload) after the request
+	 * may have reached the server: it may have taken effect.
+	 */
+	bool outcome_unknown;
 };
 
 /** s3_strerror() - a short English text for @err (static storage). */
 const char *s3_strerror(enum s3_err err);
 
 /**
- * s3_err_to_errno() - the one table mapping S3 errors to errno for the
- * filesystem: NO_SUCH_KEY -> ENOENT, ACCESS_DENIED -> EACCES,
- * PRECONDITION -> ESTALE, NETWORK/SERVER -> EIO, ...
- */
-int s3_err_to_errno(enum s3_err err);
-
-/**
  * s3_error_format() - "NoSuchBucket: The specified bucket does not exist
  * (HTTP 404, request id X)" into @buf; returns @buf.
  */
 const char *s3_error_format(const struct s3_error *e, char *buf, size_t len);
+
+/** The checksum sent with every body (--upload-checksums). */
+enum s3_checksum {
+	S3_CHECKSUM_CRC32C = 0, /* x-amz-checksum-crc32c (mount-s3's default) */
+	S3_CHECKSUM_CRC64NVME,  /* x-amz-checksum-crc64nvme */
+	S3_CHECKSUM_MD5,        /* Content-MD5 only: servers that check nothing else (radosgw 16) */
+	S3_CHECKSUM_NONE,       /* no checksum header ("off") */
+};
+
+/** s3_checksum_name() - "crc32c", "crc64nvme", "md5" or "off". */
+const char *s3_checksum_name(enum s3_checksum c);
 
 struct s3_config {
 	const char *endpoint;         /* "http://127.0.0.1:7480"; NULL = resolve (endpoint.h) */
@@ -81,6 +92,14 @@ struct s3_config {
 	struct creds_provider *creds; /* borrowed; NULL only with no_sign */
 	struct xfer_engine *xfer;     /* borrowed; the engine all requests run on */
 	const char *user_agent;       /* NULL = "hpcops/VERSION" */
+	/* new objects (PutObject, CreateMultipartUpload, CopyObject) */
+	const char *storage_class;    /* x-amz-storage-class; NULL = the bucket's default */
+	const char *sse;              /* x-amz-server-side-encryption: AES256, aws:kms, aws:kms:dsse */
+	const char *sse_kms_key_id;   /* x-amz-server-side-encryption-aws-kms-key-id */
+	enum s3_checksum checksum;    /* with every body sent */
+	/* every request */
+	bool requester_pays;               /* x-amz-request-payer: requester */
+	const char *expected_bucket_owner; /* x-amz-expected-bucket-owner */
 };
 
 /**
@@ -103,6 +122,7 @@ void s3_client_free(struct s3_client *c);
 struct s3_obj_meta {
 	bool has_mtime;
 	struct timespec mtime;
+	const char *content_type; /* sent with a new object; NULL = none (S3 picks its default) */
 };
 
 /** Metadata of one object. */
@@ -198,7 +218,7 @@ void s3_list_page_free(struct s3_list_page *page);
 
 /* ---- writing ---- */
 
-/** s3_put_object() - PutObject of @len bytes with Content-MD5. @etag_out (80 bytes) may be NULL. */
+/** s3_put_object() - PutObject of @len bytes with the client's checksum. @etag_out (80 bytes) may be NULL. */
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
                   char *etag_out, struct s3_error *err);
 
@@ -222,26 +242,35 @@ int s3_create_multipart(struct s3_client *c, const char *key, char **upload_id,
 int s3_create_multipart_meta(struct s3_client *c, const char *key, const struct s3_obj_meta *meta,
                              char **upload_id, struct s3_error *err);
 
-/** s3_upload_part() - UploadPart @part_no (1..10000) with Content-MD5; @etag_out 80 bytes. */
-int s3_upload_part(struct s3_client *c, const char *key, const char *upload_id, int part_no,
-                   const void *data, size_t len, char *etag_out, struct s3_error *err);
+struct s3_part {
+	int part_no;
+	char etag[80];
+	uint64_t size;     /* filled by s3_list_parts */
+	char checksum[24]; /* the part's x-amz-checksum-* (base64) as sent, "" if none */
+};
 
-/** s3_upload_part_async() - as s3_upload_part() without waiting; @etag_out must outlive the call.
+/**
+ * s3_upload_part() - UploadPart @part_no (1..10000) with the client's
+ * checksum; @etag_out 80 bytes. When the server echoes the checksum, a
+ * mismatch fails the call (S3_ERR_BAD_DIGEST).
+ */
+int s3_upload_part(struct s3_client *c, const char *key, const char *upload_id, int part_no,
+                   const void *data, size_t len, struct s3_part *out, struct s3_error *err);
+
+/**
+ * s3_upload_part_async() - as s3_upload_part() without waiting. @out gets
+ * the part number, size and checksum at once and the ETag on success; it
+ * must stay valid until @done has run.
  */
 int s3_upload_part_async(struct s3_client *c, const char *key, const char *upload_id, int part_no,
-                         const void *data, size_t len, char *etag_out, s3_done_fn done, void *user,
-                         struct s3_error *err);
+                         const void *data, size_t len, struct s3_part *out, s3_done_fn done,
+                         void *user, struct s3_error *err);
 
 /** s3_upload_part_copy() - UploadPartCopy of [off, off+len) of @src_key (same bucket). */
 int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id, int part_no,
                         const char *src_key, uint64_t off, uint64_t len, char *etag_out,
                         struct s3_error *err);
 
-struct s3_part {
-	int part_no;
-	char etag[80];
-	uint64_t size; /* filled by s3_list_parts */
-};
 
 /**
  * s3_complete_multipart() - CompleteMultipartUpload of @n parts in order.
@@ -270,6 +299,7 @@ int s3_list_parts(struct s3_client *c, const char *key, const char *upload_id,
 struct s3_upload_entry {
 	char *key;
 	char *upload_id;
+	time_t initiated; /* when the server created it (0 if not said) */
 };
 /** s3_list_multipart_uploads() - in-progress uploads under @prefix; free with
  * s3_upload_entries_free(). */

@@ -39,6 +39,7 @@ struct s3_doc {
 	struct s3_list_entry entry;
 	struct s3_part part;
 	char *up_key, *up_id;
+	time_t up_initiated;
 	char del_key[256];
 	char del_code[64];
 };
@@ -364,8 +365,10 @@ static void end_list_uploads(struct s3_doc *d, const char *name, const char *t, 
 			}
 			o->uploads[o->n_uploads].key = d->up_key;
 			o->uploads[o->n_uploads].upload_id = d->up_id;
+			o->uploads[o->n_uploads].initiated = d->up_initiated;
 			o->n_uploads++;
 			d->up_key = d->up_id = NULL;
+			d->up_initiated = 0;
 		}
 		return;
 	}
@@ -377,6 +380,8 @@ static void end_list_uploads(struct s3_doc *d, const char *name, const char *t, 
 	} else if (is(name, "UploadId")) {
 		free(d->up_id);
 		d->up_id = strndup(t, n);
+	} else if (is(name, "Initiated")) {
+		d->up_initiated = s3_xml_parse_time(t, n);
 	}
 }
 
@@ -487,8 +492,12 @@ static void sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix
 			return;
 		}
 	}
-	if (d->depth < S3_XML_DEPTH)
-		snprintf(d->path[d->depth], S3_XML_NAME, "%s", name);
+	if (d->depth >= S3_XML_DEPTH) {
+		/* No S3 reply nests this deep: stop before libxml2's own stack grows. */
+		doc_fail(d, "the document nests deeper than any S3 reply");
+		return;
+	}
+	snprintf(d->path[d->depth], S3_XML_NAME, "%s", name);
 	d->depth++;
 	d->text_len = 0;
 	d->text_overflow = false;
@@ -503,8 +512,7 @@ static void sax_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, 
 	(void)prefix, (void)uri;
 	if (d->failed)
 		return;
-	if (d->depth <= S3_XML_DEPTH)
-		end_element(d, (const char *)localname);
+	end_element(d, (const char *)localname);
 	d->depth--;
 	d->text_len = 0;
 	if (d->text)

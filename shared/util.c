@@ -94,38 +94,6 @@ void util_md5_base64(const void *data, size_t n, char out[25])
 	util_base64(md, sizeof(md), out);
 }
 
-/* Table-driven CRC-32C (reflected polynomial 0x82F63B78). */
-static uint32_t crc32c_table[256];
-static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
-
-static void crc32c_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc32c_table[i] = c;
-	}
-}
-
-uint32_t util_crc32c(uint32_t crc, const void *data, size_t n)
-{
-	const uint8_t *p = data;
-
-	pthread_once(&crc32c_once, crc32c_init);
-	crc = ~crc;
-	while (n--)
-		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
-void util_crc32c_base64(uint32_t crc, char out[9])
-{
-	uint8_t be[4] = {crc >> 24, crc >> 16, crc >> 8, crc};
-
-	util_base64(be, sizeof(be), out);
-}
-
 static bool is_unreserved(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util: small helpers for the AWS plumbing: hex, SHA-256, HMAC, MD5 and
- * base64 (Content-MD5), CRC32C, URI and form encoding per the SigV4 rules,
- * ISO 8601 times, and a bounded growable buffer.
+ * base64 (Content-MD5), URI and form encoding per the SigV4 rules,
+ * ISO 8601 times, and a bounded growable buffer. (Checksums: checksum.h.)
  */
 #ifndef HPCOPS_UTIL_H
 #define HPCOPS_UTIL_H
@@ -32,16 +32,6 @@ size_t util_base64(const void *in, size_t n, char *out);
 
 /** util_md5_base64() - the Content-MD5 header value of @n bytes into @out (25 bytes). */
 void util_md5_base64(const void *data, size_t n, char out[25]);
-
-/**
- * util_crc32c() - CRC-32C (Castagnoli) of @n bytes, continuing from @crc
- * (start with 0). The x-amz-checksum-crc32c value is the base64 of the
- * big-endian result: see util_crc32c_base64().
- */
-uint32_t util_crc32c(uint32_t crc, const void *data, size_t n);
-
-/** util_crc32c_base64() - base64 of the big-endian @crc into @out (9 bytes). */
-void util_crc32c_base64(uint32_t crc, char out[9]);
 
 /**
  * util_uri_encode() - percent-encode @n bytes of @s per SigV4: everything

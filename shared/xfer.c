@@ -31,6 +31,7 @@ struct xfer_engine {
 	struct xfer_config cfg;
 	char *ca_bundle;
 	char *user_agent;
+	char *interface;
 	CURLM *multi;
 	pthread_t thread;
 	bool thread_started;
@@ -49,6 +50,7 @@ struct xfer_engine {
 	CURL **idle; /* easy handles kept for reuse */
 	int n_idle;
 	uint64_t rng;
+	uint64_t slow_until_ms; /* adaptive mode: new requests wait until then */
 };
 
 struct waiter {
@@ -137,24 +139,6 @@ bool xfer_is_retryable_code(const char *code, size_t len)
 	return false;
 }
 
-/* Does an error document ask us to come back later? */
-static bool body_says_retry(const char *body, size_t len)
-{
-	const char *p, *q;
-
-	if (!body || !len)
-		return false;
-	p = memmem(body, len, "<Code>", 6);
-	if (p) {
-		p += 6;
-		q = memmem(p, len - (size_t)(p - body), "</Code>", 7);
-		if (q && xfer_is_retryable_code(p, (size_t)(q - p)))
-			return true;
-	}
-	/* CloudFormation's throttling message, whatever the code says. */
-	return memmem(body, len, "Rate exceeded", 13) != NULL;
-}
-
 static bool status_is_retryable(long st)
 {
 	return st == 500 || st == 502 || st == 503 || st == 504 || st == 429;
@@ -172,10 +156,45 @@ static bool curl_rc_is_retryable(CURLcode rc)
 	case CURLE_HTTP2:
 	case CURLE_HTTP2_STREAM:
 	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_COULDNT_RESOLVE_HOST:
 		return true;
 	default:
 		return false;
 	}
+}
+
+bool xfer_is_throttle_code(const char *code, size_t len)
+{
+	static const char *const codes[] = {
+	    "SlowDown",
+	    "Throttling",
+	    "ThrottlingException",
+	    "ThrottledException",
+	    "RequestThrottled",
+	    "RequestThrottledException",
+	    "TooManyRequestsException",
+	    "ProvisionedThroughputExceededException",
+	    "RequestLimitExceeded",
+	    "BandwidthLimitExceeded",
+	    "LimitExceededException",
+	    "EC2ThrottledException",
+	};
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strlen(codes[i]) == len && memcmp(codes[i], code, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Transport errors after which the request may have reached the server
+ * (sent in part or whole, reply lost): a not_idempotent request is not
+ * repeated blindly after them.
+ */
+static bool curl_rc_maybe_sent(CURLcode rc)
+{
+	return rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+	       rc != CURLE_SSL_CONNECT_ERROR;
 }
 
 /* ---- curl callbacks (engine thread) ---- */
@@ -414,6 +433,7 @@ static void complete(struct xfer_engine *e, struct xfer_request *r, enum xfer_st
 	(void)e;
 	r->result.status = st;
 	r->result.http_status = r->priv_.status;
+	r->result.elapsed_ms = r->priv_.first_ms ? (long)(now_ms() - r->priv_.first_ms) : 0;
 	if (log_level() >= LOG_DEBUG) {
 		if (st == XFER_OK)
 			log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
@@ -488,6 +508,8 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	const char *m = r->method;
 
 	r->result.attempts++;
+	if (r->result.attempts == 1)
+		r->priv_.first_ms = now_ms();
 	r->result.request_id[0] = '\0';
 	r->result.errmsg[0] = '\0';
 	/* An error body of an earlier attempt says nothing about this one. */
@@ -535,6 +557,8 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (e->ca_bundle)
 		curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_bundle);
+	if (e->interface)
+		curl_easy_setopt(h, CURLOPT_INTERFACE, e->interface);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 	                 r->connect_timeout_ms ? r->connect_timeout_ms : e->cfg.connect_timeout_ms);
@@ -596,6 +620,14 @@ static void start_ready(struct xfer_engine *e)
 		e->delayed = r->priv_.next;
 		ready_push(e, r, true);
 	}
+	/* Adaptive mode, throttled a moment ago: only retries (already delayed) go. */
+	if (e->slow_until_ms && e->ready_head && e->ready_head->result.attempts == 0) {
+		if (!now)
+			now = now_ms();
+		if (now < e->slow_until_ms)
+			return;
+		e->slow_until_ms = 0;
+	}
 	while (e->n_inflight < e->cfg.max_connections && e->ready_head)
 		start_attempt(e, ready_pop(e));
 }
@@ -610,29 +642,50 @@ static bool can_repeat(struct xfer_request *r)
 	return true;
 }
 
-static void schedule_retry(struct xfer_engine *e, struct xfer_request *r, const char *why)
+/* The policy for @r: the engine's, with the request's own bounds. */
+static struct retry_policy policy_of(const struct xfer_engine *e, const struct xfer_request *r)
 {
-	long base = e->cfg.backoff_base_ms, cap = e->cfg.backoff_max_ms, ceil = base;
-	long delay;
+	struct retry_policy p = e->cfg.retry;
 
-	for (int i = 1; i < r->result.attempts && ceil < cap; i++)
-		ceil *= 2;
-	if (ceil > cap)
-		ceil = cap;
-	/* Full jitter: uniform in [0, ceil]. */
-	delay = (long)(rng_next(e) % (uint64_t)(ceil + 1));
+	if (r->max_attempts > 0)
+		p.max_attempts = r->max_attempts;
+	if (r->retry_budget_ms > 0)
+		p.budget_ms = r->retry_budget_ms;
+	return p;
+}
+
+/*
+ * Queue @r for another attempt if the policy allows one (attempts and the
+ * time budget). Returns false when it does not: the caller completes @r.
+ */
+static bool schedule_retry(struct xfer_engine *e, struct xfer_request *r, const char *why,
+                           bool slow)
+{
+	struct retry_policy p = policy_of(e, r);
+	long elapsed = (long)(now_ms() - r->priv_.first_ms);
+	long delay = retry_delay_ms(&p, r->result.attempts, elapsed, rng_next(e));
+
+	if (delay < 0) {
+		log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
+		        "%s %s %s: %s; no retry left after %d attempt(s) in %ld ms",
+		        r->log_name ? r->log_name : "request", r->method, r->url, why,
+		        r->result.attempts, elapsed);
+		return false;
+	}
 	r->priv_.due_ms = now_ms() + (uint64_t)delay;
-	log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
+	if (slow && p.mode == RETRY_ADAPTIVE && r->priv_.due_ms > e->slow_until_ms)
+		e->slow_until_ms = r->priv_.due_ms;
+	log_msg(r->result.attempts >= 3 ? LOG_INFO : LOG_DEBUG,
+	        r->result.request_id[0] ? r->result.request_id : NULL,
 	        "%s %s %s: %s; retry %d in %ld ms", r->log_name ? r->log_name : "request",
 	        r->method, r->url, why, r->result.attempts + 1, delay);
 	delayed_insert(e, r);
+	return true;
 }
 
 static void finish_attempt(struct xfer_engine *e, struct xfer_request *r, CURLcode rc)
 {
-	int max = r->max_attempts > 0 ? r->max_attempts : e->cfg.max_attempts;
-	bool more = r->result.attempts < max;
-	char why[96];
+	char why[160];
 
 	inflight_remove(e, r);
 	release_easy(e, r);
@@ -642,28 +695,36 @@ static void finish_attempt(struct xfer_engine *e, struct xfer_request *r, CURLco
 		         r->priv_.write_failed && !r->write ? XFER_ERR_NOMEM : XFER_ERR_CANCELLED);
 		return;
 	}
-	if (r->priv_.too_large) {
+	if (r->priv_.too_large && !r->classify) {
 		complete(e, r, XFER_ERR_TOO_LARGE);
 		return;
 	}
-	if (rc == CURLE_OK) {
+	if (rc == CURLE_OK || (r->priv_.too_large && r->classify)) {
 		long st = r->priv_.status;
-		bool retry =
-		    status_is_retryable(st) ||
-		    (st >= 400 && body_says_retry(r->result.err_body, r->result.err_body_len));
+		enum xfer_verdict v = status_is_retryable(st) ? XFER_RETRY : XFER_ACCEPT;
 
-		if (retry && more && can_repeat(r)) {
-			snprintf(why, sizeof(why), "HTTP %ld", st);
-			schedule_retry(e, r, why);
-			return;
+		/* A body larger than asked for is the classify callback's to judge. */
+		if (r->classify)
+			v = v == XFER_ACCEPT || r->priv_.too_large ? r->classify(r->user, r) : v;
+		if (v != XFER_ACCEPT && can_repeat(r)) {
+			snprintf(why, sizeof(why), "HTTP %ld%s", st,
+			         v == XFER_RETRY_SLOW ? " (throttled)" : "");
+			if (schedule_retry(e, r, why,
+			                   v == XFER_RETRY_SLOW || st == 429 || st == 503))
+				return;
 		}
-		complete(e, r, XFER_OK);
+		complete(e, r, r->priv_.too_large ? XFER_ERR_TOO_LARGE : XFER_OK);
 		return;
 	}
-	if (curl_rc_is_retryable(rc) && more && can_repeat(r)) {
-		snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
-		schedule_retry(e, r, why);
-		return;
+	snprintf(why, sizeof(why), "%s%s%.100s", curl_easy_strerror(rc),
+	         r->result.errmsg[0] ? ": " : "", r->result.errmsg);
+	if (curl_rc_is_retryable(rc) && can_repeat(r)) {
+		if (r->not_idempotent && curl_rc_maybe_sent(rc)) {
+			/* It may have been done: the caller finds out, not a blind resend. */
+			r->result.outcome_unknown = true;
+		} else if (schedule_retry(e, r, why, false)) {
+			return;
+		}
 	}
 	if (!r->result.errmsg[0])
 		snprintf(r->result.errmsg, sizeof(r->result.errmsg), "%s", curl_easy_strerror(rc));
@@ -819,24 +880,30 @@ struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
 	e->cfg = *cfg;
 	if (e->cfg.max_connections <= 0)
 		e->cfg.max_connections = 16;
-	if (e->cfg.max_attempts <= 0)
-		e->cfg.max_attempts = 5;
+	if (e->cfg.retry.budget_ms <= 0)
+		e->cfg.retry.budget_ms = RETRY_DEFAULT_BUDGET_MS;
+	if (e->cfg.retry.base_ms <= 0)
+		e->cfg.retry.base_ms = RETRY_DEFAULT_BASE_MS;
+	if (e->cfg.retry.max_delay_ms <= 0)
+		e->cfg.retry.max_delay_ms = RETRY_DEFAULT_MAX_DELAY;
+	if (e->cfg.retry.max_delay_ms < e->cfg.retry.base_ms)
+		e->cfg.retry.max_delay_ms = e->cfg.retry.base_ms;
 	if (e->cfg.connect_timeout_ms <= 0)
 		e->cfg.connect_timeout_ms = 5000;
 	if (e->cfg.low_speed_limit <= 0)
 		e->cfg.low_speed_limit = 1;
 	if (e->cfg.low_speed_time <= 0)
-		e->cfg.low_speed_time = 30;
-	if (e->cfg.backoff_base_ms <= 0)
-		e->cfg.backoff_base_ms = 100;
-	if (e->cfg.backoff_max_ms <= 0)
-		e->cfg.backoff_max_ms = 20000;
-	if (e->cfg.backoff_max_ms < e->cfg.backoff_base_ms)
-		e->cfg.backoff_max_ms = e->cfg.backoff_base_ms;
+		e->cfg.low_speed_time = 15;
 	if (e->cfg.max_error_body == 0)
 		e->cfg.max_error_body = 65536;
 	e->cfg.ca_bundle = NULL;
 	e->cfg.user_agent = NULL;
+	e->cfg.interface = NULL;
+	if (cfg->interface && cfg->interface[0]) {
+		e->interface = strdup(cfg->interface);
+		if (!e->interface)
+			goto fail;
+	}
 	if (cfg->ca_bundle) {
 		if (access(cfg->ca_bundle, R_OK) != 0) {
 			log_err(
@@ -876,6 +943,7 @@ fail:
 	free(e->idle);
 	free(e->ca_bundle);
 	free(e->user_agent);
+	free(e->interface);
 	free(e);
 	return NULL;
 }
@@ -901,7 +969,13 @@ void xfer_engine_free(struct xfer_engine *e)
 	free(e->idle);
 	free(e->ca_bundle);
 	free(e->user_agent);
+	free(e->interface);
 	free(e);
+}
+
+struct retry_policy xfer_engine_policy(const struct xfer_engine *e)
+{
+	return e->cfg.retry;
 }
 
 void xfer_request_init(struct xfer_request *req)

@@ -16,21 +16,22 @@
 
 #include <curl/curl.h>
 
+#include "retry.h"
+
 struct xfer_engine;
 struct xfer_request;
 
 /** Engine settings. Zero in any field means "the default in brackets". */
 struct xfer_config {
-	int max_connections;     /* requests in flight at once, = connections kept [16] */
-	int max_attempts;        /* attempts per request including the first [5] */
-	long connect_timeout_ms; /* TCP + TLS connect [5000] */
-	long low_speed_limit;    /* abort a transfer slower than this many bytes/s ... [1] */
-	long low_speed_time;     /* ... for this many seconds [30] */
-	long backoff_base_ms;    /* first retry waits random(0, base) [100] */
-	long backoff_max_ms;     /* cap of the exponential backoff [20000] */
-	size_t max_error_body;   /* bytes of a >= 300 response body kept [65536] */
-	const char *ca_bundle;   /* PEM file of CAs (--ca-bundle); NULL = system store */
-	const char *user_agent;  /* NULL = "hpcops/VERSION" */
+	int max_connections;       /* requests in flight at once, = connections kept [16] */
+	struct retry_policy retry; /* the retry policy of every request (retry.h) [defaults] */
+	long connect_timeout_ms;   /* TCP + TLS connect [5000] */
+	long low_speed_limit;      /* abort an attempt slower than this many bytes/s ... [1] */
+	long low_speed_time;       /* ... for this many seconds: a stalled reply is retried [15] */
+	size_t max_error_body;     /* bytes of a >= 300 response body kept [65536] */
+	const char *ca_bundle;     /* PEM file of CAs (--ca-bundle); NULL = system store */
+	const char *user_agent;    /* NULL = "hpcops/VERSION" */
+	const char *interface;     /* --bind: network interface or address (CURLOPT_INTERFACE) */
 };
 
 /** How a request ended. An HTTP response of any status is XFER_OK. */
@@ -43,6 +44,14 @@ enum xfer_status {
 	XFER_ERR_SIGN,      /* the sign callback failed */
 	XFER_ERR_NOMEM,
 	XFER_ERR_INVALID, /* bad request fields, or a blocking call on the engine thread */
+};
+
+/** What a request's classify callback makes of an attempt that got a response. */
+enum xfer_verdict {
+	XFER_ACCEPT = 0, /* the outcome stands: complete the request with it */
+	XFER_RETRY,      /* transient (an error code that says so, a reply that cannot be
+	                  * trusted): try again under the retry policy */
+	XFER_RETRY_SLOW, /* throttled: as XFER_RETRY; in adaptive mode new requests wait too */
 };
 
 /**
@@ -62,6 +71,13 @@ struct xfer_result {
 	int attempts;                 /* attempts made */
 	char request_id[64];          /* x-amz-request-id / x-amzn-RequestId, or "" */
 	char errmsg[CURL_ERROR_SIZE]; /* curl's text for a transport error, or "" */
+	/*
+	 * A transport error ended a request marked not_idempotent after it may
+	 * have reached the server: whether it took effect is unknown, and the
+	 * caller has to find out (it was not retried).
+	 */
+	bool outcome_unknown;
+	long elapsed_ms; /* from the first attempt's start to completion */
 	/*
 	 * Body of a response with status >= 300 (the S3/AWS error document),
 	 * at most max_error_body bytes, NUL-terminated; NULL if none. Owned
@@ -135,12 +151,30 @@ struct xfer_request {
 	void (*on_header)(void *user, const char *name, size_t name_len, const char *value,
 	                  size_t value_len);
 
+	/*
+	 * Optional: after every attempt that got a whole response (any status),
+	 * on the engine thread: say whether it stands or is retried (the retry
+	 * policy still bounds attempts and time). The engine itself retries
+	 * 429, 500, 502, 503 and 504 without asking; everything a reply's body
+	 * says (error codes, an <Error> in a 200, a body that is not what was
+	 * asked for) is for this callback to judge.
+	 */
+	enum xfer_verdict (*classify)(void *user, struct xfer_request *req);
+
 	xfer_sign_fn sign; /* NULL = send unsigned */
 	void *sign_user;
 	xfer_done_fn done; /* required for xfer_submit() */
 	void *user;        /* passed to read/rewind/write/on_header/done */
 
-	int max_attempts;        /* 0 = engine default; 1 = no retry */
+	int max_attempts;     /* 0 = the engine's policy; 1 = no retry */
+	long retry_budget_ms; /* 0 = the engine's policy */
+	/*
+	 * The request must not be sent twice blindly (CreateMultipartUpload,
+	 * CompleteMultipartUpload): a transport error after it may have reached
+	 * the server ends it with result.outcome_unknown instead of a retry.
+	 * Refused connections and error statuses are still retried.
+	 */
+	bool not_idempotent;
 	long timeout_ms;         /* whole attempt; 0 = none (low-speed applies) */
 	long connect_timeout_ms; /* 0 = engine default */
 	const char *log_name;    /* short label for debug lines, e.g. "GetObject" */
@@ -156,6 +190,7 @@ struct xfer_request {
 		CURL *easy;
 		struct curl_slist *slist;
 		uint64_t due_ms;
+		uint64_t first_ms; /* when the first attempt started */
 		size_t body_off;
 		size_t grow_cap;
 		size_t delivered;
@@ -228,9 +263,19 @@ const char *xfer_strstatus(enum xfer_status s);
 /**
  * xfer_is_retryable_code() - true for the AWS error codes that mean "try
  * again later": SlowDown, Throttling, ThrottlingException, RequestTimeout,
- * RequestLimitExceeded, TooManyRequestsException, ... Used by the engine on
- * error bodies; exported for tests and for callers that see errors in 200s.
+ * RequestLimitExceeded, TooManyRequestsException, InternalError, ... For
+ * the classify callbacks of the clients, which parse their error bodies.
  */
 bool xfer_is_retryable_code(const char *code, size_t len);
+
+/** xfer_is_throttle_code() - the subset of those that mean "slow down" (throttling). */
+bool xfer_is_throttle_code(const char *code, size_t len);
+
+/**
+ * xfer_engine_policy() - the engine's retry policy (a copy), so callers
+ * that finish a job themselves (e.g. verify an unknown outcome) stay within
+ * the same budget.
+ */
+struct retry_policy xfer_engine_policy(const struct xfer_engine *e);
 
 #endif

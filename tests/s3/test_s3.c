@@ -55,11 +55,13 @@ static const char *need_env(const char *name)
 	exit(77);
 }
 
-static struct s3_client *client_for(const char *bucket, struct creds_provider *cp)
+static struct s3_client *client_with(const char *bucket, struct creds_provider *cp,
+                                     enum s3_checksum ck)
 {
 	struct s3_config cfg;
 
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.checksum = ck;
 	cfg.endpoint = g.endpoint;
 	cfg.region = g.region;
 	cfg.bucket = bucket;
@@ -67,6 +69,12 @@ static struct s3_client *client_for(const char *bucket, struct creds_provider *c
 	cfg.creds = cp;
 	cfg.xfer = g.xe;
 	return s3_client_new(&cfg);
+}
+
+/* A client with the default checksum (CRC32C, which radosgw 16 takes and ignores). */
+static struct s3_client *client_for(const char *bucket, struct creds_provider *cp)
+{
+	return client_with(bucket, cp, S3_CHECKSUM_CRC32C);
 }
 
 static void key_of(char *out, size_t len, const char *fmt, ...)
@@ -450,8 +458,7 @@ static void test_if_match(void **state)
 	                 -1);
 	assert_int_equal(e.err, S3_ERR_PRECONDITION);
 	assert_int_equal(e.http_status, 412);
-	assert_int_equal(s3_err_to_errno(e.err), ESTALE);
-	free(d);
+		free(d);
 }
 
 /* x-amz-meta-mtime written by PutObject, CreateMultipartUpload and CopyObject
@@ -496,7 +503,7 @@ static void test_object_meta_mtime(void **state)
 	/* a multipart object carries what CreateMultipartUpload said */
 	key_of(key, sizeof(key), "meta/multipart");
 	expect_ok(s3_create_multipart_meta(g.c, key, &pos, &uid, &e), &e);
-	expect_ok(s3_upload_part(g.c, key, uid, 1, "part", 4, part.etag, &e), &e);
+	expect_ok(s3_upload_part(g.c, key, uid, 1, "part", 4, &part, &e), &e);
 	expect_ok(s3_complete_multipart(g.c, key, uid, &part, 1, etag, &e), &e);
 	free(uid);
 	expect_ok(s3_head_object(g.c, key, &info, &e), &e);
@@ -809,14 +816,14 @@ static void test_multipart_three_parts(void **state)
 	memset(parts, 0, sizeof(parts));
 	/* part 1 blocking, parts 2 and 3 at once */
 	parts[0].part_no = 1;
-	expect_ok(s3_upload_part(g.c, key, uid, 1, d, sz[0], parts[0].etag, &e), &e);
+	expect_ok(s3_upload_part(g.c, key, uid, 1, d, sz[0], &parts[0], &e), &e);
 	wg_init(&wg);
 	for (int i = 1; i < 3; i++) {
 		parts[i].part_no = i + 1;
 		wg_add(&wg);
 		expect_ok(s3_upload_part_async(g.c, key, uid, i + 1,
 		                               d + (i == 1 ? sz[0] : sz[0] + sz[1]), sz[i],
-		                               parts[i].etag, wg_done, &wg, &e),
+		                               &parts[i], wg_done, &wg, &e),
 		          &e);
 	}
 	wg_wait(&wg);
@@ -890,7 +897,7 @@ static void test_upload_part_copy(void **state)
 	expect_ok(s3_upload_part_copy(g.c, dst, uid, 2, src, split, n - split, parts[1].etag, &e),
 	          &e);
 	parts[2].part_no = 3;
-	expect_ok(s3_upload_part(g.c, dst, uid, 3, t, tail, parts[2].etag, &e), &e);
+	expect_ok(s3_upload_part(g.c, dst, uid, 3, t, tail, &parts[2], &e), &e);
 	expect_ok(s3_complete_multipart(g.c, dst, uid, parts, 3, etag, &e), &e);
 	assert_non_null(strstr(etag, "-3"));
 	expect_ok(s3_get_object(g.c, dst, 0, 0, NULL, back, n + tail, &got, NULL, &e), &e);
@@ -905,7 +912,8 @@ static void test_upload_part_copy(void **state)
 
 static void test_abort_and_list_uploads(void **state)
 {
-	char key[256], prefix[128], *uid = NULL, *uid2 = NULL, etag[80];
+	char key[256], prefix[128], *uid = NULL, *uid2 = NULL;
+	struct s3_part pt;
 	struct s3_upload_entry *ups = NULL;
 	struct s3_part *parts = NULL;
 	size_t n = 0, np = 0;
@@ -917,7 +925,7 @@ static void test_abort_and_list_uploads(void **state)
 	key_of(key, sizeof(key), "abort/obj one");
 	expect_ok(s3_create_multipart(g.c, key, &uid, &e), &e);
 	expect_ok(s3_create_multipart(g.c, key, &uid2, &e), &e);
-	expect_ok(s3_upload_part(g.c, key, uid, 1, "hello", 5, etag, &e), &e);
+	expect_ok(s3_upload_part(g.c, key, uid, 1, "hello", 5, &pt, &e), &e);
 
 	expect_ok(s3_list_multipart_uploads(g.c, prefix, &ups, &n, &e), &e);
 	assert_int_equal(n, 2);
@@ -937,7 +945,7 @@ static void test_abort_and_list_uploads(void **state)
 	/* radosgw says NoSuchKey here, AWS NoSuchUpload */
 	assert_int_equal(s3_list_parts(g.c, key, uid, &parts, &np, &e), -1);
 	assert_true(e.err == S3_ERR_NO_SUCH_UPLOAD || e.err == S3_ERR_NO_SUCH_KEY);
-	assert_int_equal(s3_upload_part(g.c, key, uid, 2, "x", 1, etag, &e), -1);
+	assert_int_equal(s3_upload_part(g.c, key, uid, 2, "x", 1, &pt, &e), -1);
 	assert_int_equal(e.err, S3_ERR_NO_SUCH_UPLOAD);
 	/* nothing became visible */
 	assert_int_equal(s3_head_object(g.c, key, NULL, &e), -1);
@@ -964,7 +972,6 @@ static void test_no_such_key_and_bucket(void **state)
 	assert_string_equal(e.code, "NoSuchKey");
 	assert_int_equal(e.http_status, 404);
 	assert_true(e.request_id[0] != '\0');
-	assert_int_equal(s3_err_to_errno(e.err), ENOENT);
 
 	/* HEAD 404 has no body */
 	assert_int_equal(s3_head_object(g.c, key, NULL, &e), -1);
@@ -1004,7 +1011,6 @@ static void test_bad_credentials(void **state)
 	assert_int_equal(e.err, S3_ERR_SIGNATURE);
 	assert_string_equal(e.code, "SignatureDoesNotMatch");
 	assert_int_equal(e.http_status, 403);
-	assert_int_equal(s3_err_to_errno(e.err), EACCES);
 	assert_int_equal(s3_put_object(c1, key, "y", 1, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_SIGNATURE);
 
@@ -1052,7 +1058,6 @@ static void test_other_user_access_denied(void **state)
 	assert_int_equal(s3_get_object(c, key, 0, 1, NULL, buf, sizeof(buf), &got, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_ACCESS_DENIED);
 	assert_string_equal(e.code, "AccessDenied");
-	assert_int_equal(s3_err_to_errno(e.err), EACCES);
 	assert_int_equal(s3_head_object(c, key, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_ACCESS_DENIED);
 	s3_client_free(c);
@@ -1074,9 +1079,9 @@ static void test_entity_too_small(void **state)
 	parts[0].part_no = 1;
 	parts[1].part_no = 2;
 	expect_ok(
-	    s3_upload_part(g.c, key, uid, 1, "first part, far under 5 MiB", 27, parts[0].etag, &e),
+	    s3_upload_part(g.c, key, uid, 1, "first part, far under 5 MiB", 27, &parts[0], &e),
 	    &e);
-	expect_ok(s3_upload_part(g.c, key, uid, 2, "last", 4, parts[1].etag, &e), &e);
+	expect_ok(s3_upload_part(g.c, key, uid, 2, "last", 4, &parts[1], &e), &e);
 	assert_int_equal(s3_complete_multipart(g.c, key, uid, parts, 2, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_ENTITY_TOO_SMALL);
 	assert_string_equal(e.code, "EntityTooSmall");
@@ -1097,9 +1102,15 @@ static void test_bad_digest(void **state)
 {
 	char key[256], *uid = NULL, etag[80];
 	unsigned char *d = make_data(100000, 10);
+	struct s3_client *md5c = client_with(g.bucket, g.cp, S3_CHECKSUM_MD5);
+	struct s3_client *dflt = g.c;
+	struct s3_part pt;
 	struct s3_error e;
 
 	(void)state;
+	/* radosgw 16 checks Content-MD5 only (the --upload-checksums md5 extension) */
+	assert_non_null(md5c);
+	g.c = md5c;
 	key_of(key, sizeof(key), "digest/obj");
 	s3_client_test_corrupt_md5(g.c, true);
 	assert_int_equal(s3_put_object(g.c, key, d, 100000, etag, &e), -1);
@@ -1112,11 +1123,11 @@ static void test_bad_digest(void **state)
 
 	expect_ok(s3_create_multipart(g.c, key, &uid, &e), &e);
 	s3_client_test_corrupt_md5(g.c, true);
-	assert_int_equal(s3_upload_part(g.c, key, uid, 1, d, 100000, etag, &e), -1);
+	assert_int_equal(s3_upload_part(g.c, key, uid, 1, d, 100000, &pt, &e), -1);
 	assert_int_equal(e.err, S3_ERR_BAD_DIGEST);
 	s3_client_test_corrupt_md5(g.c, false);
 	/* the right digest goes through */
-	expect_ok(s3_upload_part(g.c, key, uid, 1, d, 100000, etag, &e), &e);
+	expect_ok(s3_upload_part(g.c, key, uid, 1, d, 100000, &pt, &e), &e);
 	/* the server holds exactly the good part: the refused one left nothing */
 	{
 		struct s3_part *parts = NULL;
@@ -1124,7 +1135,7 @@ static void test_bad_digest(void **state)
 		char md5[33];
 
 		md5_hex(d, 100000, md5);
-		assert_string_equal(etag, md5);
+		assert_string_equal(pt.etag, md5);
 		expect_ok(s3_list_parts(g.c, key, uid, &parts, &np, &e), &e);
 		assert_int_equal(np, 1);
 		assert_int_equal(parts[0].part_no, 1);
@@ -1133,6 +1144,8 @@ static void test_bad_digest(void **state)
 		free(parts);
 	}
 	expect_ok(s3_abort_multipart(g.c, key, uid, &e), &e);
+	g.c = dflt;
+	s3_client_free(md5c);
 	free(uid);
 	free(d);
 }
@@ -1140,15 +1153,15 @@ static void test_bad_digest(void **state)
 static void test_bad_arguments(void **state)
 {
 	char key[256], etag[80];
-	struct s3_part p = {.part_no = 1};
+	struct s3_part p = {.part_no = 1}, pt;
 	struct s3_error e;
 
 	(void)state;
 	key_of(key, sizeof(key), "args/k");
-	assert_int_equal(s3_upload_part(g.c, key, "id", 0, "x", 1, etag, &e), -1);
+	assert_int_equal(s3_upload_part(g.c, key, "id", 0, "x", 1, &pt, &e), -1);
 	assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
 	assert_non_null(strstr(e.message, "1..10000"));
-	assert_int_equal(s3_upload_part(g.c, key, "", 1, "x", 1, etag, &e), -1);
+	assert_int_equal(s3_upload_part(g.c, key, "", 1, "x", 1, &pt, &e), -1);
 	assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
 	assert_int_equal(s3_complete_multipart(g.c, key, "id", &p, 0, etag, &e), -1);
 	assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);
@@ -1175,7 +1188,7 @@ static void test_bad_arguments(void **state)
 		assert_non_null(strstr(e.message, "past 2^64"));
 	}
 	/* an upload id the server does not know */
-	assert_int_equal(s3_upload_part(g.c, key, "2~no-such-upload", 1, "x", 1, etag, &e), -1);
+	assert_int_equal(s3_upload_part(g.c, key, "2~no-such-upload", 1, "x", 1, &pt, &e), -1);
 	assert_int_equal(e.err, S3_ERR_NO_SUCH_UPLOAD);
 }
 

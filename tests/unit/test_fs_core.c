@@ -22,7 +22,29 @@
 #include "budget.h"
 #include "cache.h"
 #include "check.h"
+#include "fs_errno.h"
 #include "inode.h"
+
+/* ---- the errno table ---- */
+
+static void test_errno_table(void **state)
+{
+	(void)state;
+	assert_int_equal(fs_errno(S3_OK), 0);
+	assert_int_equal(fs_errno(S3_ERR_NO_SUCH_KEY), ENOENT);
+	assert_int_equal(fs_errno(S3_ERR_ACCESS_DENIED), EACCES);
+	assert_int_equal(fs_errno(S3_ERR_SIGNATURE), EACCES);
+	assert_int_equal(fs_errno(S3_ERR_PRECONDITION), ESTALE);
+	assert_int_equal(fs_errno(S3_ERR_NETWORK), EIO);
+	assert_int_equal(fs_errno(S3_ERR_SERVER), EIO);
+	/* a reply that could not be trusted is an I/O error, never a short read */
+	assert_int_equal(fs_errno(S3_ERR_PROTOCOL), EIO);
+	assert_int_equal(fs_errno(S3_ERR_NOMEM), ENOMEM);
+	assert_int_equal(fs_errno(S3_ERR_ENTITY_TOO_LARGE), EFBIG);
+	/* every error maps to a non-zero errno */
+	for (int i = S3_ERR_NO_SUCH_KEY; i <= S3_ERR_OTHER; i++)
+		assert_true(fs_errno((enum s3_err)i) > 0);
+}
 
 /* ---- budget ---- */
 
@@ -331,6 +353,12 @@ static void test_check_messages(void **state)
 	explain(S3_ERR_NETWORK, NULL, m, sizeof(m));
 	assert_non_null(strstr(m, "endpoint unreachable"));
 	assert_non_null(strstr(m, "http://127.0.0.1:9"));
+	/* connected, and nothing came back: not "could not connect" */
+	explain(S3_ERR_TIMEOUT, NULL, m, sizeof(m));
+	assert_non_null(strstr(m, "connected to http://127.0.0.1:9"));
+	assert_non_null(strstr(m, "no answer"));
+	assert_non_null(strstr(m, "--check-timeout"));
+	assert_null(strstr(m, "could not connect"));
 	explain(S3_ERR_SERVER, NULL, m, sizeof(m));
 	assert_non_null(strstr(m, "cannot list bucket bkt"));
 }
@@ -338,6 +366,7 @@ static void test_check_messages(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_errno_table),
 	    cmocka_unit_test(test_budget_try),
 	    cmocka_unit_test(test_budget_blocking_reserve_waits_for_release),
 	    cmocka_unit_test(test_inode_names),

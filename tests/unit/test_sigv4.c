@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "sigv4.h"
+#include "checksum.h"
 #include "util.h"
 
 #ifndef HPCOPS_TEST_SOURCE_ROOT
@@ -515,10 +516,36 @@ static void util_encodings(void **state)
 	util_base64("ab", 2, out);
 	assert_string_equal(out, "YWI=");
 	/* the CRC-32C check value of "123456789" is 0xE3069283 */
-	assert_int_equal(util_crc32c(0, "123456789", 9), 0xE3069283u);
-	assert_int_equal(util_crc32c(util_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
-	util_crc32c_base64(0xE3069283u, out);
+	assert_int_equal(checksum_crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(checksum_crc32c(checksum_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+	checksum_base64_u32(0xE3069283u, out);
 	assert_string_equal(out, "4waSgw==");
+	/* CRC-64/NVME's check value of "123456789" (x-amz-checksum-crc64nvme) */
+	assert_true(checksum_crc64nvme(0, "123456789", 9) == 0xae8b14860a799888ULL);
+	assert_true(checksum_crc64nvme(checksum_crc64nvme(0, "1234", 4), "56789", 5) ==
+	            0xae8b14860a799888ULL);
+	{
+		/* the word-at-a-time loop agrees with the byte loop at every alignment */
+		static unsigned char big[4099];
+		uint64_t whole, split;
+
+		for (size_t i = 0; i < sizeof(big); i++)
+			big[i] = (unsigned char)(i * 131 + 7);
+		whole = checksum_crc64nvme(0, big, sizeof(big));
+		for (size_t cut = 1; cut < 17; cut++) {
+			split = checksum_crc64nvme(checksum_crc64nvme(0, big, cut), big + cut,
+			                           sizeof(big) - cut);
+			assert_true(split == whole);
+		}
+		split = 0;
+		for (size_t i = 0; i < sizeof(big); i++)
+			split = checksum_crc64nvme(split, big + i, 1);
+		assert_true(split == whole);
+		assert_int_equal(checksum_crc32c(checksum_crc32c(0, big, 5), big + 5, sizeof(big) - 5),
+		                 checksum_crc32c(0, big, sizeof(big)));
+	}
+	checksum_base64_u64(0xae8b14860a799888ULL, out);
+	assert_string_equal(out, "rosUhgp5mIg=");
 	s = util_uri_encode("a b/c~", 6, true);
 	assert_string_equal(s, "a%20b/c~");
 	free(s);
