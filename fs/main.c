@@ -771,6 +771,13 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	co.region = o->region;
 	co.xfer = fs->xfer;
 	co.ca_bundle = o->ca_bundle;
+	{
+		/* test hook: renew temporary keys this many seconds before they expire */
+		const char *ra = getenv("HPCOPS_CREDS_REFRESH_AHEAD");
+
+		if (ra && atoi(ra) > 0)
+			co.refresh_ahead_s = atoi(ra);
+	}
 	fs->creds = creds_provider_new(&co);
 	if (!fs->creds)
 		goto out;

@@ -1,8 +1,12 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
- * creds: the AWS credential chain and region resolution, with a thread-safe
- * cache that renews temporary credentials ahead of expiry. Profile files are
- * read in creds_files.c, IMDS and container endpoints in creds_metadata.c.
+ * creds: the credentials provider: a cache in front of a source (the
+ * SDK-order chain resolved here, or fixed keys), a background renewer that
+ * replaces temporary keys ahead of their expiry, and region resolution.
+ * Signing takes a copy of the cached set and never waits on the network
+ * while valid keys exist. The chain's sources live in creds_files.c
+ * (profiles), creds_metadata.c (IMDS, container endpoint) and sts.c
+ * (roles); none of them calls back into this file.
  */
 #include "creds.h"
 
@@ -22,82 +26,6 @@
 #include "util.h"
 #include "xfer.h"
 
-const char *creds_strerror(enum creds_err err)
-{
-	switch (err) {
-	case CREDS_OK:
-		return "success";
-	case CREDS_ERR_NOT_FOUND:
-		return "no AWS credentials found";
-	case CREDS_ERR_CONFIG:
-		return "bad AWS credentials configuration";
-	case CREDS_ERR_NETWORK:
-		return "credentials endpoint unreachable";
-	case CREDS_ERR_REMOTE:
-		return "credentials service refused";
-	case CREDS_ERR_PROTOCOL:
-		return "unparsable credentials response";
-	case CREDS_ERR_NOMEM:
-		return "out of memory";
-	}
-	return "unknown credentials error";
-}
-
-void creds_set_err(struct creds_error *err, enum creds_err code, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->err = code;
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-}
-
-/* ---- struct creds ---- */
-
-void creds_clear(struct creds *c)
-{
-	if (!c)
-		return;
-	free(c->access_key_id);
-	util_free_secret(c->secret_access_key);
-	util_free_secret(c->session_token);
-	memset(c, 0, sizeof(*c));
-}
-
-int creds_copy(struct creds *dst, const struct creds *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->access_key_id = src->access_key_id ? strdup(src->access_key_id) : NULL;
-	dst->secret_access_key = src->secret_access_key ? strdup(src->secret_access_key) : NULL;
-	dst->session_token = src->session_token ? strdup(src->session_token) : NULL;
-	dst->expiration = src->expiration;
-	memcpy(dst->source, src->source, sizeof(dst->source));
-	if ((src->access_key_id && !dst->access_key_id) ||
-	    (src->secret_access_key && !dst->secret_access_key) ||
-	    (src->session_token && !dst->session_token)) {
-		creds_clear(dst);
-		return -1;
-	}
-	return 0;
-}
-
-int creds_set(struct creds *c, const char *akid, const char *secret, const char *token, time_t exp,
-              const char *source)
-{
-	memset(c, 0, sizeof(*c));
-	c->access_key_id = strdup(akid);
-	c->secret_access_key = strdup(secret);
-	c->session_token = token && *token ? strdup(token) : NULL;
-	c->expiration = exp;
-	snprintf(c->source, sizeof(c->source), "%s", source);
-	if (!c->access_key_id || !c->secret_access_key || (token && *token && !c->session_token)) {
-		creds_clear(c);
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- provider ---- */
 
 static char *dup_or_null(const char *s)
@@ -105,13 +33,23 @@ static char *dup_or_null(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
-struct creds_provider *creds_provider_new(const struct creds_options *opt)
+static int resolve_chain_locked(struct creds_provider *p, struct creds *out,
+                                struct creds_error *err);
+
+/* The SDK-order chain (see resolve_chain_locked()). */
+static const struct creds_source chain_source = {"chain", resolve_chain_locked};
+
+struct creds_provider *creds_provider_new_source(const struct creds_options *opt,
+                                                 const struct creds_source *src)
 {
 	struct creds_provider *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->cache_lock, NULL);
+	pthread_cond_init(&p->cache_cond, NULL);
+	p->source = src;
 	p->refresh_ahead_s = CREDS_REFRESH_AHEAD_S;
 	p->timeout_ms = 5000;
 	if (opt) {
@@ -132,6 +70,11 @@ struct creds_provider *creds_provider_new(const struct creds_options *opt)
 	return p;
 }
 
+struct creds_provider *creds_provider_new(const struct creds_options *opt)
+{
+	return creds_provider_new_source(opt, &chain_source);
+}
+
 struct creds_provider *creds_provider_new_static(const char *access_key_id,
                                                  const char *secret_access_key,
                                                  const char *session_token)
@@ -140,7 +83,7 @@ struct creds_provider *creds_provider_new_static(const char *access_key_id,
 
 	if (!access_key_id || !secret_access_key)
 		return NULL;
-	p = creds_provider_new(NULL);
+	p = creds_provider_new_source(NULL, NULL);
 	if (!p)
 		return NULL;
 	p->is_static = true;
@@ -156,6 +99,12 @@ void creds_provider_free(struct creds_provider *p)
 {
 	if (!p)
 		return;
+	pthread_mutex_lock(&p->cache_lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cache_cond);
+	pthread_mutex_unlock(&p->cache_lock);
+	if (p->renewer_started)
+		pthread_join(p->renewer, NULL);
 	xfer_engine_free(p->xfer_own);
 	creds_clear(&p->cached);
 	util_free_secret(p->imds_token);
@@ -163,6 +112,8 @@ void creds_provider_free(struct creds_provider *p)
 	free(p->region_opt);
 	free(p->ca_bundle);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->cache_lock);
+	pthread_cond_destroy(&p->cache_cond);
 	free(p);
 }
 
@@ -478,7 +429,8 @@ out:
 
 /* ---- the chain ---- */
 
-static int resolve_locked(struct creds_provider *p, struct creds *out, struct creds_error *err)
+static int resolve_chain_locked(struct creds_provider *p, struct creds *out,
+                                struct creds_error *err)
 {
 	bool expl;
 	const char *profile = effective_profile(p, &expl);
@@ -527,69 +479,206 @@ static int resolve_locked(struct creds_provider *p, struct creds *out, struct cr
 	return -1;
 }
 
-static bool fresh_locked(const struct creds_provider *p, time_t now)
+/* ---- the cache and its renewal ---- */
+
+/*
+ * How long before expiry a set is renewed: the refresh window, but at most
+ * half of the set's life, so short-lived sets are not renewed in a loop.
+ */
+static time_t renew_at_locked(const struct creds_provider *p)
 {
+	time_t exp = p->cached.expiration, life = exp - p->installed;
+	time_t ahead = p->refresh_ahead_s;
+
+	if (life > 0 && ahead > life / 2)
+		ahead = life / 2;
+	if (p->renew_retry_at && p->renew_retry_at > exp - ahead)
+		return p->renew_retry_at;
+	return exp - ahead;
+}
+
+/*
+ * Whether the cached set may still sign: not expired, with a margin (a
+ * tenth of its life, at most 10 s) so a request does not reach the server
+ * with keys that run out on the way.
+ */
+static bool usable_locked(const struct creds_provider *p, time_t now)
+{
+	time_t life, margin;
+
 	if (!p->have)
 		return false;
-	if (p->cached.expiration == 0 || now + p->refresh_ahead_s < p->cached.expiration)
+	if (p->cached.expiration == 0)
 		return true;
-	/* inside the renewal window, but a renewal just failed: keep what is valid */
-	return now < p->renew_retry_at && now < p->cached.expiration;
+	life = p->cached.expiration - p->installed;
+	margin = life > 0 && life / 10 < 10 ? life / 10 : 10;
+	return now < p->cached.expiration - margin;
+}
+
+/* One resolution through the source, under the resolve lock (may do HTTP). */
+static int resolve_now(struct creds_provider *p, struct creds *out, struct creds_error *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&p->lock);
+	rc = p->source->resolve(p, out, err);
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0) {
+		creds_set_err(err, CREDS_ERR_NOT_FOUND, "%s found no credentials", p->source->name);
+		rc = -1;
+	}
+	return rc == 1 ? 0 : -1;
+}
+
+static void *renewer_main(void *arg);
+
+/* Install @found (taken over) as the cached set; start the renewer for expiring sets. */
+static void install_locked(struct creds_provider *p, struct creds *found, time_t now)
+{
+	creds_clear(&p->cached);
+	p->cached = *found;
+	memset(found, 0, sizeof(*found));
+	p->have = true;
+	p->installed = now;
+	p->renew_retry_at = 0;
+	if (p->cached.expiration)
+		log_info("credentials: key %s from %s, expires in %llds", p->cached.access_key_id,
+		         p->cached.source, (long long)(p->cached.expiration - now));
+	else
+		log_info("credentials: key %s from %s", p->cached.access_key_id, p->cached.source);
+	if (p->cached.expiration && !p->renewer_started && !p->stopping) {
+		if (pthread_create(&p->renewer, NULL, renewer_main, p) == 0)
+			p->renewer_started = true;
+		else
+			log_warn(
+			    "credentials: cannot start the renewal thread; temporary keys will "
+			    "be renewed when they run out");
+	}
+	pthread_cond_broadcast(&p->cache_cond);
+}
+
+/*
+ * The renewer: renews an expiring set ahead of its expiry, off every
+ * request's path, so signing never waits on IMDS, a container endpoint or
+ * STS while valid keys exist. A failed renewal keeps the valid set and is
+ * tried again (every CREDS_RENEW_RETRY_S, more often near the end).
+ */
+static void *renewer_main(void *arg)
+{
+	struct creds_provider *p = arg;
+
+	pthread_mutex_lock(&p->cache_lock);
+	while (!p->stopping) {
+		time_t now = time(NULL), at;
+		struct creds found;
+		struct creds_error e;
+		int rc;
+
+		if (!p->have || !p->cached.expiration || p->resolving) {
+			pthread_cond_wait(&p->cache_cond, &p->cache_lock);
+			continue;
+		}
+		at = renew_at_locked(p);
+		if (now < at) {
+			struct timespec ts = {.tv_sec = at, .tv_nsec = 0};
+
+			pthread_cond_timedwait(&p->cache_cond, &p->cache_lock, &ts);
+			continue;
+		}
+		p->resolving = true;
+		pthread_mutex_unlock(&p->cache_lock);
+		memset(&e, 0, sizeof(e));
+		rc = resolve_now(p, &found, &e);
+		pthread_mutex_lock(&p->cache_lock);
+		p->resolving = false;
+		now = time(NULL);
+		if (rc == 0) {
+			install_locked(p, &found, now);
+			continue;
+		}
+		if (p->have && p->cached.expiration > now) {
+			time_t left = p->cached.expiration - now;
+			time_t wait =
+			    left / 4 < CREDS_RENEW_RETRY_S ? left / 4 : CREDS_RENEW_RETRY_S;
+
+			p->renew_retry_at = now + (wait > 1 ? wait : 1);
+			log_warn(
+			    "credentials: renewal failed (%s); key %s stays valid for %llds, next "
+			    "try in %llds",
+			    e.message, p->cached.access_key_id, (long long)left,
+			    (long long)(p->renew_retry_at - now));
+		} else {
+			p->renew_retry_at = now + 1;
+			log_err("credentials: renewal failed and the keys have expired: %s",
+			        e.message);
+		}
+		pthread_cond_broadcast(&p->cache_cond);
+	}
+	pthread_mutex_unlock(&p->cache_lock);
+	return NULL;
 }
 
 int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *err)
 {
 	struct creds found = {0};
 	struct creds_error e = {0};
-	time_t now = time(NULL);
+	time_t now;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	memset(err, 0, sizeof(*err));
-	pthread_mutex_lock(&p->lock);
-	if (p->is_static || fresh_locked(p, now))
-		goto copy;
-	if (resolve_locked(p, &found, &e) == 1) {
-		creds_clear(&p->cached);
-		p->cached = found;
-		p->have = true;
-		p->renew_retry_at = 0;
-		if (found.expiration)
-			log_info("credentials: key %s from %s, expires in %llds",
-			         found.access_key_id, found.source,
-			         (long long)(found.expiration - now));
-		else
-			log_info("credentials: key %s from %s", found.access_key_id, found.source);
-		goto copy;
+	pthread_mutex_lock(&p->cache_lock);
+	for (;;) {
+		now = time(NULL);
+		/* the path of every signature: a copy of a valid set, never a wait */
+		if (p->is_static || usable_locked(p, now))
+			goto copy;
+		if (!p->resolving)
+			break;
+		pthread_cond_wait(&p->cache_cond, &p->cache_lock);
 	}
-	if (p->have && p->cached.expiration > now) {
-		p->renew_retry_at = now + CREDS_RENEW_RETRY_S;
-		log_warn("credentials: renewal failed (%s); key %s stays valid for %llds, next "
-		         "try in %ds",
-		         e.message, p->cached.access_key_id,
-		         (long long)(p->cached.expiration - now), CREDS_RENEW_RETRY_S);
-		goto copy;
-	}
-	*err = e;
-	goto out;
-copy:
-	if (creds_copy(out, &p->cached)) {
-		creds_set_err(err, CREDS_ERR_NOMEM, "out of memory");
+	/* Nothing valid: resolve now. A failure a moment ago is told as it was. */
+	if (p->sync_fail_at && now - p->sync_fail_at < 1) {
+		*err = p->sync_fail;
 		goto out;
 	}
+	p->resolving = true;
+	pthread_mutex_unlock(&p->cache_lock);
+	rc = resolve_now(p, &found, &e);
+	pthread_mutex_lock(&p->cache_lock);
+	p->resolving = false;
+	now = time(NULL);
+	if (rc == 0) {
+		p->sync_fail_at = 0;
+		install_locked(p, &found, now);
+		goto copy;
+	}
+	p->sync_fail_at = now;
+	p->sync_fail = e;
+	pthread_cond_broadcast(&p->cache_cond);
+	*err = e;
+	rc = -1;
+	goto out;
+copy:
 	rc = 0;
+	if (creds_copy(out, &p->cached)) {
+		creds_set_err(err, CREDS_ERR_NOMEM, "out of memory");
+		rc = -1;
+	}
 out:
-	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->cache_lock);
 	return rc;
 }
 
 void creds_invalidate(struct creds_provider *p)
 {
-	pthread_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->cache_lock);
 	if (!p->is_static) {
 		creds_clear(&p->cached);
 		p->have = false;
 		p->renew_retry_at = 0;
+		p->sync_fail_at = 0;
 	}
-	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->cache_lock);
 }

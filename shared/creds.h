@@ -93,15 +93,16 @@ struct creds_provider *creds_provider_new_static(const char *access_key_id,
 void creds_provider_free(struct creds_provider *p);
 
 /**
- * creds_get() - current credentials, renewed first if they expire within
- * the refresh window (renewal walks the chain again: HTTP may happen, so
- * prefer calling it before submitting rather than from a sign callback on
- * a latency-critical path). Thread-safe; concurrent callers wait for one
- * renewal.
+ * creds_get() - current credentials. While a valid set is cached this is a
+ * copy under a short lock, whatever a renewal is doing: temporary keys are
+ * renewed by a background thread ahead of expiry (the refresh window, at
+ * most half their life), so signers never wait on IMDS, a container
+ * endpoint or STS. Only when nothing valid is cached (the first call,
+ * after creds_invalidate(), or keys that ran out because renewal kept
+ * failing) does the call resolve the chain itself; concurrent callers then
+ * wait for that one resolution.
  * @out: receives a copy the caller owns: creds_clear() it when done.
  * Returns 0, or -1 with @err filled (on failure @out holds nothing).
- * If a renewal fails while the cached credentials are still valid, those
- * are returned and a warning is logged.
  */
 int creds_get(struct creds_provider *p, struct creds *out, struct creds_error *err);
 

@@ -24,6 +24,19 @@
 /* Tests only: where AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is resolved instead of 169.254.170.2. */
 #define CONTAINER_TEST_HOST_ENV "HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST"
 
+struct creds_provider;
+
+/**
+ * A source of credentials behind the provider's cache: the SDK-order
+ * chain, or fixed keys. @resolve returns 1 (found: @out filled, caller
+ * owns it), 0 (nothing there) or -1 (@err filled); it is called with the
+ * provider's resolve lock held and may do HTTP.
+ */
+struct creds_source {
+	const char *name;
+	int (*resolve)(struct creds_provider *p, struct creds *out, struct creds_error *err);
+};
+
 struct creds_provider {
 	/* Set at creation, read-only afterwards: no lock needed. */
 	char *profile_opt; /* explicit profile, or NULL */
@@ -32,20 +45,42 @@ struct creds_provider {
 	int refresh_ahead_s;
 	long timeout_ms;
 	bool is_static;
+	const struct creds_source *source;
 
+	/*
+	 * lock (the resolve lock): one resolution at a time, and what
+	 * resolutions use. Held across HTTP (IMDS, container, STS): never
+	 * taken by creds_get() while a valid set is cached.
+	 */
 	pthread_mutex_t lock;
-	/* Protected by lock. */
 	struct xfer_engine *xfer_own; /* made on first HTTP need */
-	struct creds cached;
-	bool have;
 	char region[64];
 	bool have_region;
 	char *imds_token; /* IMDSv2 session token (a secret), reused until imds_token_exp */
 	time_t imds_token_exp;
-	/* After a failed renewal, valid cached keys are handed out without
-	 * trying again until then: a dead IMDS must not stall every request. */
-	time_t renew_retry_at;
+
+	/* cache_lock: the cached set and the renewer. Never held across HTTP. */
+	pthread_mutex_t cache_lock;
+	pthread_cond_t cache_cond; /* a resolution ended; the renewer has something to do */
+	struct creds cached;
+	bool have;
+	time_t installed;             /* when the cached set was obtained */
+	time_t renew_retry_at;        /* after a failed background renewal: next try */
+	bool resolving;               /* a resolution runs (sync or background) */
+	time_t sync_fail_at;          /* the last synchronous resolution failed then ... */
+	struct creds_error sync_fail; /* ... with this: told to callers for a second */
+	bool renewer_started;
+	bool stopping;
+	pthread_t renewer;
 };
+
+/**
+ * creds_provider_new_source() - a provider over @src (borrowed, static
+ * storage) with the options of @opt: the test hook for sources that are
+ * slow or fail on purpose. Returns NULL on allocation failure.
+ */
+struct creds_provider *creds_provider_new_source(const struct creds_options *opt,
+                                                 const struct creds_source *src);
 
 /* Fill @err (message: what was wrong and what to do; never a secret). */
 void creds_set_err(struct creds_error *err, enum creds_err code, const char *fmt, ...)

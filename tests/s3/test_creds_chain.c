@@ -487,6 +487,17 @@ static void assume_role_from_instance_metadata(void **state)
 	creds_provider_free(p);
 }
 
+/* Wait up to 5 s for the double's counter @name to pass @than. */
+static bool wait_stat_above(const char *name, int than)
+{
+	for (int i = 0; i < 100; i++) {
+		if (stat_of(name) > than)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
 static void renewal_ahead_of_expiry(void **state)
 {
 	struct creds_provider *p;
@@ -495,31 +506,40 @@ static void renewal_ahead_of_expiry(void **state)
 
 	(void)state;
 	use_imds();
-	/* 60 s left is inside the 300 s refresh window: every get renews */
-	double_set("expiry=60");
+	/*
+	 * 4 s of life: renewed in the background at half of it, while gets
+	 * hand out the cached set without asking IMDS themselves.
+	 */
+	double_set("expiry=4");
 	p = provider(NULL);
 	get_ok(p, &a);
+	assert_int_equal(stat_of("imds_creds"), i0 + 1);
+	get_ok(p, &b);
+	assert_string_equal(a.access_key_id, b.access_key_id);
+	assert_int_equal(stat_of("imds_creds"), i0 + 1);
+	creds_clear(&b);
+	assert_true(wait_stat_above("imds_creds", i0 + 1));
 	get_ok(p, &b);
 	assert_string_not_equal(a.access_key_id, b.access_key_id);
 	assert_string_not_equal(a.secret_access_key, b.secret_access_key);
-	assert_int_equal(stat_of("imds_creds"), i0 + 2);
 	creds_clear(&a);
 	creds_clear(&b);
 	creds_provider_free(p);
 
 	/* an hour left: the cached set is handed out without asking again */
 	double_set("expiry=3600");
+	i0 = stat_of("imds_creds");
 	p = provider(NULL);
 	get_ok(p, &a);
 	get_ok(p, &b);
 	assert_string_equal(a.access_key_id, b.access_key_id);
-	assert_int_equal(stat_of("imds_creds"), i0 + 3);
+	assert_int_equal(stat_of("imds_creds"), i0 + 1);
 	/* ... until told they are bad */
 	creds_invalidate(p);
 	creds_clear(&b);
 	get_ok(p, &b);
 	assert_string_not_equal(a.access_key_id, b.access_key_id);
-	assert_int_equal(stat_of("imds_creds"), i0 + 4);
+	assert_int_equal(stat_of("imds_creds"), i0 + 2);
 	creds_clear(&a);
 	creds_clear(&b);
 	creds_provider_free(p);
@@ -568,12 +588,12 @@ static void renewal_of_assumed_role(void **state)
 	write_file(".aws/config", "[profile r]\n"
 	                          "role_arn = arn:aws:iam::123456789012:role/r\n"
 	                          "source_profile = base\n");
-	double_set("expiry=120");
+	double_set("expiry=4");
 	p = provider("r");
 	get_ok(p, &a);
+	assert_true(wait_stat_above("assume_role", n0 + 1));
 	get_ok(p, &b);
 	assert_string_not_equal(a.access_key_id, b.access_key_id);
-	assert_int_equal(stat_of("assume_role"), n0 + 2);
 	creds_clear(&a);
 	creds_clear(&b);
 	creds_provider_free(p);
@@ -587,22 +607,18 @@ static void failed_renewal_keeps_valid_credentials(void **state)
 
 	(void)state;
 	use_imds();
-	double_set("expiry=120");
+	double_set("expiry=8");
 	p = provider(NULL);
 	get_ok(p, &a);
-	/* IMDS now fails; the cached set is still valid for ~2 minutes */
+	/* IMDS now fails; the cached set is still valid for a few seconds */
 	double_set("fail=1");
 	r0 = stat_of("imds_requests");
+	/* the background renewal (at half life, 4 s) tries and fails ... */
+	assert_true(wait_stat_above("imds_requests", r0));
+	/* ... and a get still answers at once with the valid set */
 	get_ok(p, &b);
 	assert_string_equal(a.access_key_id, b.access_key_id);
 	assert_string_equal(a.secret_access_key, b.secret_access_key);
-	assert_true(stat_of("imds_requests") > r0);
-	creds_clear(&b);
-	/* right after a failed renewal the cache answers without asking IMDS again */
-	r0 = stat_of("imds_requests");
-	get_ok(p, &b);
-	assert_string_equal(a.access_key_id, b.access_key_id);
-	assert_int_equal(stat_of("imds_requests"), r0);
 	creds_clear(&b);
 	/* invalidation (what a client does on ExpiredToken) forces a renewal */
 	double_set("fail=0");
@@ -630,6 +646,7 @@ static void *race(void *arg)
 		    !strncmp(c.secret_access_key, "SECRET-imds-", 12))
 			r->ok++;
 		creds_clear(&c);
+		usleep(300000); /* renewals (every second) happen between the gets */
 	}
 	return NULL;
 }
@@ -642,7 +659,7 @@ static void concurrent_renewals(void **state)
 
 	(void)state;
 	use_imds();
-	double_set("expiry=60");
+	double_set("expiry=2");
 	p = provider(NULL);
 	for (int i = 0; i < 4; i++) {
 		r[i].p = p;

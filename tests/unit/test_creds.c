@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "creds.h"
+#include "creds_private.h"
 #include "log.h"
 #include "sts.h"
 #include "util.h"
@@ -487,6 +489,116 @@ static void sts_error_documents(void **state)
 	assert_non_null(strstr(e.message, "900..43200"));
 }
 
+/* ---- background renewal, with a source that is slow on purpose ---- */
+
+static struct {
+	pthread_mutex_t m;
+	int calls;
+	int life_s;     /* life of each set handed out */
+	int hang_ms;    /* how long resolutions after the first take */
+	bool fail;      /* resolutions after the first fail */
+} slow = {.m = PTHREAD_MUTEX_INITIALIZER};
+
+static int slow_resolve(struct creds_provider *p, struct creds *out, struct creds_error *err)
+{
+	char akid[32];
+	int n;
+
+	(void)p;
+	pthread_mutex_lock(&slow.m);
+	n = ++slow.calls;
+	pthread_mutex_unlock(&slow.m);
+	if (n > 1) {
+		usleep((useconds_t)slow.hang_ms * 1000);
+		if (slow.fail) {
+			creds_set_err(err, CREDS_ERR_NETWORK, "the test source is down");
+			return -1;
+		}
+	}
+	snprintf(akid, sizeof(akid), "ASIASLOW%d", n);
+	if (creds_set(out, akid, "s-slow", "t-slow", time(NULL) + slow.life_s, "slow"))
+		return -1;
+	return 1;
+}
+
+static const struct creds_source slow_source = {"slow test source", slow_resolve};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A renewal that hangs for seconds never stalls a get while the keys are valid. */
+static void renewal_in_background_never_blocks(void **state)
+{
+	struct creds_options o = {.refresh_ahead_s = 300};
+	struct creds_provider *p;
+	struct creds c;
+	struct creds_error e;
+	double worst = 0;
+
+	(void)state;
+	slow.calls = 0;
+	slow.life_s = 8; /* renewed at half life, 4 s after the first get */
+	slow.hang_ms = 2000;
+	slow.fail = false;
+	p = creds_provider_new_source(&o, &slow_source);
+	assert_non_null(p);
+	assert_int_equal(creds_get(p, &c, &e), 0);
+	assert_string_equal(c.access_key_id, "ASIASLOW1");
+	creds_clear(&c);
+	/* for 6.5 s: the renewal starts at 4 s and hangs 2 s; every get is instant */
+	for (double t0 = now_s(); now_s() - t0 < 6.5;) {
+		double a = now_s(), d;
+
+		assert_int_equal(creds_get(p, &c, &e), 0);
+		d = now_s() - a;
+		if (d > worst)
+			worst = d;
+		creds_clear(&c);
+		usleep(20000);
+	}
+	assert_true(worst < 0.1);
+	/* and the renewed set is in use afterwards */
+	assert_int_equal(creds_get(p, &c, &e), 0);
+	assert_string_equal(c.access_key_id, "ASIASLOW2");
+	creds_clear(&c);
+	creds_provider_free(p);
+}
+
+/* A failing renewal keeps the valid set; it is replaced once the source is back. */
+static void failing_renewal_keeps_the_valid_set(void **state)
+{
+	struct creds_options o = {.refresh_ahead_s = 300};
+	struct creds_provider *p;
+	struct creds c;
+	struct creds_error e;
+
+	(void)state;
+	slow.calls = 0;
+	slow.life_s = 8; /* renewed after 4 s, retried every 1 s near the end */
+	slow.hang_ms = 10;
+	slow.fail = true;
+	p = creds_provider_new_source(&o, &slow_source);
+	assert_non_null(p);
+	assert_int_equal(creds_get(p, &c, &e), 0);
+	creds_clear(&c);
+	sleep(5);
+	assert_true(slow.calls >= 2); /* the renewal was tried and failed */
+	assert_int_equal(creds_get(p, &c, &e), 0);
+	assert_string_equal(c.access_key_id, "ASIASLOW1");
+	creds_clear(&c);
+	slow.fail = false;
+	sleep(2);
+	assert_int_equal(creds_get(p, &c, &e), 0);
+	assert_string_not_equal(c.access_key_id, "ASIASLOW1");
+	creds_clear(&c);
+	creds_provider_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +610,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(concurrent_gets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(secrets_stay_out_of_logs, setup, teardown),
 	    cmocka_unit_test(sts_error_documents),
+	    cmocka_unit_test(renewal_in_background_never_blocks),
+	    cmocka_unit_test(failing_renewal_keeps_the_valid_set),
 	};
 
 	log_init(LOG_DEST_STDERR, NULL, "test_creds", LOG_WARNING);
