@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct budget {
 	pthread_mutex_t lock;
@@ -59,6 +60,32 @@ int budget_reserve(struct budget *b, size_t n)
 	b->used += n;
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+bool budget_reserve_wait(struct budget *b, size_t n, long timeout_ms)
+{
+	struct timespec until;
+	bool ok = false;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		if (b->used + n <= b->limit) {
+			b->used += n;
+			ok = true;
+			break;
+		}
+		if (pthread_cond_timedwait(&b->freed, &b->lock, &until) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return ok;
 }
 
 void budget_release(struct budget *b, size_t n)

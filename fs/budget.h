@@ -40,6 +40,13 @@ bool budget_try_reserve(struct budget *b, size_t n);
  */
 int budget_reserve(struct budget *b, size_t n);
 
+/**
+ * budget_reserve_wait() - take @n bytes, waiting up to @timeout_ms for other
+ * holders to release enough (woken by each release, no polling). Returns
+ * true when reserved, false when the time ran out (nothing taken).
+ */
+bool budget_reserve_wait(struct budget *b, size_t n, long timeout_ms);
+
 /** budget_release() - give back @n bytes taken by one of the reserve calls. */
 void budget_release(struct budget *b, size_t n);
 

@@ -1,9 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fs: the central state of hpcops-mount shared by every file of fs/: the
- * parsed options, the S3 client, the inode table, the memory budget, the file
- * handle type, the helpers that fill FUSE replies, and the write-side ops
- * (fsw_*, implemented in ops_write.c) that the ops table in ops.c dispatches to.
+ * fs: the state of one hpcops-mount, shared by the filesystem's modules.
+ * There is no other state: no file of fs/ keeps globals.
+ *
+ *   fuse_ops.c    the adapter: decodes each FUSE request, calls the logic
+ *                 below, logs and replies in one place (the only caller of
+ *                 fuse_reply_*)
+ *   namespace.c   lookup, getattr, readdir, mkdir, mknod, rmdir, unlink, rename
+ *   file_read.c   read handles (and O_RDWR handles until their first call)
+ *   file_write.c  write handles: create/open, write, flush/fsync/release, setattr
+ *   upload.c      the multipart upload machine behind a write handle
+ *   prefetch.c    object-shared read parts with a window per handle
+ *   inode.c       the inode table; budget.c the memory budget; cache.c the
+ *                 block cache; backend.c the S3 calls (a table: fake in tests)
+ *
+ * Lock order (take them in this order, never the other way):
+ *   1. a directory handle's lock (readdir)
+ *   2. the inode table's lock (inodes.lock): every node field it guards
+ *   3. fs->handles_lock
+ *   4. an upload's wlock, then its lock; a prefetch object's lock
+ *   5. the budget's lock, the prefetcher's pool lock
+ * No lock is held across an S3 call except an upload's wlock (its writer)
+ * and a directory handle's lock (its listing page).
  */
 #ifndef HPCOPS_FS_H
 #define HPCOPS_FS_H
@@ -12,12 +30,15 @@
 #define FUSE_USE_VERSION 312
 #endif
 
+#include <errno.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "budget.h"
 #include "inode.h"
 
@@ -25,13 +46,19 @@ struct s3_client;
 struct xfer_engine;
 struct creds_provider;
 struct prefetch;
+struct prefetcher;
 struct upload;
+struct uploader;
 struct cache;
+struct dir_handle;
 
 /* --metadata-ttl special values (seconds otherwise). */
 #define FS_TTL_MINIMAL    0.0 /* "minimal": revalidate on every access */
 #define FS_TTL_INDEFINITE 1e9 /* "indefinite": never revalidate */
 #define FS_TTL_DEFAULT    1.0 /* see other nodes' writes within about a second */
+
+/** S3's longest key: a path whose key would be longer cannot exist there. */
+#define FS_MAX_KEY 1024
 
 /** Every command-line / -o option, parsed by main.c. Strings are malloc'd, freed at exit. */
 struct fs_options {
@@ -57,26 +84,7 @@ struct fs_options {
 	mode_t file_mode; /* --file-mode (default 0644) */
 	mode_t dir_mode;  /* --dir-mode (default 0755) */
 
-	/* write side (fswrite reads these) */
-	/*
-	 * (fswrite -> fsread) --help wording proposed for main.c, with the cost
-	 * of each opt-in as issue 4 asks:
-	 *  --allow-overwrite  "replace an existing object when it is opened with
-	 *     O_TRUNC; others see the old object until the new one is closed
-	 *     (the whole file is uploaded again)"
-	 *  --allow-delete     "allow unlink of files and rmdir of empty
-	 *     directories (deletes the objects: cannot be undone)"
-	 *  --allow-append     "allow O_APPEND on an existing object: it is
-	 *     rewritten as a new upload starting with a server-side copy of the
-	 *     old bytes (under 5 MiB they are downloaded and re-sent), so each
-	 *     append costs a copy of the whole object"
-	 *  --allow-rename     "allow rename of files: a server-side copy, then a
-	 *     delete of the old name; not atomic (after a failure both names can
-	 *     exist) and it costs a copy of the whole object; directories: EXDEV"
-	 *  --write-part-size  "size of each uploaded part, 5M..5G (8M): a file
-	 *     holds at most 10,000 parts (80 GB at 8M), and each file being
-	 *     written keeps up to 5 parts in memory (--memory-limit)"
-	 */
+	/* writing */
 	bool allow_overwrite;     /* --allow-overwrite */
 	bool allow_delete;        /* --allow-delete */
 	bool allow_append;        /* --allow-append */
@@ -98,7 +106,48 @@ struct fs_options {
 	uint64_t memory_limit;   /* --memory-limit (default 512 MiB) */
 
 	/* faults */
-	double check_timeout; /* --check-timeout: bound of the bucket check at mount (10 s) */
+	double check_timeout;      /* --check-timeout: bound of the bucket check at mount (10 s) */
+	double max_retry_duration; /* --max-retry-duration: the retry time budget (120 s) */
+};
+
+enum fs_handle_kind {
+	FS_HANDLE_READ = 1,
+	FS_HANDLE_WRITE,
+	FS_HANDLE_DIR,
+	/* opened O_RDWR on an existing object: the first read makes it a read
+	 * handle, a first write fails (objects are replaced only with O_TRUNC) */
+	FS_HANDLE_UNDECIDED,
+};
+
+/**
+ * An open file or directory: fi->fh points at one. The handle holds an
+ * internal ref on @inode, dropped by whoever frees the handle. Every handle
+ * is on fs->handles until it is freed, so teardown frees those the kernel
+ * never released.
+ */
+struct fs_handle {
+	enum fs_handle_kind kind; /* UNDECIDED -> READ under the inode table's lock */
+	struct inode *inode;
+	union {
+		struct prefetch *rd;    /* FS_HANDLE_READ (file_read.c) */
+		struct upload *wr;      /* FS_HANDLE_WRITE (file_write.c) */
+		struct dir_handle *dir; /* FS_HANDLE_DIR (namespace.c) */
+	};
+	pid_t opener_pid;    /* thread group that opened it (a write completes on its close) */
+	uint64_t lock_owner; /* fi->lock_owner at open, for the same purpose */
+	bool direct;         /* opened with O_DIRECT: an up-to-date view */
+	struct fs_handle *prev, *next; /* fs->handles, under handles_lock */
+};
+
+/** State of the namespace module (namespace.c). */
+struct ns_state {
+	pthread_mutex_t lock;
+	/* under lock */
+	uint64_t invalid_seen[4096]; /* hashes of invalid keys already logged */
+	char **retired_keys;         /* old keys of renamed nodes (see ns_rename) */
+	size_t n_retired;
+	struct inode **dirs; /* mkdir'd directories, each holding a ref until rmdir */
+	size_t n_dirs;
 };
 
 /** The filesystem: one per process, passed as the FUSE session's userdata. */
@@ -107,107 +156,65 @@ struct hpcops_fs {
 	struct s3_client *s3;         /* owned; requests for opt.bucket */
 	struct xfer_engine *xfer;     /* owned; the engine s3 runs on */
 	struct creds_provider *creds; /* owned; NULL with --no-sign-request */
+	struct fs_backend be;         /* the S3 calls of the logic (over s3, or a test's) */
 	struct inode_table inodes;
-	struct budget *budget; /* owned; --memory-limit for prefetch AND upload buffers */
-	struct cache *cache;   /* owned; NULL without --cache */
-	struct fuse_session *se;
-	size_t max_write;  /* negotiated in init: the largest FUSE write */
-	void *write_state; /* the write side's global state (fsw_init), owned by it */
+	struct budget *budget;    /* owned; --memory-limit for read AND write buffers */
+	struct cache *cache;      /* owned; NULL without --cache */
+	struct prefetcher *reads; /* owned; the read side */
+	struct uploader *writes;  /* owned; what the uploads share */
+	struct fuse_session *se;  /* NULL in unit tests */
+	size_t max_write;         /* negotiated in init: the largest FUSE write */
+	time_t mount_time;        /* the mtime of directories S3 has no time for */
+	struct ns_state ns;
+	pthread_cond_t writer_cond; /* with inodes.lock: a node's writer_users dropped to 0 */
+
+	pthread_mutex_t handles_lock;
+	struct fs_handle *handles; /* every handle not yet freed */
+
+	/*
+	 * Tell the kernel that @name in @parent changed (drop its dentry). Set
+	 * by the adapter; NULL without a FUSE session. @later: after the reply
+	 * to the current request (the kernel may hold the directory's lock
+	 * until then), else at once.
+	 */
+	void (*inval_entry)(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, bool later);
 };
 
-enum fs_handle_kind {
-	FS_HANDLE_READ = 1,
-	FS_HANDLE_WRITE = 2,
-	FS_HANDLE_DIR = 3,
-};
-
-struct dir_handle;
+/** fs_setup() - the modules' state from fs->opt and fs->be. Prints why on failure; 0 or -1. */
+int fs_setup(struct hpcops_fs *fs);
 
 /**
- * An open file or directory: fi->fh points at one. The handle holds an
- * internal ref on @inode (dropped by whoever frees the handle).
+ * fs_shutdown() - free every handle the kernel never released (an upload
+ * still open is aborted) and retry the aborts still owed. Call while the
+ * transfer engine still runs; fs_teardown() calls it too.
  */
-struct fs_handle {
-	enum fs_handle_kind kind;
-	struct inode *inode;
-	union {
-		struct prefetch *rd;    /* FS_HANDLE_READ, owned by ops.c */
-		struct upload *wr;      /* FS_HANDLE_WRITE, owned by ops_write.c */
-		struct dir_handle *dir; /* FS_HANDLE_DIR, owned by ops.c */
-	};
-	pid_t opener_pid;    /* pid that opened it (write side: complete on its flush) */
-	uint64_t lock_owner; /* fi->lock_owner at open, for the same purpose */
-};
-
-static inline struct fs_handle *fs_handle_of(const struct fuse_file_info *fi)
-{
-	return (struct fs_handle *)(uintptr_t)fi->fh;
-}
-
-/** fs_of() - the filesystem behind a request. */
-static inline struct hpcops_fs *fs_of(fuse_req_t req)
-{
-	return (struct hpcops_fs *)fuse_req_userdata(req);
-}
-
-/* ---- helpers in ops.c for both sides ---- */
-
-/** fs_attr_locked() - fill @st from @n (mode from --file-mode/--dir-mode, uid, gid). */
-void fs_attr_locked(struct hpcops_fs *fs, const struct inode *n, struct stat *st);
+void fs_shutdown(struct hpcops_fs *fs);
 
 /**
- * fs_reply_entry() - reply to a lookup-like request (lookup, create's entry,
- * mkdir) with @n: counts one kernel lookup on @n, sets the timeouts from
- * --metadata-ttl. Does not drop the caller's internal ref.
+ * fs_teardown() - free what fs_setup() built (after the transfer engine
+ * stopped, so no GET is still in flight). Safe on a zeroed fs.
  */
-int fs_reply_entry(fuse_req_t req, struct hpcops_fs *fs, struct inode *n);
+void fs_teardown(struct hpcops_fs *fs);
 
-/** fs_fill_entry_locked() - as fs_reply_entry() without replying (create needs it). */
-void fs_fill_entry_locked(struct hpcops_fs *fs, struct inode *n, struct fuse_entry_param *e);
+/** fs_handle_new() - a handle of @kind on @n (takes over the caller's ref), on fs->handles. */
+struct fs_handle *fs_handle_new(struct hpcops_fs *fs, enum fs_handle_kind kind, struct inode *n);
 
-/** fs_reply_attr() - reply to getattr/setattr with the attributes of @n. */
-int fs_reply_attr(fuse_req_t req, struct hpcops_fs *fs, struct inode *n);
+/** fs_handle_free() - off fs->handles, drop the inode ref, free (not the payload). */
+void fs_handle_free(struct hpcops_fs *fs, struct fs_handle *h);
 
 /** fs_attr_timeout() - --metadata-ttl as the kernel's attribute/entry timeout. */
-double fs_attr_timeout(const struct hpcops_fs *fs);
-
-/* ---- write-side ops: implemented by ops_write.c (fswrite), called by ops.c ---- */
-
-/** fsw_init() - start the write side (fs->write_state). 0 or -errno. Called before the session
- * runs. */
-int fsw_init(struct hpcops_fs *fs);
-/** fsw_destroy() - finish or abort every upload still open, free fs->write_state. */
-void fsw_destroy(struct hpcops_fs *fs);
+static inline double fs_attr_timeout(const struct hpcops_fs *fs)
+{
+	return fs->opt.metadata_ttl;
+}
 
 /**
- * fsw_open() - open of an existing file for writing (ops.c's open calls it
- * when fi->flags has O_WRONLY, O_RDWR, O_TRUNC or O_APPEND). It replies.
+ * fs_writable() - the read-only policy, in one place: 0, or EROFS (with
+ * --read-only). Every operation that would change the bucket asks it.
  */
-void fsw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fsw_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                struct fuse_file_info *fi);
-void fsw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
-                   struct fuse_file_info *fi);
-void fsw_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-               struct fuse_file_info *fi);
-/** fsw_flush/fsw_fsync/fsw_release: called by ops.c only for FS_HANDLE_WRITE handles. */
-void fsw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fsw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void fsw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fsw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                 struct fuse_file_info *fi);
-void fsw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-void fsw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
-void fsw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
-void fsw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                const char *newname, unsigned int flags);
-void fsw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
-void fsw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
-void fsw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
-void fsw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
-                  int flags);
-void fsw_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
-void fsw_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
-void fsw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+static inline int fs_writable(const struct hpcops_fs *fs)
+{
+	return fs->opt.read_only ? EROFS : 0;
+}
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "inode.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,7 @@ void inode_put_locked(struct inode_table *t, struct inode *n)
 {
 	if (!n)
 		return;
+	assert(n->refs > 0); /* a put without its get is a refcount bug */
 	if (n->refs > 0)
 		n->refs--;
 	maybe_free_locked(t, n);

@@ -37,15 +37,20 @@ struct inode {
 	uint32_t refs;    /* internal references; the node is freed when both reach 0 */
 	uint64_t size;
 	struct timespec mtime;
-	bool mtime_kept;       /* mtime is x-amz-meta-mtime or a utimens: listings keep it */
-	char etag[80];         /* ETag of the version last seen ("" for dirs / not yet uploaded) */
-	char cache_etag[80];   /* ETag of the version the kernel page cache may hold (read opens) */
-	double expires;        /* monotonic time after which attributes must be refetched */
-	bool local;            /* exists only on this node: mkdir'd dir or a file being written */
-	bool unlinked;         /* no longer reachable by name (replaced, unlinked, renamed away) */
-	struct upload *writer; /* the open writer of this file, owned by the write side (fswrite) */
+	bool mtime_kept;     /* mtime is x-amz-meta-mtime or a utimens: listings keep it */
+	char etag[80];       /* ETag of the version last seen ("" for dirs / not yet uploaded) */
+	char cache_etag[80]; /* ETag of the version the kernel page cache may hold (read opens) */
+	double expires;      /* monotonic time after which attributes must be refetched */
+	bool local;          /* exists only on this node: mkdir'd dir, mknod'd or new file */
+	bool unlinked;       /* no longer reachable by name (replaced, unlinked, renamed away) */
+	/*
+	 * The upload of the write handle writing this file (file_write.c), until
+	 * it completes: from then on the file is no longer "being written", even
+	 * while the kernel has not yet released the handle.
+	 */
+	struct upload *writer;
 	uint32_t local_children; /* dirs: local children (mkdir'd dirs, files being written) */
-	uint32_t writer_users;   /* setattr calls using @writer without a handle (fswrite) */
+	uint32_t writer_users;   /* setattr calls using @writer without a handle */
 
 	/* Hash links, owned by the table. */
 	struct inode *next_ino;
@@ -96,7 +101,7 @@ static inline void inode_unlock(struct inode_table *t)
 struct inode *inode_get(struct inode_table *t, fuse_ino_t ino);
 struct inode *inode_get_locked(struct inode_table *t, fuse_ino_t ino);
 
-/** inode_put() - drop an internal ref from inode_get()/inode_child*(). */
+/** inode_put() - drop an internal ref from inode_get()/inode_child*() (asserts one is held). */
 void inode_put(struct inode_table *t, struct inode *n);
 void inode_put_locked(struct inode_table *t, struct inode *n);
 

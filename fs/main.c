@@ -21,7 +21,8 @@
 #include "creds.h"
 #include "fs.h"
 #include "log.h"
-#include "ops.h"
+#include "fuse_ops.h"
+#include "retry.h"
 #include "s3.h"
 #include "xfer.h"
 
@@ -100,6 +101,10 @@ static const struct opt_desc opt_table[] = {
      "size of each ranged GET of the prefetcher (8M)"},
     {"memory-limit", 0, OPT_MIB, O(memory_limit), "MIB",
      "bound of all prefetch and upload buffers in MiB (512)"},
+    {"max-retry-duration", 0, OPT_TTL, O(max_retry_duration), "SECONDS",
+     "how long a failing request is retried before an error (120: rides out a 60 s outage)"},
+    {"check-timeout", 0, OPT_TTL, O(check_timeout), "SECONDS",
+     "bound of the bucket check at mount time (10)"},
 };
 
 static void usage(FILE *f)
@@ -366,6 +371,7 @@ static void opt_defaults(struct fs_options *o)
 	o->read_part_size = 8 * MIB;
 	o->memory_limit = 512 * MIB;
 	o->check_timeout = 10;
+	o->max_retry_duration = RETRY_DEFAULT_BUDGET_MS / 1000.0;
 }
 
 static void opt_free(struct fs_options *o)
@@ -673,7 +679,7 @@ static struct fuse_session *new_session(struct hpcops_fs *fs)
 		goto out;
 	if (fs->opt.debug && getenv("HPCOPS_FUSE_DEBUG") && fuse_opt_add_arg(&args, "-d") < 0)
 		goto out;
-	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	se = fuse_session_new(&args, &fs_fuse_ops, sizeof(fs_fuse_ops), fs);
 out:
 	fuse_opt_free_args(&args);
 	return se;
@@ -754,13 +760,23 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	char region[64];
 	const char *endpoint;
 	char endpoint_buf[256];
-	bool mounted = false, write_started = false;
+	bool mounted = false;
 	int rc = 1;
 
 	if (setup_log(o, detached) < 0)
 		goto out;
 	xc.ca_bundle = o->ca_bundle;
 	xc.max_connections = 64;
+	retry_policy_defaults(&xc.retry);
+	xc.retry.budget_ms = (long)(o->max_retry_duration * 1000.0);
+	{
+		char why[160];
+
+		if (retry_policy_from_env(&xc.retry, why, sizeof(why)) < 0) {
+			fprintf(stderr, "hpcops-mount: %s\n", why);
+			goto out;
+		}
+	}
 	fs->xfer = xfer_engine_new(&xc);
 	if (!fs->xfer) {
 		fprintf(stderr,
@@ -815,19 +831,16 @@ static int serve(struct hpcops_fs *fs, bool detached)
 		if (crc < 0)
 			goto out;
 	}
+	fs->be = fs_backend_s3(fs->s3, &xc.retry);
 	if (fs_setup(fs) < 0)
 		goto out;
-	if (fsw_init(fs) < 0) {
-		fprintf(stderr, "hpcops-mount: cannot start the upload side\n");
-		goto out;
-	}
-	write_started = true;
 	fs->se = new_session(fs);
 	if (!fs->se) {
 		fprintf(stderr, "hpcops-mount: cannot create the FUSE session (is /dev/fuse "
 		                "there and the fuse module loaded?)\n");
 		goto out;
 	}
+	fuse_ops_attach(fs);
 	if (fuse_set_signal_handlers(fs->se) < 0)
 		goto out;
 	if (fuse_session_mount(fs->se, o->mountpoint) < 0) {
@@ -862,11 +875,12 @@ out:
 		if (mounted)
 			fuse_session_unmount(fs->se);
 		fuse_remove_signal_handlers(fs->se);
+		fuse_ops_detach(fs);
 		fuse_session_destroy(fs->se);
 		fs->se = NULL;
 	}
-	if (write_started)
-		fsw_destroy(fs);
+	/* handles never released, and aborts still owed, while the engine runs */
+	fs_shutdown(fs);
 	/* GETs still in flight complete (cancelled) before their buffers' budget goes */
 	xfer_engine_free(fs->xfer);
 	fs->xfer = NULL;

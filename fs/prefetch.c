@@ -1,29 +1,37 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * prefetch: per-handle window of asynchronous ranged GETs (see prefetch.h).
- * Part buffers are mmap'd, reserved from the memory budget, and kept in a
- * small pool so a sequential read does not pay page faults for every part.
+ * prefetch: object-shared parts with a window per handle (see prefetch.h).
+ *
+ * An object (struct pf_object, one per key + ETag being read) owns its
+ * parts: fetched or in-flight byte ranges, sorted by offset, never
+ * overlapping. A handle (struct prefetch) holds the parts of its window;
+ * scheduling a range first looks for a part that covers it (shared: fetched
+ * once for every handle), else starts a GET for a new part. A part lives
+ * while a window holds it, a reply is pinned on it, or its GET is in
+ * flight. Part buffers are mmap'd, reserved from the memory budget, and kept
+ * in a small pool so a sequential read does not pay page faults for every
+ * part. The object's lock guards its parts and the cursors of its handles.
  */
 #include "prefetch.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 
+#include "budget.h"
 #include "cache.h"
-#include "log.h"
 #include "fs_errno.h"
-#include "s3.h"
+#include "log.h"
 
 #define MIB             (1024ULL * 1024ULL)
 #define FIRST_PART      (1 * MIB) /* the first request after open or a far seek */
 #define MAX_PARTS_AHEAD 8         /* window cap, in --read-part-size parts */
-#define MAX_SEGS        16        /* parts one reply may span */
 #define KEEP_BEHIND     (8 * MIB) /* fetched bytes kept behind the furthest read */
+#define OBJ_BUCKETS     256
 
 enum part_state {
 	PART_PENDING = 0,
@@ -31,65 +39,96 @@ enum part_state {
 	PART_FAILED,
 };
 
+struct pf_object;
+
 struct pf_part {
-	struct prefetch *pf;
+	struct pf_object *obj;
 	uint64_t off;
 	size_t len; /* bytes asked for */
 	size_t cls; /* buffer size (pool class, reserved in the budget) */
 	char *buf;
-	/* under pf->lock */
+	/* under obj->lock */
 	size_t got; /* bytes received */
 	enum part_state state;
 	int err;       /* errno when FAILED */
+	int holds;     /* windows holding it */
 	int pins;      /* replies in progress from buf */
-	bool orphan;   /* no longer in the window: free when done and unpinned */
+	bool listed;   /* in obj->parts: other handles may share it */
 	bool from_net; /* fetched from S3 (so worth a cache_put) */
 	bool cached;   /* cache_put done */
-	bool touched;  /* a read used it already */
 	struct pf_part *next;
 };
 
-struct prefetch {
-	struct hpcops_fs *fs;
+struct pf_object {
+	struct prefetcher *pfr;
 	char *key;
+	char etag[80];
 	uint64_t size;
+	bool private_; /* not in the table (unknown ETag): one handle only */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	/* under lock */
-	char etag[80];
-	struct pf_part *head, *tail; /* the window, contiguous, in offset order */
-	uint64_t next_off;           /* end of the last scheduled part */
-	uint64_t window;             /* bytes to keep requested ahead of the reader */
-	size_t next_len;             /* size of the next part (grows to read_part_size) */
-	uint64_t held;               /* buffer bytes of parts in the window */
-	uint64_t hi;                 /* furthest end of a read in this window */
-	int refs;                    /* the handle + one per GET in flight */
-	int sticky_err;              /* ESTALE once the object changed */
-	bool delivered;              /* some bytes went to the reader */
-	bool lazy;                   /* placed by a seek: no prefetch yet */
-	uint64_t seek_off;           /* offset of the window's first part when lazy */
-	uint64_t far_end;            /* end of the last read served outside the window */
-	int far_streak;              /* reads in a row served outside the window */
-	bool refreshed;              /* the ETag was refreshed once before delivery */
+	struct pf_part *parts; /* listed parts, by offset */
+	int refs;              /* handles + GETs in flight + pinned replies */
+	int handles;
+	/* under pfr->lock */
+	struct pf_object *next_obj;
 };
 
-/* ---- buffer pool (one per process; parts of every handle) ---- */
+/* A window slot: a part this handle holds, and whether this handle's reads reached it. */
+struct pf_hold {
+	struct pf_part *p;
+	bool touched;
+};
 
-static struct {
-	pthread_mutex_t lock;
-	/* under lock */
-	struct pool_buf {
-		struct pool_buf *next;
-		size_t cls;
-	} * free;
-	uint64_t idle;
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct prefetch {
+	struct prefetcher *pfr;
+	struct pf_object *obj; /* changes only on an ETag refresh (under obj->lock) */
+	bool no_cache;
+	/* under obj->lock */
+	struct pf_hold *win; /* the window, in offset order */
+	size_t n_win, cap_win;
+	unsigned gen;      /* bumped when the window is reset */
+	uint64_t next_off; /* end of the last scheduled part */
+	uint64_t window;   /* bytes to keep requested ahead of the reader */
+	size_t next_len;   /* size of the next part (grows to read_part_size) */
+	uint64_t hi;       /* furthest end of a read in this window */
+	int sticky_err;    /* ESTALE once the object changed */
+	bool delivered;    /* some bytes went to the reader */
+	bool lazy;         /* placed by a seek: no prefetch yet */
+	uint64_t seek_off; /* offset of the window's first part when lazy */
+	uint64_t far_end;  /* end of the last read served outside the window */
+	int far_streak;    /* reads in a row served outside the window */
+	bool refreshed;    /* the ETag was refreshed once before delivery */
+};
 
-static atomic_int active_handles;
+struct pool_buf {
+	struct pool_buf *next;
+	size_t cls;
+};
 
-static uint64_t pool_idle_cap(struct hpcops_fs *fs)
+struct prefetcher {
+	struct prefetch_config cfg;
+	pthread_mutex_t lock;                /* the object table; before any object's lock */
+	struct pf_object *objs[OBJ_BUCKETS]; /* under lock */
+	int n_objs;                /* objects with a handle: the budget's fair share (atomic) */
+	pthread_mutex_t pool_lock; /* after any object's lock, before the budget's */
+	struct pool_buf *pool;     /* under pool_lock */
+	uint64_t pool_idle;        /* under pool_lock */
+	/* counters (atomic) */
+	struct prefetch_stats st;
+};
+
+static void stat_add(uint64_t *c, uint64_t n)
 {
-	uint64_t lim = budget_limit(fs->budget) / 4;
+	__atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
+
+/* ---- buffer pool ---- */
+
+static uint64_t pool_idle_cap(struct prefetcher *pfr)
+{
+	uint64_t lim = budget_limit(pfr->cfg.budget) / 4;
 
 	return lim < 64 * MIB ? lim : 64 * MIB;
 }
@@ -99,56 +138,56 @@ static size_t class_of(size_t len)
 	return (len + MIB - 1) / MIB * MIB;
 }
 
-static void buf_unmap(struct hpcops_fs *fs, void *b, size_t cls)
+static void buf_unmap(struct prefetcher *pfr, void *b, size_t cls)
 {
 	munmap(b, cls);
-	budget_release(fs->budget, cls);
+	budget_release(pfr->cfg.budget, cls);
 }
 
-void prefetch_pool_trim(struct hpcops_fs *fs)
+void prefetcher_trim(struct prefetcher *pfr)
 {
 	struct pool_buf *list;
 
-	pthread_mutex_lock(&pool.lock);
-	list = pool.free;
-	pool.free = NULL;
-	pool.idle = 0;
-	pthread_mutex_unlock(&pool.lock);
+	pthread_mutex_lock(&pfr->pool_lock);
+	list = pfr->pool;
+	pfr->pool = NULL;
+	pfr->pool_idle = 0;
+	pthread_mutex_unlock(&pfr->pool_lock);
 	while (list) {
 		struct pool_buf *next = list->next;
 
-		buf_unmap(fs, list, list->cls);
+		buf_unmap(pfr, list, list->cls);
 		list = next;
 	}
 }
 
 /* A buffer of class @cls reserved in the budget, or NULL when it is short. */
-static char *buf_get(struct hpcops_fs *fs, size_t cls)
+static char *buf_get(struct prefetcher *pfr, size_t cls)
 {
 	struct pool_buf **pp, *b = NULL;
 	void *m;
 
-	pthread_mutex_lock(&pool.lock);
-	for (pp = &pool.free; *pp; pp = &(*pp)->next) {
+	pthread_mutex_lock(&pfr->pool_lock);
+	for (pp = &pfr->pool; *pp; pp = &(*pp)->next) {
 		if ((*pp)->cls == cls) {
 			b = *pp;
 			*pp = b->next;
-			pool.idle -= cls;
+			pfr->pool_idle -= cls;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&pool.lock);
+	pthread_mutex_unlock(&pfr->pool_lock);
 	if (b)
 		return (char *)b;
-	if (!budget_try_reserve(fs->budget, cls)) {
+	if (!budget_try_reserve(pfr->cfg.budget, cls)) {
 		/* idle buffers of other sizes hold budget: give it back and retry */
-		prefetch_pool_trim(fs);
-		if (!budget_try_reserve(fs->budget, cls))
+		prefetcher_trim(pfr);
+		if (!budget_try_reserve(pfr->cfg.budget, cls))
 			return NULL;
 	}
 	m = mmap(NULL, cls, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
-		budget_release(fs->budget, cls);
+		budget_release(pfr->cfg.budget, cls);
 		return NULL;
 	}
 	/*
@@ -161,111 +200,239 @@ static char *buf_get(struct hpcops_fs *fs, size_t cls)
 	return m;
 }
 
-static void buf_put(struct hpcops_fs *fs, char *buf, size_t cls)
+static void buf_put(struct prefetcher *pfr, char *buf, size_t cls)
 {
 	struct pool_buf *b = (struct pool_buf *)buf;
 
-	pthread_mutex_lock(&pool.lock);
-	if (pool.idle + cls <= pool_idle_cap(fs)) {
+	pthread_mutex_lock(&pfr->pool_lock);
+	if (pfr->pool_idle + cls <= pool_idle_cap(pfr)) {
 		b->cls = cls;
-		b->next = pool.free;
-		pool.free = b;
-		pool.idle += cls;
+		b->next = pfr->pool;
+		pfr->pool = b;
+		pfr->pool_idle += cls;
 		buf = NULL;
 	}
-	pthread_mutex_unlock(&pool.lock);
+	pthread_mutex_unlock(&pfr->pool_lock);
 	if (buf)
-		buf_unmap(fs, buf, cls);
+		buf_unmap(pfr, buf, cls);
+}
+
+/* ---- objects ---- */
+
+static unsigned obj_hash(const char *key, const char *etag)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *s = key; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	for (const char *s = etag; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % OBJ_BUCKETS;
+}
+
+/* The object for (@key, @etag) with a handle counted on it; NULL on ENOMEM. */
+static struct pf_object *obj_get(struct prefetcher *pfr, const char *key, const char *etag,
+                                 uint64_t size)
+{
+	unsigned h = obj_hash(key, etag);
+	struct pf_object *o;
+
+	pthread_mutex_lock(&pfr->lock);
+	if (etag[0]) {
+		for (o = pfr->objs[h]; o; o = o->next_obj) {
+			if (!strcmp(o->etag, etag) && !strcmp(o->key, key)) {
+				pthread_mutex_lock(&o->lock);
+				if (o->handles++ == 0)
+					__atomic_add_fetch(&pfr->n_objs, 1, __ATOMIC_RELAXED);
+				o->refs++;
+				pthread_mutex_unlock(&o->lock);
+				pthread_mutex_unlock(&pfr->lock);
+				return o;
+			}
+		}
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o || !(o->key = strdup(key))) {
+		free(o);
+		pthread_mutex_unlock(&pfr->lock);
+		return NULL;
+	}
+	o->pfr = pfr;
+	snprintf(o->etag, sizeof(o->etag), "%s", etag);
+	o->size = size;
+	o->private_ = !etag[0];
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
+	o->refs = 1;
+	o->handles = 1;
+	__atomic_add_fetch(&pfr->n_objs, 1, __ATOMIC_RELAXED);
+	if (!o->private_) {
+		o->next_obj = pfr->objs[h];
+		pfr->objs[h] = o;
+	}
+	pthread_mutex_unlock(&pfr->lock);
+	return o;
+}
+
+static void obj_destroy(struct pf_object *o)
+{
+	assert(!o->parts);
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->lock);
+	free(o->key);
+	free(o);
+}
+
+/*
+ * Drop a ref on @o (its lock held, released here). The last one takes it
+ * out of the table; the table lock comes first in the lock order, so the
+ * object's lock is dropped and the count checked again under both.
+ */
+static void obj_put_unlock(struct pf_object *o)
+{
+	struct prefetcher *pfr = o->pfr;
+	struct pf_object **pp;
+
+	if (--o->refs > 0) {
+		pthread_mutex_unlock(&o->lock);
+		return;
+	}
+	o->refs++; /* keep it while the locks are taken in order */
+	pthread_mutex_unlock(&o->lock);
+	pthread_mutex_lock(&pfr->lock);
+	pthread_mutex_lock(&o->lock);
+	if (--o->refs > 0) {
+		pthread_mutex_unlock(&o->lock);
+		pthread_mutex_unlock(&pfr->lock);
+		return;
+	}
+	if (!o->private_) {
+		for (pp = &pfr->objs[obj_hash(o->key, o->etag)]; *pp; pp = &(*pp)->next_obj) {
+			if (*pp == o) {
+				*pp = o->next_obj;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+	pthread_mutex_unlock(&pfr->lock);
+	obj_destroy(o);
 }
 
 /* ---- parts ---- */
 
-static void part_free(struct pf_part *p)
+static void part_unlist_locked(struct pf_object *o, struct pf_part *p)
 {
+	struct pf_part **pp;
+
+	if (!p->listed)
+		return;
+	for (pp = &o->parts; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	p->listed = false;
+	p->next = NULL;
+}
+
+/* Free @p if nothing needs it any more (obj lock held). */
+static void part_maybe_free_locked(struct pf_object *o, struct pf_part *p)
+{
+	if (p->holds > 0 || p->pins > 0 || p->state == PART_PENDING)
+		return;
+	part_unlist_locked(o, p);
 	if (p->buf)
-		buf_put(p->pf->fs, p->buf, p->cls);
+		buf_put(o->pfr, p->buf, p->cls);
 	free(p);
 }
 
-static void pf_destroy(struct prefetch *pf)
+/* The listed part covering @off, or NULL. */
+static struct pf_part *part_covering_locked(struct pf_object *o, uint64_t off)
 {
-	atomic_fetch_sub(&active_handles, 1);
-	pthread_cond_destroy(&pf->cond);
-	pthread_mutex_destroy(&pf->lock);
-	free(pf->key);
-	free(pf);
+	for (struct pf_part *p = o->parts; p && p->off <= off; p = p->next)
+		if (off < p->off + p->len)
+			return p;
+	return NULL;
 }
 
-/* Take @p out of the window; it is freed now or when its GET / replies end. */
-static void part_drop_locked(struct prefetch *pf, struct pf_part *p)
+/* Where the next listed part at or after @off begins (UINT64_MAX if none). */
+static uint64_t next_part_start_locked(struct pf_object *o, uint64_t off)
 {
-	pf->held -= p->cls;
-	if (p->state == PART_PENDING || p->pins > 0)
-		p->orphan = true;
-	else
-		part_free(p);
+	for (struct pf_part *p = o->parts; p; p = p->next)
+		if (p->off >= off)
+			return p->off;
+	return UINT64_MAX;
 }
 
-static void window_clear_locked(struct prefetch *pf)
+static void part_insert_locked(struct pf_object *o, struct pf_part *p)
 {
-	while (pf->head) {
-		struct pf_part *p = pf->head;
+	struct pf_part **pp = &o->parts;
 
-		pf->head = p->next;
-		part_drop_locked(pf, p);
-	}
-	pf->tail = NULL;
+	while (*pp && (*pp)->off < p->off)
+		pp = &(*pp)->next;
+	p->next = *pp;
+	*pp = p;
+	p->listed = true;
 }
 
 static void part_done(void *user, const struct s3_error *err, size_t got,
                       const struct s3_object_info *info)
 {
 	struct pf_part *p = user;
-	struct prefetch *pf = p->pf;
-	bool last;
+	struct pf_object *o = p->obj;
+	struct prefetcher *pfr = o->pfr;
 
-	pthread_mutex_lock(&pf->lock);
+	pthread_mutex_lock(&o->lock);
 	if (err->err == S3_OK) {
 		p->state = PART_DONE;
 		p->got = got;
 		p->from_net = true;
-		if (!pf->etag[0] && info && info->etag[0])
-			snprintf(pf->etag, sizeof(pf->etag), "%s", info->etag);
-	} else if (err->err == S3_ERR_INVALID_RANGE) {
-		/* the object is shorter than we thought: an end, not an error */
-		p->state = PART_DONE;
-		p->got = 0;
+		stat_add(&pfr->st.bytes_fetched, got);
+		if (!o->etag[0] && info && info->etag[0])
+			snprintf(o->etag, sizeof(o->etag), "%s", info->etag);
+		if (p->got < p->len && p->off + p->got < o->size) {
+			/* The engine checked the reply against the range: a shorter
+			 * one here means the object is shorter than we were told. */
+			log_warn("GET %s [%llu, +%zu): %zu bytes, the object is shorter than its "
+			         "size %llu: EIO",
+			         o->key, (unsigned long long)p->off, p->len, got,
+			         (unsigned long long)o->size);
+			p->state = PART_FAILED;
+			p->err = EIO;
+		}
 	} else {
 		p->state = PART_FAILED;
-		p->err = fs_errno(err->err);
+		p->err = fs_errno(err->err) ?: EIO;
+		if (err->err == S3_ERR_INVALID_RANGE)
+			p->err = EIO; /* st_size promised these bytes */
 		if (err->err != S3_ERR_PRECONDITION && err->err != S3_ERR_CANCELLED) {
 			char buf[400];
 
-			log_warn("GET %s [%llu, +%zu): %s", pf->key, (unsigned long long)p->off,
+			log_warn("GET %s [%llu, +%zu): %s", o->key, (unsigned long long)p->off,
 			         p->len, s3_error_format(err, buf, sizeof(buf)));
 		}
 	}
-	if (p->orphan && p->pins == 0)
-		part_free(p);
-	pthread_cond_broadcast(&pf->cond);
-	last = --pf->refs == 0;
-	pthread_mutex_unlock(&pf->lock);
-	if (last)
-		pf_destroy(pf);
+	if (p->state == PART_FAILED)
+		part_unlist_locked(o, p); /* nobody new may share a failure: fetch again */
+	part_maybe_free_locked(o, p);
+	pthread_cond_broadcast(&o->cond);
+	obj_put_unlock(o);
 }
 
 /* Fill @p from the block cache; true when every block was there. */
-static bool part_from_cache(struct prefetch *pf, struct pf_part *p)
+static bool part_from_cache(struct pf_object *o, struct pf_part *p)
 {
-	struct cache *c = pf->fs->cache;
+	struct cache *c = o->pfr->cfg.cache;
 	uint64_t idx = p->off / CACHE_BLOCK_SIZE;
 	size_t done = 0;
 
-	if (!c || !pf->etag[0] || p->off % CACHE_BLOCK_SIZE)
+	if (!c || !o->etag[0] || p->off % CACHE_BLOCK_SIZE)
 		return false;
 	while (done < p->len) {
 		size_t want = p->len - done < CACHE_BLOCK_SIZE ? p->len - done : CACHE_BLOCK_SIZE;
-		ssize_t n = cache_get(c, pf->key, pf->etag, idx, p->buf + done, want);
+		ssize_t n = cache_get(c, o->key, o->etag, idx, p->buf + done, want);
 
 		if (n < 0 || (size_t)n != want)
 			return false;
@@ -277,32 +444,37 @@ static bool part_from_cache(struct prefetch *pf, struct pf_part *p)
 }
 
 /*
- * Fill @p (pf->lock held): from the cache when it has every block, else an
- * async ranged GET (If-Match the handle's ETag) that part_done() completes.
+ * Fill @p (obj lock held): from the cache when it has every block (unless
+ * @no_cache), else an async ranged GET with If-Match the object's ETag that
+ * part_done() completes.
  */
-static void part_start_locked(struct prefetch *pf, struct pf_part *p)
+static void part_start_locked(struct pf_object *o, struct pf_part *p, bool no_cache)
 {
+	const struct fs_backend *be = o->pfr->cfg.be;
 	struct s3_error err;
 
-	if (part_from_cache(pf, p)) {
+	if (!no_cache && part_from_cache(o, p)) {
 		p->state = PART_DONE;
 		p->cached = true;
+		stat_add(&o->pfr->st.bytes_from_cache, p->got);
 		return;
 	}
-	pf->refs++;
+	o->refs++;
+	stat_add(&o->pfr->st.gets, 1);
 	memset(&err, 0, sizeof(err));
-	if (s3_get_object_async(pf->fs->s3, pf->key, p->off, p->len, pf->etag[0] ? pf->etag : NULL,
-	                        p->buf, p->cls, part_done, p, &err) < 0) {
-		pf->refs--;
+	if (be->ops->get_async(be->ctx, o->key, p->off, p->len, o->etag[0] ? o->etag : NULL, p->buf,
+	                       p->cls, part_done, p, &err) < 0) {
+		o->refs--;
 		p->state = PART_FAILED;
-		p->err = fs_errno(err.err);
+		p->err = fs_errno(err.err) ?: EIO;
+		part_unlist_locked(o, p);
 	}
 }
 
 /* Store the whole blocks of @p (and the object's last one) in the cache. */
-static void part_to_cache(struct prefetch *pf, struct pf_part *p, const char *etag)
+static void part_to_cache(struct pf_object *o, struct pf_part *p, const char *etag)
 {
-	struct cache *c = pf->fs->cache;
+	struct cache *c = o->pfr->cfg.cache;
 	size_t done = 0;
 
 	if (!c || !etag[0] || p->off % CACHE_BLOCK_SIZE)
@@ -310,92 +482,168 @@ static void part_to_cache(struct prefetch *pf, struct pf_part *p, const char *et
 	while (done < p->got) {
 		size_t n = p->got - done < CACHE_BLOCK_SIZE ? p->got - done : CACHE_BLOCK_SIZE;
 
-		if (n < CACHE_BLOCK_SIZE && p->off + done + n != pf->size)
+		if (n < CACHE_BLOCK_SIZE && p->off + done + n != o->size)
 			break;
-		cache_put(c, pf->key, etag, (p->off + done) / CACHE_BLOCK_SIZE, p->buf + done, n);
+		cache_put(c, o->key, etag, (p->off + done) / CACHE_BLOCK_SIZE, p->buf + done, n);
 		done += n;
 	}
 }
 
-/* The share of the budget one handle may hold. */
+/* A new part of @len bytes at @off with a buffer, or NULL when the budget is short. */
+static struct pf_part *part_new(struct pf_object *o, uint64_t off, size_t len)
+{
+	struct pf_part *p;
+	char *buf = buf_get(o->pfr, class_of(len));
+
+	if (!buf)
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		buf_put(o->pfr, buf, class_of(len));
+		return NULL;
+	}
+	p->obj = o;
+	p->off = off;
+	p->len = len;
+	p->cls = class_of(len);
+	p->buf = buf;
+	return p;
+}
+
+/* ---- a handle's window ---- */
+
+static int hold_add_locked(struct prefetch *pf, struct pf_part *p)
+{
+	if (pf->n_win == pf->cap_win) {
+		size_t cap = pf->cap_win ? pf->cap_win * 2 : 16;
+		struct pf_hold *w = realloc(pf->win, cap * sizeof(*w));
+
+		if (!w)
+			return -ENOMEM;
+		pf->win = w;
+		pf->cap_win = cap;
+	}
+	pf->win[pf->n_win].p = p;
+	pf->win[pf->n_win].touched = false;
+	pf->n_win++;
+	p->holds++;
+	return 0;
+}
+
+/* Drop the first @k holds of the window. */
+static void holds_drop_front_locked(struct prefetch *pf, size_t k)
+{
+	struct pf_object *o = pf->obj;
+
+	for (size_t i = 0; i < k; i++) {
+		struct pf_part *p = pf->win[i].p;
+
+		p->holds--;
+		part_maybe_free_locked(o, p);
+	}
+	memmove(pf->win, pf->win + k, (pf->n_win - k) * sizeof(*pf->win));
+	pf->n_win -= k;
+}
+
+static void window_clear_locked(struct prefetch *pf)
+{
+	holds_drop_front_locked(pf, pf->n_win);
+	pf->gen++;
+}
+
+/* Buffer bytes this handle's window holds. */
+static uint64_t window_bytes_locked(const struct prefetch *pf)
+{
+	uint64_t b = 0;
+
+	for (size_t i = 0; i < pf->n_win; i++)
+		b += pf->win[i].p->cls;
+	return b;
+}
+
+/* The share of the budget one object's readers may hold: fair between objects. */
 static uint64_t share_cap(struct prefetch *pf)
 {
-	uint64_t part = pf->fs->opt.read_part_size;
-	uint64_t cap = MAX_PARTS_AHEAD * part;
-	int n = atomic_load(&active_handles);
-	uint64_t share = budget_limit(pf->fs->budget) / (uint64_t)(n > 0 ? n : 1);
+	struct prefetcher *pfr = pf->pfr;
+	uint64_t cap = MAX_PARTS_AHEAD * pfr->cfg.part_size;
+	int n = __atomic_load_n(&pfr->n_objs, __ATOMIC_RELAXED);
+	uint64_t share = budget_limit(pfr->cfg.budget) / (uint64_t)(n > 0 ? n : 1);
 
 	return share < cap ? share : cap;
 }
 
 /*
  * Schedule parts until the window is covered and, at least, up to @need.
- * Returns false if not even the bytes at pf->next_off < @need could get a
- * buffer (the caller then reads directly).
+ * A range another handle has fetched or is fetching is shared, not fetched
+ * again. Returns false if not even the bytes at pf->next_off < @need could
+ * get a buffer (the caller then reads directly).
  */
 static bool schedule_locked(struct prefetch *pf, uint64_t pos, uint64_t need)
 {
-	uint64_t part_size = pf->fs->opt.read_part_size;
+	struct pf_object *o = pf->obj;
+	uint64_t part_size = pf->pfr->cfg.part_size;
 	uint64_t cap = share_cap(pf);
+	uint64_t held = window_bytes_locked(pf);
 
-	while (pf->next_off < pf->size) {
+	while (pf->next_off < o->size) {
 		bool needed = pf->next_off < need;
-		size_t len;
 		struct pf_part *p;
-		char *buf;
+		uint64_t limit;
+		size_t len;
 
-		if (!needed && (pf->lazy || pf->next_off - pos >= pf->window || pf->held >= cap))
+		if (!needed && (pf->lazy || pf->next_off - pos >= pf->window || held >= cap))
 			break;
+		p = part_covering_locked(o, pf->next_off);
+		if (p) {
+			if (hold_add_locked(pf, p))
+				return !needed;
+			stat_add(&pf->pfr->st.parts_shared, 1);
+			held += p->cls;
+			pf->next_off = p->off + p->len;
+			continue;
+		}
 		len = pf->next_len;
-		if (len > pf->size - pf->next_off)
-			len = (size_t)(pf->size - pf->next_off);
-		buf = buf_get(pf->fs, class_of(len));
-		while (!buf && len > MIB) {
+		if (len > o->size - pf->next_off)
+			len = (size_t)(o->size - pf->next_off);
+		limit = next_part_start_locked(o, pf->next_off);
+		if (limit != UINT64_MAX && pf->next_off + len > limit)
+			len = (size_t)(limit - pf->next_off); /* stop where a shared part begins */
+		p = part_new(o, pf->next_off, len);
+		while (!p && len > MIB) {
 			/* budget pressure: a smaller part, a smaller window */
 			len = len / 2 / MIB * MIB;
-			buf = buf_get(pf->fs, class_of(len));
+			p = part_new(o, pf->next_off, len);
 		}
-		if (!buf) {
+		if (!p) {
 			if (pf->window > FIRST_PART)
 				pf->window = pf->next_off - pos > FIRST_PART ? pf->next_off - pos
 				                                             : FIRST_PART;
 			return !needed;
 		}
-		p = calloc(1, sizeof(*p));
-		if (!p) {
-			buf_put(pf->fs, buf, class_of(len));
+		if (hold_add_locked(pf, p)) {
+			buf_put(pf->pfr, p->buf, p->cls);
+			free(p);
 			return !needed;
 		}
-		p->pf = pf;
-		p->off = pf->next_off;
-		p->len = len;
-		p->cls = class_of(len);
-		p->buf = buf;
-		log_debug("prefetch %s: GET [%llu, +%zu) window %llu", pf->key,
+		log_debug("prefetch %s: GET [%llu, +%zu) window %llu", o->key,
 		          (unsigned long long)p->off, len, (unsigned long long)pf->window);
-		if (pf->tail)
-			pf->tail->next = p;
-		else
-			pf->head = p;
-		pf->tail = p;
-		pf->held += p->cls;
+		part_insert_locked(o, p);
+		held += p->cls;
 		pf->next_off += len;
 		if (pf->next_len < part_size)
 			pf->next_len = pf->next_len * 2 > part_size ? part_size : pf->next_len * 2;
-		part_start_locked(pf, p);
+		part_start_locked(o, p, pf->no_cache);
 	}
 	return true;
 }
 
-static void unpin_locked(struct pf_part **used, size_t n);
-
 /* Start the window again at @off (1 MiB aligned for the cache). */
 static void window_reset_locked(struct prefetch *pf, uint64_t off, uint64_t end, bool lazy)
 {
-	if (pf->head)
-		log_debug("prefetch %s: %s at %llu resets the window [%llu, %llu)", pf->key,
+	if (pf->n_win)
+		log_debug("prefetch %s: %s at %llu resets the window [%llu, %llu)", pf->obj->key,
 		          lazy ? "seek" : "new stream", (unsigned long long)off,
-		          (unsigned long long)pf->head->off, (unsigned long long)pf->next_off);
+		          (unsigned long long)pf->win[0].p->off, (unsigned long long)pf->next_off);
 	window_clear_locked(pf);
 	pf->next_off = off / MIB * MIB;
 	pf->window = FIRST_PART;
@@ -415,7 +663,7 @@ static void window_reset_locked(struct prefetch *pf, uint64_t off, uint64_t end,
  */
 static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 {
-	uint64_t part = pf->fs->opt.read_part_size;
+	uint64_t part = pf->pfr->cfg.part_size;
 	uint64_t behind = part > KEEP_BEHIND ? part : KEEP_BEHIND;
 	/*
 	 * A jump forward past what is scheduled by more than this is a seek:
@@ -423,9 +671,10 @@ static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 	 * the window is lazy (placed by a seek), any gap is.
 	 */
 	uint64_t gap = pf->lazy ? 0 : part;
+	size_t k = 0;
 
-	if (!pf->head || off < pf->head->off || off > pf->next_off + gap) {
-		if (!pf->delivered && !pf->head) {
+	if (!pf->n_win || off < pf->win[0].p->off || off > pf->next_off + gap) {
+		if (!pf->delivered && !pf->n_win) {
 			/* first read: a window, lazy if it starts mid-file */
 			window_reset_locked(pf, off, end, off >= MIB);
 			return true;
@@ -437,10 +686,10 @@ static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 			pf->far_end = 0;
 			return true;
 		}
-		if (++pf->far_streak >= 2 && pf->head) {
+		if (++pf->far_streak >= 2 && pf->n_win) {
 			/* the window is not read any more: give its budget back */
-			log_debug("prefetch %s: random reads, window [%llu, %llu) dropped", pf->key,
-			          (unsigned long long)pf->head->off,
+			log_debug("prefetch %s: random reads, window [%llu, %llu) dropped",
+			          pf->obj->key, (unsigned long long)pf->win[0].p->off,
 			          (unsigned long long)pf->next_off);
 			window_clear_locked(pf);
 			pf->next_off = 0;
@@ -456,279 +705,358 @@ static bool window_seek_locked(struct prefetch *pf, uint64_t off, uint64_t end)
 	 * readahead requests arrive slightly out of order, and small backward
 	 * seeks are served from it.
 	 */
-	while (pf->head->next && pf->head->off + pf->head->len + behind <= pf->hi &&
-	       pf->head->off + pf->head->len <= off) {
-		struct pf_part *p = pf->head;
+	while (k + 1 < pf->n_win) {
+		struct pf_part *p = pf->win[k].p;
 
-		pf->head = p->next;
-		part_drop_locked(pf, p);
+		if (p->off + p->len + behind > pf->hi || p->off + p->len > off)
+			break;
+		k++;
 	}
+	if (k)
+		holds_drop_front_locked(pf, k);
 	return true;
+}
+
+/* Unpin the parts of @r (obj lock held). */
+static void unpin_locked(struct pf_object *o, struct prefetch_reply *r)
+{
+	for (int i = 0; i < r->n_pins; i++) {
+		struct pf_part *p = r->pins[i];
+
+		p->pins--;
+		part_maybe_free_locked(o, p);
+	}
+	r->n_pins = 0;
+	r->n_iov = 0;
+}
+
+/*
+ * Serve [off, end) from listed parts of the object that are done and cover
+ * it whole (another handle fetched them). Returns true with @r filled and
+ * pinned; false if some byte is not there yet.
+ */
+static bool serve_from_parts_locked(struct pf_object *o, uint64_t off, uint64_t end,
+                                    struct prefetch_reply *r)
+{
+	uint64_t pos = off;
+
+	for (struct pf_part *p = o->parts; p && pos < end; p = p->next) {
+		if (p->off + p->len <= pos)
+			continue;
+		if (p->off > pos || p->state != PART_DONE || r->n_iov == PREFETCH_MAX_SEGS ||
+		    p->got < p->len)
+			break;
+		r->iov[r->n_iov].iov_base = p->buf + (pos - p->off);
+		r->iov[r->n_iov].iov_len =
+		    (size_t)((p->off + p->len < end ? p->off + p->len : end) - pos);
+		r->pins[r->n_pins++] = p;
+		p->pins++;
+		pos += r->iov[r->n_iov].iov_len;
+		r->n_iov++;
+	}
+	if (pos >= end)
+		return true;
+	unpin_locked(o, r);
+	return false;
 }
 
 /*
  * Serve a read outside the window with one GET of its own bytes (whole
- * 1 MiB blocks with --cache, so they can be stored and found there), then
- * free the buffer. Called with the lock held; returns with it released
- * after replying. Returns 0, or the errno for the caller's error path with
- * the lock still held.
+ * 1 MiB blocks with --cache, so they can be stored and found there). The
+ * part is not listed: nobody shares it. Returns 0 with @r filled, -1 when
+ * no buffer could be had (the caller reads directly), or an errno (> 0).
  */
-static int read_far_locked(struct prefetch *pf, fuse_req_t req, uint64_t off, uint64_t end)
+static int read_far_locked(struct prefetch *pf, uint64_t off, uint64_t end,
+                           struct prefetch_reply *r)
 {
-	bool cache = pf->fs->cache != NULL;
+	struct pf_object *o = pf->obj;
+	bool cache = o->pfr->cfg.cache != NULL && !pf->no_cache;
 	uint64_t from = cache ? off / MIB * MIB : off;
 	uint64_t to = cache ? (end + MIB - 1) / MIB * MIB : end;
 	struct pf_part *p;
-	struct iovec iov;
 	char etag[80];
-	bool to_cache;
-	char *buf;
-	size_t len;
-	int e;
+	size_t n;
 
-	if (to > pf->size)
-		to = pf->size;
-	len = (size_t)(to - from);
-	buf = buf_get(pf->fs, class_of(len));
-	if (!buf)
+	if (serve_from_parts_locked(o, off, end, r))
+		return 0;
+	if (to > o->size)
+		to = o->size;
+	p = part_new(o, from, (size_t)(to - from));
+	if (!p)
 		return -1;
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		buf_put(pf->fs, buf, class_of(len));
-		return ENOMEM;
-	}
-	p->pf = pf;
-	p->off = from;
-	p->len = len;
-	p->cls = class_of(len);
-	p->buf = buf;
 	p->pins = 1;
-	p->orphan = true; /* never in the window: freed when done and unpinned */
-	log_debug("prefetch %s: GET [%llu, +%zu) outside the window", pf->key,
-	          (unsigned long long)from, len);
-	part_start_locked(pf, p);
+	log_debug("prefetch %s: GET [%llu, +%zu) outside the window", o->key,
+	          (unsigned long long)from, p->len);
+	part_start_locked(o, p, pf->no_cache);
 	while (p->state == PART_PENDING)
-		pthread_cond_wait(&pf->cond, &pf->lock);
+		pthread_cond_wait(&o->cond, &o->lock);
 	if (p->state == PART_FAILED) {
-		e = p->err;
-		unpin_locked(&p, 1);
+		int e = p->err;
+
+		p->pins--;
+		part_maybe_free_locked(o, p);
 		return e;
 	}
-	pf->delivered = true;
-	snprintf(etag, sizeof(etag), "%s", pf->etag);
-	to_cache = cache && p->from_net && p->got == p->len;
-	pthread_mutex_unlock(&pf->lock);
-
-	iov.iov_base = p->buf + (off - from);
-	iov.iov_len = p->got > off - from ? (size_t)(p->got - (off - from)) : 0;
-	if (iov.iov_len > end - off)
-		iov.iov_len = (size_t)(end - off);
-	fuse_reply_iov(req, &iov, 1);
-	if (to_cache)
-		part_to_cache(pf, p, etag);
-	pthread_mutex_lock(&pf->lock);
-	unpin_locked(&p, 1);
-	pthread_mutex_unlock(&pf->lock);
+	if (cache && p->from_net && p->got == p->len && !p->cached) {
+		p->cached = true;
+		snprintf(etag, sizeof(etag), "%s", o->etag);
+		pthread_mutex_unlock(&o->lock);
+		part_to_cache(o, p, etag);
+		pthread_mutex_lock(&o->lock);
+	}
+	n = p->got > off - from ? (size_t)(p->got - (off - from)) : 0;
+	if (n > end - off)
+		n = (size_t)(end - off);
+	r->iov[0].iov_base = p->buf + (off - from);
+	r->iov[0].iov_len = n;
+	r->n_iov = 1;
+	r->pins[0] = p;
+	r->n_pins = 1;
 	return 0;
 }
 
 /* Read directly into a temporary buffer when the budget cannot give a part. */
-static void read_direct(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off,
-                        const char *etag)
+static int read_direct(struct prefetch *pf, size_t size, uint64_t off, const char *etag,
+                       struct prefetch_reply *r)
 {
+	const struct fs_backend *be = pf->pfr->cfg.be;
 	struct s3_error err;
 	size_t got = 0;
 	char *tmp = malloc(size ? size : 1);
 
 	memset(&err, 0, sizeof(err));
-	if (!tmp) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if (!tmp)
+		return -ENOMEM;
+	if (be->ops->get(be->ctx, pf->obj->key, off, size, etag[0] ? etag : NULL, tmp, size, &got,
+	                 NULL, &err) < 0) {
+		free(tmp);
+		return -(fs_errno(err.err) ?: EIO);
 	}
-	if (s3_get_object(pf->fs->s3, pf->key, off, size, etag[0] ? etag : NULL, tmp, size, &got,
-	                  NULL, &err) < 0 &&
-	    err.err != S3_ERR_INVALID_RANGE) {
-		fuse_reply_err(req, fs_errno(err.err));
-	} else {
-		fuse_reply_buf(req, tmp, got);
+	if (got < size) {
+		/* the engine checked the range: the object ended before st_size said */
+		free(tmp);
+		return -EIO;
 	}
-	free(tmp);
+	stat_add(&pf->pfr->st.bytes_fetched, got);
+	r->owned = tmp;
+	r->iov[0].iov_base = tmp;
+	r->iov[0].iov_len = got;
+	r->n_iov = 1;
+	return 0;
 }
 
-/* The object changed before any byte was delivered: take its new version. */
+/*
+ * The object changed before any byte was delivered: take its new version
+ * (the handle moves to the object of the new ETag). False if S3 cannot say.
+ */
 static bool refresh_etag(struct prefetch *pf)
 {
+	const struct fs_backend *be = pf->pfr->cfg.be;
+	struct pf_object *old = pf->obj, *o;
 	struct s3_object_info info;
 	struct s3_error err;
 
 	memset(&err, 0, sizeof(err));
-	if (s3_head_object(pf->fs->s3, pf->key, &info, &err) < 0)
+	if (be->ops->head(be->ctx, old->key, &info, &err) < 0)
 		return false;
-	pthread_mutex_lock(&pf->lock);
+	o = obj_get(pf->pfr, old->key, info.etag, info.size);
+	if (!o)
+		return false;
+	pthread_mutex_lock(&old->lock);
 	window_clear_locked(pf);
-	snprintf(pf->etag, sizeof(pf->etag), "%s", info.etag);
-	pf->size = info.size;
+	pf->next_off = 0;
+	if (--old->handles == 0)
+		__atomic_sub_fetch(&pf->pfr->n_objs, 1, __ATOMIC_RELAXED);
+	pf->obj = o;
+	obj_put_unlock(old);
+	pthread_mutex_lock(&o->lock);
 	pf->refreshed = true;
-	pthread_mutex_unlock(&pf->lock);
+	pthread_mutex_unlock(&o->lock);
 	return true;
 }
 
-struct prefetch *prefetch_new(struct hpcops_fs *fs, const char *key, uint64_t size,
-                              const char *etag)
+struct prefetcher *prefetcher_new(const struct prefetch_config *cfg)
+{
+	struct prefetcher *pfr = calloc(1, sizeof(*pfr));
+
+	if (!pfr)
+		return NULL;
+	pfr->cfg = *cfg;
+	pthread_mutex_init(&pfr->lock, NULL);
+	pthread_mutex_init(&pfr->pool_lock, NULL);
+	return pfr;
+}
+
+void prefetcher_free(struct prefetcher *pfr)
+{
+	if (!pfr)
+		return;
+	prefetcher_trim(pfr);
+	for (int i = 0; i < OBJ_BUCKETS; i++)
+		assert(!pfr->objs[i]);
+	pthread_mutex_destroy(&pfr->lock);
+	pthread_mutex_destroy(&pfr->pool_lock);
+	free(pfr);
+}
+
+void prefetcher_stats(struct prefetcher *pfr, struct prefetch_stats *out)
+{
+	out->bytes_fetched = __atomic_load_n(&pfr->st.bytes_fetched, __ATOMIC_RELAXED);
+	out->bytes_from_cache = __atomic_load_n(&pfr->st.bytes_from_cache, __ATOMIC_RELAXED);
+	out->bytes_delivered = __atomic_load_n(&pfr->st.bytes_delivered, __ATOMIC_RELAXED);
+	out->parts_shared = __atomic_load_n(&pfr->st.parts_shared, __ATOMIC_RELAXED);
+	out->gets = __atomic_load_n(&pfr->st.gets, __ATOMIC_RELAXED);
+}
+
+struct prefetch *prefetch_new(struct prefetcher *pfr, const char *key, uint64_t size,
+                              const char *etag, bool no_cache)
 {
 	struct prefetch *pf = calloc(1, sizeof(*pf));
 
 	if (!pf)
 		return NULL;
-	pf->key = strdup(key);
-	if (!pf->key) {
+	pf->pfr = pfr;
+	pf->no_cache = no_cache;
+	pf->obj = obj_get(pfr, key, etag ? etag : "", size);
+	if (!pf->obj) {
 		free(pf);
 		return NULL;
 	}
-	pf->fs = fs;
-	pf->size = size;
-	snprintf(pf->etag, sizeof(pf->etag), "%s", etag ? etag : "");
-	pthread_mutex_init(&pf->lock, NULL);
-	pthread_cond_init(&pf->cond, NULL);
-	pf->refs = 1;
 	pf->window = FIRST_PART;
 	pf->next_len = FIRST_PART;
-	atomic_fetch_add(&active_handles, 1);
 	return pf;
 }
 
 void prefetch_free(struct prefetch *pf)
 {
-	bool last;
+	struct pf_object *o;
 
 	if (!pf)
 		return;
-	pthread_mutex_lock(&pf->lock);
+	o = pf->obj;
+	pthread_mutex_lock(&o->lock);
 	window_clear_locked(pf);
-	last = --pf->refs == 0;
-	pthread_mutex_unlock(&pf->lock);
-	if (last)
-		pf_destroy(pf);
+	if (--o->handles == 0)
+		__atomic_sub_fetch(&pf->pfr->n_objs, 1, __ATOMIC_RELAXED);
+	obj_put_unlock(o);
+	free(pf->win);
+	free(pf);
 }
 
-static void unpin_locked(struct pf_part **used, size_t n)
+void prefetch_reply_done(struct prefetch_reply *r)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct pf_part *p = used[i];
+	if (r->n_pins) {
+		struct pf_object *o = ((struct pf_part *)r->pins[0])->obj;
 
-		if (--p->pins == 0 && p->orphan && p->state != PART_PENDING)
-			part_free(p);
+		pthread_mutex_lock(&o->lock);
+		unpin_locked(o, r);
+		obj_put_unlock(o);
 	}
+	free(r->owned);
+	r->owned = NULL;
+	r->n_iov = 0;
 }
 
-static void read_locked_out(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off);
-
-void prefetch_read(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off)
+/* Count what a reply delivers and pin the object for it (obj lock held). */
+static void reply_ready_locked(struct prefetch *pf, struct prefetch_reply *r)
 {
-	bool last;
+	uint64_t n = 0;
 
-	/* the reply can reach the kernel, and the file be released, before we are done */
-	pthread_mutex_lock(&pf->lock);
-	pf->refs++;
-	pthread_mutex_unlock(&pf->lock);
-	read_locked_out(pf, req, size, off);
-	pthread_mutex_lock(&pf->lock);
-	last = --pf->refs == 0;
-	pthread_mutex_unlock(&pf->lock);
-	if (last)
-		pf_destroy(pf);
+	for (int i = 0; i < r->n_iov; i++)
+		n += r->iov[i].iov_len;
+	stat_add(&pf->pfr->st.bytes_delivered, n);
+	if (r->n_pins)
+		pf->obj->refs++; /* the pins keep the object until prefetch_reply_done() */
+	pf->delivered = true;
 }
 
-/* The body of prefetch_read(), with a ref held on @pf. */
-static void read_locked_out(struct prefetch *pf, fuse_req_t req, size_t size, uint64_t off)
+int prefetch_read(struct prefetch *pf, size_t size, uint64_t off, struct prefetch_reply *r)
 {
-	struct iovec iov[MAX_SEGS];
-	struct pf_part *used[MAX_SEGS];
-	size_t n_used = 0;
-	bool to_cache[MAX_SEGS];
-	bool retry = false, grew = false;
+	struct pf_object *o;
+	bool grew = false, to_cache[PREFETCH_MAX_SEGS];
 	char etag[80];
 	uint64_t end, pos;
+	unsigned gen;
 	int err = 0;
 
+	memset(r, 0, sizeof(*r));
+	r->pf = pf;
 again:
-	pthread_mutex_lock(&pf->lock);
+	o = pf->obj;
+	pthread_mutex_lock(&o->lock);
 	if (pf->sticky_err) {
 		err = pf->sticky_err;
 		goto fail_locked;
 	}
-	if (off >= pf->size || size == 0) {
-		pthread_mutex_unlock(&pf->lock);
-		fuse_reply_buf(req, NULL, 0);
-		return;
+	if (off >= o->size || size == 0) {
+		pthread_mutex_unlock(&o->lock);
+		return 0;
 	}
-	end = off + size < pf->size ? off + size : pf->size;
-	log_debug("prefetch %s: read [%llu, +%zu)", pf->key, (unsigned long long)off, size);
+	end = off + size < o->size ? off + size : o->size;
+	log_debug("prefetch %s: read [%llu, +%zu)", o->key, (unsigned long long)off, size);
 	if (!window_seek_locked(pf, off, end)) {
-		err = read_far_locked(pf, req, off, end);
-		if (err == 0)
-			return;
-		if (err > 0) {
-			if (err == ESTALE && !pf->delivered && !pf->refreshed) {
-				pthread_mutex_unlock(&pf->lock);
-				err = 0;
-				if (refresh_etag(pf))
-					goto again;
-				err = ESTALE;
-				pthread_mutex_lock(&pf->lock);
-			}
-			if (err == ESTALE)
-				pf->sticky_err = ESTALE;
-			goto fail_locked;
+		err = read_far_locked(pf, off, end, r);
+		if (err == 0) {
+			reply_ready_locked(pf, r);
+			pthread_mutex_unlock(&o->lock);
+			return 0;
 		}
+		if (err > 0)
+			goto failed;
 		err = 0;
 		goto direct; /* no buffer for it */
 	}
 	if (!schedule_locked(pf, off, end)) {
 	direct:
 		/* not even this read fits in the budget: serve it without a part */
-		log_debug("prefetch %s: budget short (%llu of %llu used): direct read", pf->key,
-		          (unsigned long long)budget_used(pf->fs->budget),
-		          (unsigned long long)budget_limit(pf->fs->budget));
-		snprintf(etag, sizeof(etag), "%s", pf->etag);
+		log_debug("prefetch %s: budget short (%llu of %llu used): direct read", o->key,
+		          (unsigned long long)budget_used(pf->pfr->cfg.budget),
+		          (unsigned long long)budget_limit(pf->pfr->cfg.budget));
+		snprintf(etag, sizeof(etag), "%s", o->etag);
 		pf->delivered = true;
-		pthread_mutex_unlock(&pf->lock);
-		read_direct(pf, req, (size_t)(end - off), off, etag);
-		return;
+		pthread_mutex_unlock(&o->lock);
+		err = -read_direct(pf, (size_t)(end - off), off, etag, r);
+		if (!err)
+			return 0;
+		pthread_mutex_lock(&o->lock);
+		goto failed;
 	}
 	/* wait for the parts covering [off, end) */
 	pos = off;
-	for (struct pf_part *p = pf->head; p && pos < end; p = p->next) {
+	gen = pf->gen;
+	for (size_t i = 0; i < pf->n_win && pos < end; i++) {
+		struct pf_hold *h = &pf->win[i];
+		struct pf_part *p = h->p;
 		size_t from, to;
 
 		if (p->off + p->len <= pos)
 			continue;
-		if (n_used == MAX_SEGS)
+		if (r->n_iov == PREFETCH_MAX_SEGS)
 			break;
-		/* pinned before waiting: a reset by another reader cannot free it */
-		p->pins++;
-		if (!p->touched) {
+		if (!h->touched) {
 			/*
 			 * The reader reached a new part: it keeps up, so widen the
 			 * window. After a seek, not for the part the seek asked for:
 			 * a random reader would pay a useless prefetch per read.
 			 */
-			p->touched = true;
-			if (pf->lazy && p->off == pf->seek_off) {
-				/* nothing ahead yet */
-			} else {
+			h->touched = true;
+			if (!(pf->lazy && p->off == pf->seek_off)) {
 				pf->lazy = false;
-				if (pf->window < MAX_PARTS_AHEAD * pf->fs->opt.read_part_size)
+				if (pf->window < MAX_PARTS_AHEAD * pf->pfr->cfg.part_size)
 					pf->window *= 2;
 				grew = true;
 			}
 		}
-		used[n_used++] = p;
+		/* pinned before waiting: a reset by another read of this handle cannot free it */
+		p->pins++;
+		r->pins[r->n_pins++] = p;
 		while (p->state == PART_PENDING)
-			pthread_cond_wait(&pf->cond, &pf->lock);
-		if (p->orphan) {
-			retry = true; /* another reader's far seek reset the window */
-			break;
+			pthread_cond_wait(&o->cond, &o->lock);
+		if (pf->gen != gen) {
+			/* another read of this handle reset the window meanwhile */
+			unpin_locked(o, r);
+			pthread_mutex_unlock(&o->lock);
+			goto again;
 		}
 		if (p->state == PART_FAILED) {
 			err = p->err;
@@ -736,78 +1064,60 @@ again:
 		}
 		from = (size_t)(pos - p->off);
 		if (p->got <= from) {
-			n_used--;
-			p->pins--;
-			pos = end; /* the object ended early */
+			err = EIO; /* checked in part_done: cannot be short of the object's size */
 			break;
 		}
 		to = p->got;
 		if (p->off + to > end)
 			to = (size_t)(end - p->off);
-		iov[n_used - 1].iov_base = p->buf + from;
-		iov[n_used - 1].iov_len = to - from;
+		r->iov[r->n_iov].iov_base = p->buf + from;
+		r->iov[r->n_iov].iov_len = to - from;
+		r->n_iov++;
 		pos = p->off + to;
-		if (p->got < p->len)
-			break; /* short part: end of object */
 	}
-	if (!retry && !err && pos < end && pos < pf->size &&
-	    (n_used == 0 || used[n_used - 1]->got == used[n_used - 1]->len)) {
-		/* the window moved under us (another reader): never reply short */
-		retry = true;
-	}
-	if (retry) {
-		unpin_locked(used, n_used);
-		n_used = 0;
-		retry = false;
-		pthread_mutex_unlock(&pf->lock);
+	if (!err && pos < end && r->n_iov < PREFETCH_MAX_SEGS) {
+		/* the window does not reach the read: never a short reply */
+		unpin_locked(o, r);
+		pthread_mutex_unlock(&o->lock);
 		goto again;
 	}
-	if (err == ESTALE && !pf->delivered && !pf->refreshed) {
-		unpin_locked(used, n_used);
-		pthread_mutex_unlock(&pf->lock);
-		n_used = 0;
-		err = 0;
-		if (refresh_etag(pf))
-			goto again;
-		err = ESTALE;
-		pthread_mutex_lock(&pf->lock);
-	}
-	if (err) {
-		if (err == ESTALE)
-			pf->sticky_err = ESTALE;
-		goto fail_locked;
-	}
-	pf->delivered = true;
+	if (err)
+		goto failed;
 	if (grew)
 		schedule_locked(pf, off, end);
-	snprintf(etag, sizeof(etag), "%s", pf->etag);
-	for (size_t i = 0; i < n_used; i++) {
-		struct pf_part *p = used[i];
+	snprintf(etag, sizeof(etag), "%s", o->etag);
+	for (int i = 0; i < r->n_pins; i++) {
+		struct pf_part *p = r->pins[i];
 
-		to_cache[i] = pf->fs->cache && p->from_net && !p->cached && p->got == p->len;
+		to_cache[i] = o->pfr->cfg.cache && !pf->no_cache && p->from_net && !p->cached &&
+		              p->got == p->len;
 		if (to_cache[i])
 			p->cached = true;
 	}
-	pthread_mutex_unlock(&pf->lock);
-
-	if (pos < end)
-		log_debug("prefetch %s: short reply at %llu: %llu of %llu bytes (size %llu)",
-		          pf->key, (unsigned long long)off, (unsigned long long)(pos - off),
-		          (unsigned long long)(end - off), (unsigned long long)pf->size);
-	/* one writev from the part buffers: libfuse would copy a multi-piece bufvec */
-	fuse_reply_iov(req, iov, (int)n_used);
-
+	reply_ready_locked(pf, r);
+	pthread_mutex_unlock(&o->lock);
 	/* pinned: buf and got are stable without the lock */
-	for (size_t i = 0; i < n_used; i++)
+	for (int i = 0; i < r->n_pins; i++)
 		if (to_cache[i])
-			part_to_cache(pf, used[i], etag);
-	pthread_mutex_lock(&pf->lock);
-	unpin_locked(used, n_used);
-	pthread_mutex_unlock(&pf->lock);
-	return;
+			part_to_cache(o, r->pins[i], etag);
+	return 0;
 
+failed:
+	unpin_locked(o, r);
+	if (err == ESTALE && !pf->delivered && !pf->refreshed) {
+		pthread_mutex_unlock(&o->lock);
+		if (refresh_etag(pf)) {
+			err = 0;
+			goto again;
+		}
+		pthread_mutex_lock(&o->lock);
+	}
+	if (err == ESTALE)
+		pf->sticky_err = ESTALE;
 fail_locked:
-	unpin_locked(used, n_used);
-	pthread_mutex_unlock(&pf->lock);
-	fuse_reply_err(req, err);
+	unpin_locked(o, r);
+	pthread_mutex_unlock(&o->lock);
+	free(r->owned);
+	r->owned = NULL;
+	return -err;
 }

@@ -5,9 +5,35 @@
  * taken from the memory budget); full parts go out as UploadPart while the
  * writer goes on, several in flight; upload_complete() finishes with
  * CompleteMultipartUpload, or with one PutObject when everything fit in the
- * first part. A failure aborts the multipart upload, so a half-written object
- * is never visible. The caller owns the struct upload and frees it with
- * upload_free(); every buffer it holds is released by then.
+ * first part. A failure aborts the multipart upload, so a half-written
+ * object is never visible. S3 is reached only through the backend table
+ * (backend.h), so unit tests plant lost replies, failed parts and wrong
+ * ETags. The caller owns the struct upload and frees it with upload_free();
+ * every buffer it holds is released by then.
+ *
+ * States, and the only transitions there are (upload_state_name() names
+ * them; every change is checked and traced at debug level):
+ *
+ *   OPEN        accepting writes; nothing sent yet
+ *     -> STREAMING   the first full part needs a multipart upload
+ *     -> COMPLETING  close/fsync with everything in the first buffer
+ *     -> ABORTING    a failure, or upload_discard()
+ *   STREAMING   the multipart upload exists; parts go out as they fill
+ *     -> COMPLETING  close/fsync: no more writes or metadata changes
+ *     -> ABORTING
+ *   COMPLETING  the last part, the wait for all parts, then Complete (or PutObject)
+ *     -> DONE        the object exists and its ETag is what the parts make
+ *     -> VERIFYING   Complete's reply was lost: did it take effect?
+ *     -> ABORTING
+ *   VERIFYING   HeadObject (ETag = the expected composite) and ListParts
+ *     -> DONE        it did
+ *     -> COMPLETING  the upload is still there: send Complete again
+ *     -> ABORTING    neither: the upload is gone and the object is not ours
+ *   ABORTING    waiting for parts in flight, then AbortMultipartUpload
+ *               (a failed abort is queued: retried in the background and at unmount)
+ *     -> FAILED      after a failure: every call returns its errno
+ *     -> DISCARDED   after upload_discard(): nothing was changed
+ *   DONE, FAILED, DISCARDED are final.
  */
 #ifndef HPCOPS_UPLOAD_H
 #define HPCOPS_UPLOAD_H
@@ -16,10 +42,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
-struct s3_client;
+#include "backend.h"
+
 struct budget;
 struct upload;
+struct uploader;
 
 /** S3's limit on the number of parts of one multipart upload. */
 #define UPLOAD_MAX_PARTS 10000
@@ -29,40 +58,55 @@ struct upload;
 #define UPLOAD_MAX_PART_SIZE (5ULL << 30)
 
 enum upload_state {
-	UPLOAD_OPEN = 1,  /* accepting writes; no multipart upload created yet */
-	UPLOAD_STREAMING, /* multipart upload created, parts going out */
-	UPLOAD_DONE,      /* completed: the object is visible; writes get EINVAL */
-	UPLOAD_FAILED,    /* a request failed for good; aborted; every call returns the error */
-	UPLOAD_DISCARDED, /* given up on purpose (upload_discard): nothing was changed */
+	UPLOAD_OPEN = 1,
+	UPLOAD_STREAMING,
+	UPLOAD_COMPLETING,
+	UPLOAD_VERIFYING,
+	UPLOAD_DONE,
+	UPLOAD_ABORTING,
+	UPLOAD_FAILED,
+	UPLOAD_DISCARDED,
 };
 
-struct upload_submitter;
+/** upload_state_name() - "OPEN", "STREAMING", ... (static storage). */
+const char *upload_state_name(enum upload_state s);
 
-/** What every upload of one mount shares (read-only after setup; borrowed pointers). */
-struct upload_params {
-	struct s3_client *s3;
-	struct budget *budget; /* part buffers are reserved here before they are mapped */
-	size_t part_size;      /* --write-part-size: 5 MiB .. 5 GiB */
-	int max_inflight;      /* UploadParts in flight per upload (>= 1) */
-	struct upload_submitter
-	    *submitter; /* threads that send full parts; NULL = the writer does */
+/** What every upload of one mount shares. */
+struct uploader_config {
+	const struct fs_backend *be; /* borrowed; outlives the uploader */
+	struct budget *budget;       /* part buffers are reserved here before they are mapped */
+	size_t part_size;            /* --write-part-size: 5 MiB .. 5 GiB */
+	int max_inflight;            /* UploadParts in flight per upload (>= 1) */
+	int submit_threads;          /* threads that checksum and send full parts; 0 = the writer */
+	const char *content_type;    /* fixed Content-Type of new objects, NULL = none */
+	bool infer_content_type;     /* --infer-content-type: from the key's extension */
 };
 
 /**
- * upload_submitter_new() - @n_threads threads that send full parts (and
- * compute their MD5) while the writers go on filling the next ones.
- * Returns NULL on failure. Free with upload_submitter_free() after every
- * upload using it was freed.
+ * uploader_new() - the shared part of every upload of a mount: the part
+ * submitters, the fair share of the budget, and the queue of aborts still
+ * owed (a failed AbortMultipartUpload is retried in the background).
+ * Returns NULL on failure. Free with uploader_free() after every upload.
  */
-struct upload_submitter *upload_submitter_new(int n_threads);
-void upload_submitter_free(struct upload_submitter *s);
+struct uploader *uploader_new(const struct uploader_config *cfg);
 
 /**
- * upload_new() - an upload of a new version of @key (copied). Nothing is sent
- * until data arrives or upload_complete() is called. Returns NULL on
+ * uploader_free() - stop the submitters and retry every abort still owed,
+ * for at most the backend's retry budget, so a mount that exits cleanly
+ * leaves no multipart upload it started. Logs any that could not be
+ * aborted (with their upload ids). NULL is fine.
+ */
+void uploader_free(struct uploader *up);
+
+/** uploader_pending_aborts() - aborts still owed (for logs and tests). */
+size_t uploader_pending_aborts(struct uploader *up);
+
+/**
+ * upload_new() - an upload of a new version of @key (copied). Nothing is
+ * sent until data arrives or upload_complete() is called. Returns NULL on
  * allocation failure. Free with upload_free().
  */
-struct upload *upload_new(const struct upload_params *p, const char *key);
+struct upload *upload_new(struct uploader *up, const char *key);
 
 /**
  * upload_set_append() - make @u an append to the existing object @key of
@@ -118,16 +162,19 @@ bool upload_mtime_kept(struct upload *u, struct timespec *t);
 /**
  * upload_complete() - send what is buffered, wait for every part, and make
  * the object visible (PutObject or CompleteMultipartUpload), then check the
- * ETag against the parts. Idempotent: later calls return the first result.
- * Returns 0 or -errno (-EIO when a request failed; the upload is then
- * aborted and no object was created or changed). @etag_out (80 bytes, may be
- * NULL) gets the new object's ETag.
+ * ETag against the parts. A Complete whose reply was lost is verified, not
+ * assumed failed: success when the object is exactly what was written.
+ * Idempotent: later calls return the first result. Returns 0 or -errno
+ * (-EIO when a request failed for good; the upload is then aborted and no
+ * object was created or changed). @etag_out (80 bytes, may be NULL) gets
+ * the new object's ETag.
  */
 int upload_complete(struct upload *u, char *etag_out);
 
 /**
  * upload_discard() - give up without changing the object: abort a multipart
- * upload if one was started. Returns 0 or -errno of the abort.
+ * upload if one was started (queued for retry if the abort fails).
+ * Returns 0, or -errno of an abort that is now queued.
  */
 int upload_discard(struct upload *u);
 
@@ -143,8 +190,8 @@ enum upload_state upload_get_state(struct upload *u);
 /** upload_error() - the errno that failed @u (0 if none). */
 int upload_error(struct upload *u);
 
-/** upload_max_size() - the largest file @u can hold (10,000 parts). */
-uint64_t upload_max_size(const struct upload_params *p);
+/** upload_max_size() - the largest file an upload of @part_size parts can hold. */
+uint64_t upload_max_size(size_t part_size);
 
 /** upload_free() - discard @u if it was neither completed nor discarded, and free it. NULL is fine.
  */
@@ -154,9 +201,9 @@ void upload_free(struct upload *u);
  * upload_copy_object() - server-side copy of @src_key (@size bytes) to
  * @dst_key in the same bucket: one CopyObject up to 5 GiB, above that a
  * multipart upload of UploadPartCopy parts (at most 5 GiB each), aborted on
- * failure. Blocking. Returns 0 or -errno (s3_err_to_errno of the failure).
+ * failure. Blocking. Returns 0 or -errno.
  */
-int upload_copy_object(struct s3_client *s3, const char *src_key, const char *dst_key,
+int upload_copy_object(const struct fs_backend *be, const char *src_key, const char *dst_key,
                        uint64_t size, char *etag_out);
 
 /**
@@ -166,5 +213,12 @@ int upload_copy_object(struct s3_client *s3, const char *src_key, const char *ds
  * part ETag is not a hex md5.
  */
 int upload_etag_of_parts(const char *const *etags, size_t n, char *out);
+
+/**
+ * upload_content_type() - the Content-Type --infer-content-type gives a
+ * new object named @key (by its extension, common scientific and web
+ * formats), or NULL when the extension says nothing.
+ */
+const char *upload_content_type(const char *key);
 
 #endif

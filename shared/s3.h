@@ -137,6 +137,17 @@ struct s3_object_info {
 int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *info,
                    struct s3_error *err);
 
+struct s3_object_info;
+typedef void (*s3_done_fn)(void *user, const struct s3_error *err, size_t got,
+                           const struct s3_object_info *info);
+
+/**
+ * s3_head_object_async() - as s3_head_object() without waiting: @done gets
+ * the object's info. 0 = queued, -1 = @err filled (then @done is not called).
+ */
+int s3_head_object_async(struct s3_client *c, const char *key, s3_done_fn done, void *user,
+                         struct s3_error *err);
+
 /**
  * s3_get_object() - ranged GetObject into @buf (caller owns it).
  * @off/@len: the byte range; @len == 0 means "to the end" (then @buf must hold
@@ -154,9 +165,6 @@ int s3_get_object(struct s3_client *c, const char *key, uint64_t off, uint64_t l
  * Completion of an asynchronous call, on the transfer engine's thread: keep it
  * short and never block on another S3 call from it. @err->err == S3_OK on success.
  */
-typedef void (*s3_done_fn)(void *user, const struct s3_error *err, size_t got,
-                           const struct s3_object_info *info);
-
 /** s3_get_object_async() - as s3_get_object() without waiting. 0 = queued, -1 = @err filled. */
 int s3_get_object_async(struct s3_client *c, const char *key, uint64_t off, uint64_t len,
                         const char *if_match, void *buf, size_t cap, s3_done_fn done, void *user,

@@ -34,6 +34,23 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
 	return ret;
 }
 
+int s3_head_object_async(struct s3_client *c, const char *key, s3_done_fn done, void *user,
+                         struct s3_error *err)
+{
+	struct s3_req *r;
+
+	if (!done) {
+		s3_set_err(err, S3_ERR_INVALID_ARGUMENT, "HeadObject: no completion callback");
+		return -1;
+	}
+	r = s3_req_new(c, "HEAD", "HeadObject", key, NULL);
+	if (!r) {
+		s3_set_err(err, S3_ERR_NOMEM, "HeadObject: out of memory");
+		return -1;
+	}
+	return s3_req_submit(r, done, user, err);
+}
+
 /*
  * A GetObject request for bytes [@off, @off + @len) (@len 0: to the end),
  * with If-Match when @if_match is given. NULL with @err set on failure.
