@@ -203,6 +203,8 @@ struct metrics_server;
  * @port:     the TCP port, or 0 to let the kernel pick one.
  * @port_out: if not NULL, set to the port bound.
  * @why:      if not NULL, set to a one-line reason on failure.
+ * The thread starts with every signal blocked, so it never takes the
+ * program's signals (SIGUSR1, SIGTERM, ...).
  * Returns the server (stop with metrics_server_stop()), or NULL.
  */
 struct metrics_server *metrics_server_start(struct metrics *m, const char *addr, int port,
@@ -223,6 +225,8 @@ struct metrics_ticker;
  * @interval_s seconds (first call one interval after the start; on a
  * monotonic clock; a tick that overruns delays the next, never doubles it).
  * @m is not used by the ticker itself; it names the registry @tick works on.
+ * @tick runs with every signal blocked (the thread never takes the
+ * program's signals).
  * Returns the ticker (stop with metrics_ticker_stop()), or NULL if
  * @interval_s is not a positive finite number or the thread could not start.
  */

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,7 +454,8 @@ struct metrics_ticker *metrics_ticker_start(struct metrics *m, double interval_s
 {
 	struct metrics_ticker *t = NULL, *ret = NULL;
 	pthread_condattr_t ca;
-	bool cond_ok = false;
+	sigset_t all, saved;
+	bool cond_ok = false, started;
 
 	(void)m;
 	if (!tick || !isfinite(interval_s) || interval_s <= 0 || interval_s > 1e9)
@@ -469,7 +471,13 @@ struct metrics_ticker *metrics_ticker_start(struct metrics *m, double interval_s
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	cond_ok = pthread_cond_init(&t->cond, &ca) == 0;
 	pthread_condattr_destroy(&ca);
-	if (!cond_ok || pthread_create(&t->thread, NULL, ticker_main, t) != 0)
+	/* the thread starts with every signal blocked: the program's signals go to its own threads
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	started = cond_ok && pthread_create(&t->thread, NULL, ticker_main, t) == 0;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (!started)
 		goto out;
 	ret = t;
 	t = NULL;

@@ -14,6 +14,8 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -201,6 +203,7 @@ struct metrics_server *metrics_server_start_limits(struct metrics *m, const char
 	struct metrics_server *s = NULL, *ret = NULL;
 	unsigned timeout = METRICS_SERVER_TIMEOUT_S, maxconn = METRICS_SERVER_MAX_CONNECTIONS;
 	size_t maxreq = METRICS_SERVER_MAX_REQUEST;
+	sigset_t all, saved;
 	int fd = -1, bound = 0;
 
 	why_set(why, why_len, "%s", "");
@@ -228,11 +231,14 @@ struct metrics_server *metrics_server_start_limits(struct metrics *m, const char
 	 * holds the request line and headers (a request past it gets 431 or
 	 * 414); MHD_USE_ITC lets stop wake the polling thread at once.
 	 */
+	sigfillset(&all); /* its thread starts with every signal blocked, as the ticker's */
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	s->daemon = MHD_start_daemon(
 	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer,
 	    s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, maxconn,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, maxreq, MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (!s->daemon) {
 		why_set(why, why_len, "metrics server: libmicrohttpd could not start on %s port %d",
 		        addr, bound);

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1358,6 +1359,87 @@ static void test_ticker(void **state)
 	metrics_ticker_stop(NULL);
 }
 
+/* ---- signals ---- */
+
+/* The thread ids of this process, as a sorted-free list; returns how many. */
+static int list_tasks(int *tids, int max)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) && n < max)
+		if (de->d_name[0] != '.')
+			tids[n++] = atoi(de->d_name);
+	closedir(d);
+	return n;
+}
+
+/* The SigBlk mask of thread @tid. */
+static unsigned long long task_sigblk(int tid)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "SigBlk:", 7))
+			mask = strtoull(line + 7, NULL, 16);
+	fclose(f);
+	return mask;
+}
+
+static void noop_tick(void *user)
+{
+	(void)user;
+}
+
+/*
+ * The server's and the ticker's threads block every signal, whatever the
+ * caller's mask: SIGUSR1 (status line), SIGUSR2 (verbosity) and SIGTERM
+ * must reach the program's own threads, not a library thread.
+ */
+static void test_threads_block_signals(void **state)
+{
+	struct metrics *m = metrics_new("t");
+	struct metrics_server *s;
+	struct metrics_ticker *t;
+	int before[64], after[64], nb, na, fresh = 0, port;
+	unsigned long long want = (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGUSR2 - 1)) |
+	                          (1ULL << (SIGTERM - 1)) | (1ULL << (SIGINT - 1)) |
+	                          (1ULL << (SIGHUP - 1));
+	char why[128];
+
+	(void)state;
+	nb = list_tasks(before, 64);
+	s = metrics_server_start(m, "127.0.0.1", 0, &port, why, sizeof(why));
+	t = metrics_ticker_start(m, 3600, noop_tick, NULL);
+	assert_non_null(s);
+	assert_non_null(t);
+	na = list_tasks(after, 64);
+	for (int i = 0; i < na; i++) {
+		bool old = false;
+
+		for (int j = 0; j < nb; j++)
+			old = old || after[i] == before[j];
+		if (old)
+			continue;
+		fresh++;
+		if ((task_sigblk(after[i]) & want) != want)
+			fail_msg("thread %d has SigBlk %llx", after[i], task_sigblk(after[i]));
+	}
+	assert_true(fresh >= 2); /* the server's and the ticker's */
+	/* and the caller's own mask is as it was */
+	assert_int_equal(task_sigblk((int)gettid()) & want, 0);
+	metrics_ticker_stop(t);
+	metrics_server_stop(s);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1373,6 +1455,7 @@ int main(void)
 	    cmocka_unit_test(test_http_endpoint),
 	    cmocka_unit_test(test_http_slow_and_big_clients),
 	    cmocka_unit_test(test_ticker),
+	    cmocka_unit_test(test_threads_block_signals),
 	};
 
 	/* the warnings for refused names and labels are expected here */
