@@ -504,8 +504,9 @@ class Checker:
                 self.err(path, "%s needs property %s" % (owner, k))
 
     def check_value(self, v, t, path):
-        if is_func(v):
-            return  # its result is not typed here; the function itself was walked
+        if is_func(v) or (isinstance(v, dict) and len(v) == 1 and str(next(iter(v))).startswith(
+                ("Fn::", "!"))):
+            return  # its result is not typed here; the function itself was walked (or reported)
         k = t["type"]
         if k == "union":
             for sub in t["types"]:
@@ -777,6 +778,7 @@ class Checker:
                 matched.update(takes_res)
                 continue
             if r == "*":
+                matched.update(takes_res)  # it covers them, too widely
                 if takes_res:
                     self.err(path, "Resource * for %s, which take%s a resource: name it (least "
                                    "privilege)" % (", ".join("%s:%s" % a for a in takes_res),
@@ -804,7 +806,7 @@ class Checker:
                 if name_tok.startswith("*") and (svc, rtype) not in UNNAMEABLE:
                     self.err(path, "%s: the %s name is a wildcard where a name fits" % (r, rtype or svc))
             hit = [a for a in takes_res if self.arn_fits(r, a)]
-            if not hit and not needs_star:
+            if not hit and not needs_star and known:
                 self.err(path, "%s: none of the statement's actions (%s) applies to it" % (
                     r, ", ".join("%s:%s" % a for a in known)))
             matched.update(hit)
@@ -827,8 +829,9 @@ class Checker:
                 rx = re.escape(f).replace(r"\.\*", ".*").replace(r"\[\^/\]\+", "[^/]+").replace(
                     r"\.\+", ".+")
                 rx = re.sub(r"\\\$\\\{Partition\\\}", "aws[a-z-]*", rx)
-                rx = re.sub(r"\\\$\\\{Region\\\}", "[a-z0-9-]+", rx)
-                rx = re.sub(r"\\\$\\\{Account\\\}", "[0-9]{12}", rx)
+                # a wildcard region or account is reported by itself
+                rx = re.sub(r"\\\$\\\{Region\\\}", "[a-z0-9*-]+", rx)
+                rx = re.sub(r"\\\$\\\{Account\\\}", "([0-9]{12}|[*])", rx)
                 rx = re.sub(r"\\\$\\\{[A-Za-z]+\\\}", "[^:/]+", rx)
                 pats.append(rx)
         return any(re.fullmatch(p, arn) for p in pats)
