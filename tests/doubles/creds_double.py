@@ -17,8 +17,9 @@ Usage: creds_double.py [--expiry S] [--region R] [--role NAME]
                        [--caller AKID:SECRET] [--container-token T]
                        [--web-token-file F] [--container-creds AKID:SECRET]
 --container-creds: the container endpoint hands out these long-term keys
-(no session token) instead of new ones, for tests whose other servers
-(radosgw, the CloudFormation double) know only those keys.
+(with a session token, as CodeBuild's always has one; radosgw and the
+CloudFormation double do not check it) instead of new ones, for tests whose
+other servers know only those keys.
 Prints "PORT <n>" on stdout when listening on 127.0.0.1:<n>.
 Control (tests): GET /_double/stats -> JSON counters;
 GET /_double/set?expiry=S&fail=0|1&revoke=1 changes behaviour.
@@ -170,6 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         return json.dumps({
             "AccessKeyId": self.st.container_creds[0],
             "SecretAccessKey": self.st.container_creds[1],
+            "Token": "TOKEN-container-fixed-" + secrets.token_hex(8),
             "Expiration": (now + datetime.timedelta(seconds=self.st.expiry)).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"),
         })

@@ -130,7 +130,7 @@ def spec_for(mnt, workloads):
             "workloads": workloads}
 
 
-def run_build(label, workloads, mount):
+def run_build(label, mount):
     s3 = ht.s3_env()
     ht.slurm_env()
     bucket = ht.fresh_bucket("pipe")
@@ -141,8 +141,8 @@ def run_build(label, workloads, mount):
     home = os.path.join(WORK, label, "home")
     os.makedirs(src)
     os.makedirs(home)
-    mnt = os.path.join(WORK, label, "mnt")
-    os.makedirs(mnt)
+    mnt = os.path.join(WORK, "mnt")  # one for both builds: the same source, the same tarball
+    os.makedirs(mnt, exist_ok=True)
     # both builds get the same source (both specs), so the same tarball
     source_tree(src, {"good.json": spec_for(mnt, [{"name": "example", "command": ll.WORKLOAD}]),
                       "failing.json": spec_for(mnt, [{"name": "fine", "command": "true"},
@@ -175,7 +175,7 @@ def read_run_json(res, artifacts):
 
 
 def test_good_run_exits_0_keeps_run_json_and_deletes_the_stack():
-    res, bucket, stack, run_id, arts = run_build("good", None, True)
+    res, bucket, stack, run_id, arts = run_build("good", True)
     try:
         ht.check_eq(res.phases, {"install": "SUCCEEDED", "pre_build": "SUCCEEDED",
                                  "build": "SUCCEEDED", "post_build": "SUCCEEDED"}, "phases")
@@ -191,8 +191,9 @@ def test_good_run_exits_0_keeps_run_json_and_deletes_the_stack():
         ht.check_eq(len(doc["outputs"]), 1, "outputs %s" % doc["outputs"])
         ht.check_eq(res.exported, {"HPCOPS_RUN_ID": run_id, "HPCOPS_STACK_NAME": stack,
                                    "HPCOPS_EXIT": "0"}, "exported variables")
+        # nothing the alarm counts, not even CodeBuild's echo of the commands
         if "HPCOPS_STACK_LEFT" in res.log:
-            raise AssertionError("stack-left alarm line on a good run")
+            raise AssertionError("the alarm's term is in a good run's log")
         # the stack name is one the CodeBuild role may create (pipeline template)
         if not fnmatch.fnmatch(stack, "%s-run-*" % NAME):
             raise AssertionError("stack %s outside the CodeBuild role's stack/NAME-run-*" % stack)
@@ -226,7 +227,7 @@ def test_good_run_exits_0_keeps_run_json_and_deletes_the_stack():
 
 
 def test_failing_workload_fails_the_build_and_deletes_the_stack():
-    res, bucket, stack, run_id, arts = run_build("failing", None, False)
+    res, bucket, stack, run_id, arts = run_build("failing", False)
     try:
         ht.check_eq(res.phases, {"install": "SUCCEEDED", "pre_build": "SUCCEEDED",
                                  "build": "FAILED", "post_build": "SUCCEEDED"}, "phases")
@@ -249,29 +250,48 @@ def test_failing_workload_fails_the_build_and_deletes_the_stack():
     ht.delete_bucket(bucket)
 
 
-def test_stack_left_line_is_what_the_alarm_counts():
-    """Exit status 6 is the stack left behind: the buildspec's line for it
-    carries the term the template's metric filter counts."""
-    with open(os.path.join(SRC, BUILDSPEC)) as f:
-        bs = yaml.safe_load(f)
-    build = "\n".join(bs["phases"]["build"]["commands"])
-    with open(os.path.join(SRC, "scripts", "pipeline-template.yaml")) as f:
-        text = f.read()
-    sys.path.insert(0, os.path.dirname(__file__))
+def test_exit_6_prints_what_the_alarm_counts():
+    """Exit status 6 is the stack left behind: post_build's command for it,
+    run as CodeBuild runs it after a build that exited 6, prints the term the
+    template's metric filter counts, and the command's own text (which
+    CodeBuild logs too) does not contain it."""
     import cfn_check
     doc, errs = cfn_check.load(os.path.join(SRC, "scripts", "pipeline-template.yaml"))
     ht.check_eq(errs, [], "template load")
-    pattern = doc["Resources"]["StackLeftMetricFilter"]["Properties"]["FilterPattern"]
-    term = pattern.strip('"')
-    if not term or term not in build or 'if [ "$HPCOPS_EXIT" -eq 6 ]' not in build:
-        raise AssertionError("the build phase prints no %r on exit status 6" % term)
-    # the alarm watches the metric the filter writes
+    term = doc["Resources"]["StackLeftMetricFilter"]["Properties"]["FilterPattern"].strip('"')
     mf = doc["Resources"]["StackLeftMetricFilter"]["Properties"]["MetricTransformations"][0]
     al = doc["Resources"]["StackLeftAlarm"]["Properties"]
     ht.check_eq((al["Namespace"], al["MetricName"]), (mf["MetricNamespace"], mf["MetricName"]),
-                "alarm metric")
-    if "HPCOPS_STACK_LEFT" not in text:
-        raise AssertionError("template does not mention the line")
+                "the alarm watches the filter's metric")
+    with open(os.path.join(SRC, BUILDSPEC)) as f:
+        bs = yaml.safe_load(f)
+    text = "\n".join(c for ph in bs["phases"].values() for c in ph.get("commands") or [])
+    if term in text:
+        raise AssertionError("%s is in the buildspec's commands: CodeBuild's echo of them would "
+                             "count on every build" % term)
+    cmds = [c for c in bs["phases"]["post_build"]["commands"] if "HPCOPS_EXIT" in c]
+    ht.check_eq(len(cmds), 1, "post_build commands looking at HPCOPS_EXIT")
+    d = os.path.join(WORK, "exit6")
+    os.makedirs(d)
+    one = os.path.join(d, "buildspec.yml")
+    for rc, counted in ((6, True), (1, False), (0, False)):
+        with open(one, "w") as f:
+            yaml.safe_dump({"version": 0.2, "env": {"shell": "bash"},
+                            "phases": {"build": {"commands": ["HPCOPS_EXIT=%d" % rc, "(exit %d)" % rc]},
+                                       "post_build": {"commands": cmds}}}, f)
+        res = cb.run(one, d, {"PATH": os.environ["PATH"], "HPCOPS_STACK_NAME": "hpcops-t-run-7",
+                              "HPCOPS_RUN_ID": "cb-7", "HPCOPS_DEPLOYMENT_ROLE_ARN": ROLE},
+                     os.path.join(d, "art"), os.path.join(d, "log"), timeout=60)
+        ht.check_eq(res.phases.get("post_build"), "SUCCEEDED", "post_build after exit %d" % rc)
+        lines = [ln for ln in res.log.splitlines() if term in ln]
+        if counted:
+            ht.check_eq(len(lines), 1, "lines the alarm counts after exit 6:\n%s" % res.log)
+            for want in ("stack=hpcops-t-run-7", "run=cb-7", "hpcops-launch down --stack-name "
+                         "hpcops-t-run-7 --role-arn " + ROLE):
+                if want not in lines[0]:
+                    raise AssertionError("%r not in %r" % (want, lines[0]))
+        else:
+            ht.check_eq(lines, [], "lines the alarm counts after exit %d" % rc)
 
 
 if __name__ == "__main__":
