@@ -341,7 +341,7 @@ class Checker:
                 self.walk(a, path, in_condition)
         elif fn == "Fn::Not":
             if shape(isinstance(a, list) and len(a) == 1, "a list of one condition"):
-                self.check_condition(a[0], path + "[0]", in_condition and False)
+                self.check_condition(a[0], path + "[0]")
         elif fn in ("Fn::And", "Fn::Or"):
             if shape(isinstance(a, list) and 2 <= len(a) <= 10, "2 to 10 conditions"):
                 for i, c in enumerate(a):

@@ -25,7 +25,8 @@ SRC = ll.SRC
 CLUSTER = os.path.join(SRC, "scripts", "cluster-template.yaml")
 PIPELINE = os.path.join(SRC, "scripts", "pipeline-template.yaml")
 BAD = os.path.join(SRC, "tests", "data", "cfn-bad")
-SPECS = [os.path.join(SRC, "launcher", "example-spec.json"), os.path.join(SRC, "scripts", "pipeline-spec.json")]
+SPECS = [os.path.join(SRC, "launcher", "example-spec.json"),
+         os.path.join(SRC, "scripts", "pipeline-spec.json")]
 GHA = os.path.join(SRC, "scripts", "github-actions-example.yml")
 
 

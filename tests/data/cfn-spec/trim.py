@@ -131,9 +131,10 @@ def main():
 def iam(a):
     path = a.policies
     if not path:
-        py = subprocess.run(["python3.11", "-c", "import cfnlint, os; from cfnlint.version import __version__ as v; print(v, "
-                             "os.path.dirname(cfnlint.__file__))"], stdout=subprocess.PIPE,
-                            text=True, check=True).stdout.split()
+        code = ("import cfnlint, os; from cfnlint.version import __version__ as v; "
+                "print(v, os.path.dirname(cfnlint.__file__))")
+        py = subprocess.run(["python3.11", "-c", code], stdout=subprocess.PIPE, text=True,
+                            check=True).stdout.split()
         if py[0] != CFNLINT_VERSION:
             sys.exit("trim.py: cfn-lint %s found, want %s (or pass --policies)" % (py[0], CFNLINT_VERSION))
         path = os.path.join(py[1], "data", "AdditionalSpecs", "Policies.json")
