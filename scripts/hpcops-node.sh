@@ -11,6 +11,8 @@
 #                   -> exec PREFIX/bin/hpcops-mount [options] BUCKET DIR
 # and, on a developer's machine, packages the source tarball it installs:
 #   scripts/hpcops-node.sh package OUT.tar.gz [REV]
+# and publishes both into a bucket (what scripts/buildspec.yml does per run):
+#   scripts/hpcops-node.sh publish BUCKET TARBALL [PREFIX]
 # Run it with --help for the whole usage. Idempotent: a node whose install
 # came from the same tarball (same sha256 and version) is not rebuilt.
 set -euo pipefail
@@ -53,6 +55,12 @@ Steps:
   package OUT.tar.gz [REV]  (in a git checkout) write the source tarball
                             this script installs: git archive of REV
                             (default HEAD), committed files only
+  publish BUCKET TARBALL [PREFIX]
+                            upload TARBALL to s3://BUCKET/PREFIX/hpcops-src.tar.gz
+                            and this script, set to install that tarball, to
+                            s3://BUCKET/PREFIX/hpcops-node.sh (PREFIX default
+                            bootstrap); prints the latter: the template's
+                            HpcopsBootstrap
   -h, --help                this help
 
 Environment:
@@ -102,6 +110,65 @@ meson_version() {
 	v=$(sed -n "s/^[[:space:]]*version[[:space:]]*:[[:space:]]*'\([^']*\)'.*/\1/p" | head -n 1)
 	[ -n "$v" ] || return 1
 	echo "$v"
+}
+
+# ------------------------------------------------------------------ publish
+
+# publish BUCKET TARBALL [PREFIX]: the tarball and a copy of this script whose
+# default source is that tarball, side by side under PREFIX, with boto3.
+publish() {
+	local bucket=${1:-} tarball=${2:-} prefix=${3:-bootstrap} self
+	if [ -z "$bucket" ] || [ -z "$tarball" ]; then
+		die "publish: give BUCKET TARBALL [PREFIX], e.g. publish my-bucket hpcops-src.tar.gz"
+	fi
+	[ -f "$tarball" ] || die "publish: $tarball: no such file (make it with: package $tarball)"
+	prefix=${prefix%/}
+	self=$(mktemp "${TMPDIR:-/tmp}/hpcops-node.XXXXXX")
+	# shellcheck disable=SC2064
+	trap "rm -f '$self'" EXIT
+	sed "s|^SOURCE_KEY=.*|SOURCE_KEY=$prefix/hpcops-src.tar.gz|" "$(readlink -f "$0")" >"$self"
+	grep -qx "SOURCE_KEY=$prefix/hpcops-src.tar.gz" "$self" ||
+		die "publish: could not set SOURCE_KEY in the published copy"
+	/usr/bin/python3 - "$bucket" "$prefix" "$tarball" "$self" <<'EOF'
+import os
+import sys
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+bucket, prefix, tarball, script = sys.argv[1:5]
+# CodeBuild's container credentials are AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+# on 169.254.170.2, which botocore does not let move; tests point hpcops at
+# their credentials double with HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST (as
+# shared/creds does), so follow it here through botocore's FULL_URI.
+rel = os.environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+host = os.environ.get("HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST")
+if rel and host:
+    os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://%s%s" % (host, rel)
+    del os.environ["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
+# botocore before 1.31 ignores AWS_ENDPOINT_URL_*: resolve it here as the SDKs do.
+endpoint = None
+if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
+    endpoint = (os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL") or None)
+cfg = Config(retries={"max_attempts": 8, "mode": "standard"},
+             s3={"addressing_style": "path" if endpoint else "auto"})
+s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
+for path, key in ((tarball, prefix + "/hpcops-src.tar.gz"), (script, prefix + "/hpcops-node.sh")):
+    try:
+        s3.upload_file(path, bucket, key)
+    except botocore.exceptions.NoCredentialsError:
+        sys.exit("hpcops-node: error: no AWS credentials to write s3://%s/%s" % (bucket, key))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+            boto3.exceptions.S3UploadFailedError, OSError) as e:
+        sys.exit("hpcops-node: error: could not write s3://%s/%s: %s (the role needs "
+                 "s3:PutObject on it)" % (bucket, key, e))
+    sys.stderr.write("hpcops-node: published s3://%s/%s\n" % (bucket, key))
+print("s3://%s/%s/hpcops-node.sh" % (bucket, prefix))
+EOF
+	rm -f "$self"
+	trap - EXIT
 }
 
 # ------------------------------------------------------------------ install
@@ -284,6 +351,9 @@ case $step in
 package)
 	package "$@"
 	;;
+publish)
+	publish "$@"
+	;;
 install)
 	[ $# -eq 0 ] || die "install takes no arguments (see --help)"
 	install_hpcops "$(source_for "")"
@@ -312,7 +382,7 @@ mount)
 	exec "$PREFIX/bin/hpcops-mount" "$@" "$bucket" "$dir"
 	;;
 *)
-	echo "$ME: unknown step \"$step\": use submit, mount, launch, install or package" >&2
+	echo "$ME: unknown step \"$step\": use submit, mount, launch, install, package or publish" >&2
 	usage >&2
 	exit 2
 	;;

@@ -15,7 +15,11 @@ so tests can grep logs for them.
 
 Usage: creds_double.py [--expiry S] [--region R] [--role NAME]
                        [--caller AKID:SECRET] [--container-token T]
-                       [--web-token-file F]
+                       [--web-token-file F] [--container-creds AKID:SECRET]
+--container-creds: the container endpoint hands out these long-term keys
+(with a session token, as CodeBuild's always has one; radosgw and the
+CloudFormation double do not check it) instead of new ones, for tests whose
+other servers know only those keys.
 Prints "PORT <n>" on stdout when listening on 127.0.0.1:<n>.
 Control (tests): GET /_double/stats -> JSON counters;
 GET /_double/set?expiry=S&fail=0|1&revoke=1 changes behaviour.
@@ -44,6 +48,7 @@ class State:
         self.fail = False
         self.container_token = args.container_token
         self.web_token_file = args.web_token_file
+        self.container_creds = args.container_creds.split(":", 1) if args.container_creds else None
         self.keys = {}  # access key id -> (secret, session token or None)
         self.imds_tokens = set()
         self.counter = 0
@@ -161,6 +166,16 @@ class Handler(BaseHTTPRequestHandler):
             "Expiration": exp,
         })
 
+    def fixed_creds_json(self):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return json.dumps({
+            "AccessKeyId": self.st.container_creds[0],
+            "SecretAccessKey": self.st.container_creds[1],
+            "Token": "TOKEN-container-fixed-" + secrets.token_hex(8),
+            "Expiration": (now + datetime.timedelta(seconds=self.st.expiry)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"),
+        })
+
     def do_PUT(self):
         self.body()
         if self.path.startswith("/latest/"):
@@ -219,6 +234,8 @@ class Handler(BaseHTTPRequestHandler):
             if self.st.fail:
                 return self.reply(503, "")
             self.st.count("container")
+            if self.st.container_creds:
+                return self.reply(200, self.fixed_creds_json(), "application/json")
             return self.reply(200, self.creds_json("container"), "application/json")
         self.reply(404, "")
 
@@ -349,6 +366,7 @@ def main():
     ap.add_argument("--caller", action="append", help="AKID:SECRET allowed to AssumeRole")
     ap.add_argument("--container-token")
     ap.add_argument("--web-token-file")
+    ap.add_argument("--container-creds", help="AKID:SECRET the container endpoint hands out")
     args = ap.parse_args()
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
