@@ -57,7 +57,12 @@ class State:
         self.role = args.role
         self.fail = False
         self.hang = False
-        self.rgw_admin = shlex.split(args.rgw_admin) if args.rgw_admin else None
+        # radosgw-admin edits a user by read-modify-write: one call at a time,
+        # or a key create and a key rm undo each other; no admin socket (two
+        # at once would collide on its path)
+        self.rgw_admin = (shlex.split(args.rgw_admin) + ["--admin-socket", ""]
+                          if args.rgw_admin else None)
+        self.rgw_lock = threading.Lock()
         self.rgw_uid = args.rgw_uid
         self.issued = []  # dicts: akid, secret, token, expiration (epoch), removed
         self.container_token = args.container_token
@@ -118,8 +123,9 @@ class State:
         return akid, secret, token, exp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def rgw(self, *args):
-        r = subprocess.run(self.rgw_admin + list(args), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
+        with self.rgw_lock:
+            r = subprocess.run(self.rgw_admin + list(args), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
         if r.returncode:
             with self.lock:
                 self.stats["rgw_admin_failed"] += 1
@@ -209,9 +215,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("x-amzn-RequestId", "req-" + secrets.token_hex(6))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a held request timed out): nothing to say
 
     def body(self):
         n = int(self.headers.get("Content-Length") or 0)

@@ -368,6 +368,7 @@ class FaultProxy:
         self._thread = None
         self._rid = 0
         self._accepted = 0
+        self._active = 0
         self.set_rules(rules or [])
 
     # ---- public interface ----
@@ -397,6 +398,26 @@ class FaultProxy:
         """Client connections accepted so far."""
         with self._lock:
             return self._accepted
+
+    @property
+    def in_flight(self):
+        """Requests read from a client and not finished yet."""
+        with self._lock:
+            return self._active
+
+    def quiesce(self, idle=1.0, timeout=30):
+        """Wait until no request is in flight and none came for `idle` s
+        (a client retrying after a backoff is not idle); True if so."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                busy = self._active > 0 or (
+                    self._requests and time.time() - self._requests[-1]["t"] < idle)
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
 
     def reset_counts(self):
         with self._lock:
@@ -579,7 +600,14 @@ class FaultProxy:
                 head = reader.head()
                 if head is None:
                     break
-                if not self._one(c, reader, head, up):
+                with self._lock:
+                    self._active += 1
+                try:
+                    keep = self._one(c, reader, head, up)
+                finally:
+                    with self._lock:
+                        self._active -= 1
+                if not keep:
                     break
             _fin(c)
         except (_Drop, OSError, ProtocolError):
