@@ -990,8 +990,17 @@ def _expire_case(uid, owner, bucket):
             log = m.stderr_text()
             stats = d.stats()
             issued = d.issued()
+        # the first key expired long ago: radosgw refuses it (the double works)
+        try:
+            ht.s3_client(issued[0]["akid"], issued[0]["secret"]).list_objects_v2(
+                Bucket=bucket, MaxKeys=1)
+            old_key = "still accepted"
+        except Exception as e:  # noqa: BLE001
+            old_key = str(e)
     finally:
         d.stop()
+    if "InvalidAccessKeyId" not in old_key:
+        raise AssertionError("an expired key at radosgw: %s" % old_key)
     removed_w = sum(1 for c in issued if c["removed"] and tw < c["removed"] < tw_end)
     removed_r = sum(1 for c in issued if c["removed"] and tr < c["removed"] < tr_end)
     elapsed = tr_end - tw

@@ -315,15 +315,27 @@ def test_error_200_complete_and_copy():
         u = s3.create_multipart_upload(Bucket=bucket(), Key="e200")["UploadId"]
         etag = s3.upload_part(Bucket=bucket(), Key="e200", UploadId=u,
                               PartNumber=1, Body=part)["ETag"]
-        e = expect_raises(lambda: s3.complete_multipart_upload(
-            Bucket=bucket(), Key="e200", UploadId=u,
-            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}),
-            "error_200 on Complete")
-        ht.check_eq(e.response["Error"]["Code"], "InternalError", "Complete error")
+        # on the wire: 200 and an <Error> document (presigned, raw HTTP)
+        url = s3.generate_presigned_url(
+            "complete_multipart_upload", ExpiresIn=600,
+            Params={"Bucket": bucket(), "Key": "e200", "UploadId": u})
+        doc = ('<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s'
+               '</ETag></Part></CompleteMultipartUpload>' % etag).encode()
+        pu = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(pu.hostname, pu.port, timeout=30)
+        conn.request("POST", pu.path + "?" + pu.query, body=doc)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        ht.check_eq(r.status, 200, "status of the Complete")
+        if b"<Error><Code>InternalError</Code>" not in body:
+            raise AssertionError("no <Error> document in the 200: %r" % body)
+        # boto3 sees an error (botocore 1.29 names it Unknown, newer InternalError)
         e2 = expect_raises(lambda: s3.copy_object(
             Bucket=bucket(), Key="e200-copy",
             CopySource={"Bucket": bucket(), "Key": "obj"}), "error_200 on Copy")
-        ht.check_eq(e2.response["Error"]["Code"], "InternalError", "Copy error")
+        if "InternalError" not in str(e2) and "Unknown" not in str(e2):
+            raise AssertionError("boto3 on a 200-with-Error Copy: %r" % e2)
         recs = {r["op"]: r for r in p.requests}
         ht.check_eq(p.counts, {"error_200": 2}, "faults")
     ht.check_eq(recs["CompleteMultipartUpload"]["status"], 200, "status sent")
