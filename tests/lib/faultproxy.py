@@ -87,8 +87,6 @@ import urllib.parse
 ACTIONS = ("503", "500", "reset_request", "reset_response", "lose_reply",
            "error_200", "short_body", "long_body", "replace_body", "truncate",
            "stall", "delay", "replace_xml")
-# actions decided before the request goes upstream
-_BEFORE = ("503", "500", "reset_request", "replace_xml")
 # actions that rewrite a 2xx GET body and need a Content-Length reply
 _BODY = ("short_body", "long_body", "replace_body")
 
