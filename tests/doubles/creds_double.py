@@ -16,13 +16,25 @@ so tests can grep logs for them.
 Usage: creds_double.py [--expiry S] [--region R] [--role NAME]
                        [--caller AKID:SECRET] [--container-token T]
                        [--web-token-file F] [--container-creds AKID:SECRET]
+                       [--rgw-admin CMD --rgw-uid UID]
 --container-creds: the container endpoint hands out these long-term keys
 (with a session token, as CodeBuild's always has one; radosgw and the
 CloudFormation double do not check it) instead of new ones, for tests whose
 other servers know only those keys.
 Prints "PORT <n>" on stdout when listening on 127.0.0.1:<n>.
 Control (tests): GET /_double/stats -> JSON counters;
-GET /_double/set?expiry=S&fail=0|1&revoke=1 changes behaviour.
+GET /_double/set?expiry=S&fail=0|1&revoke=1&hang=0|1 changes behaviour
+(hang=1: IMDS and container credential requests are accepted and get no
+answer until hang=0); GET /_double/issued -> JSON list of every credential
+handed out (akid, secret, token, expiration, removed: when it was removed
+from radosgw), for tests that grep logs for them.
+
+With --rgw-admin "radosgw-admin -c CONF" --rgw-uid UID the IMDS and
+container credentials are real radosgw keys: each one handed out is created
+as a new S3 key of user UID (radosgw-admin key create), and a reaper removes
+it from radosgw (key rm) once its Expiration has passed, so a request signed
+with an expired key fails there as it would on AWS. radosgw ignores the
+session token that comes with it. Keys still present at exit are removed.
 """
 import argparse
 import datetime
@@ -30,9 +42,12 @@ import hashlib
 import hmac
 import json
 import secrets
+import shlex
 import signal
+import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,6 +61,15 @@ class State:
         self.region = args.region
         self.role = args.role
         self.fail = False
+        self.hang = False
+        # radosgw-admin edits a user by read-modify-write: one call at a time,
+        # or a key create and a key rm undo each other; no admin socket (two
+        # at once would collide on its path)
+        self.rgw_admin = (shlex.split(args.rgw_admin) + ["--admin-socket", ""]
+                          if args.rgw_admin else None)
+        self.rgw_lock = threading.Lock()
+        self.rgw_uid = args.rgw_uid
+        self.issued = []  # dicts: akid, secret, token, expiration (epoch), removed
         self.container_token = args.container_token
         self.web_token_file = args.web_token_file
         self.container_creds = args.container_creds.split(":", 1) if args.container_creds else None
@@ -65,24 +89,86 @@ class State:
             "assume_role_web_identity": 0,
             "sts_rejected": 0,
             "issued": 0,
+            "hung": 0,  # credential requests held by hang=1
+            "rgw_keys_created": 0,
+            "rgw_keys_removed": 0,
+            "rgw_admin_failed": 0,
         }
         for c in args.caller or []:
             akid, secret = c.split(":", 1)
             self.keys[akid] = (secret, None)
 
-    def issue(self, kind):
-        """A fresh temporary credential set, remembered so it can sign later."""
+    def issue(self, kind, in_rgw=False):
+        """A fresh temporary credential set, remembered so it can sign later.
+
+        in_rgw: also create it as a radosgw key (when --rgw-admin is given).
+        """
         with self.lock:
             self.counter += 1
             n = self.counter
             self.stats["issued"] += 1
             akid = "ASIA%s%04d" % (kind.upper()[:6], n)
+            if self.rgw_admin:  # unique across runs: radosgw keeps keys
+                akid += secrets.token_hex(4).upper()
             secret = "SECRET-%s-%04d-%s" % (kind, n, secrets.token_hex(8))
             token = "TOKEN-%s-%04d-%s" % (kind, n, secrets.token_hex(16))
             self.keys[akid] = (secret, token)
-            exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-                seconds=self.expiry)
+            now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+            exp = now + datetime.timedelta(seconds=self.expiry)
+        if in_rgw and self.rgw_admin:
+            if not self.rgw("key", "create", "--uid=" + self.rgw_uid, "--key-type=s3",
+                            "--access-key=" + akid, "--secret-key=" + secret):
+                return None
+            with self.lock:
+                self.stats["rgw_keys_created"] += 1
+        with self.lock:
+            self.issued.append({"akid": akid, "secret": secret, "token": token,
+                                "expiration": exp.timestamp(), "issued": time.time(),
+                                "rgw": bool(in_rgw and self.rgw_admin),
+                                "removed": None})
         return akid, secret, token, exp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def rgw(self, *args):
+        with self.rgw_lock:
+            r = subprocess.run(self.rgw_admin + list(args), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            with self.lock:
+                self.stats["rgw_admin_failed"] += 1
+            print("creds_double: radosgw-admin %s failed: %s" % (" ".join(args[:2]),
+                                                                r.stderr.strip()),
+                  file=sys.stderr, flush=True)
+        return r.returncode == 0
+
+    def reap(self, everything=False):
+        """Remove from radosgw the keys past their expiration (or all)."""
+        now = time.time()
+        with self.lock:
+            due = [c for c in self.issued if c["rgw"] and c["removed"] is None and
+                   (everything or c["expiration"] <= now)]
+        for c in due:
+            if self.rgw("key", "rm", "--uid=" + self.rgw_uid, "--key-type=s3",
+                        "--access-key=" + c["akid"]):
+                with self.lock:
+                    c["removed"] = time.time()
+                    self.stats["rgw_keys_removed"] += 1
+
+    def reaper(self):
+        while True:
+            time.sleep(0.2)
+            self.reap()
+
+    def wait_hang(self):
+        """While hang is set, hold a credential request (no answer)."""
+        counted = False
+        while True:
+            with self.lock:
+                if not self.hang:
+                    return
+                if not counted:
+                    self.stats["hung"] += 1
+                    counted = True
+            time.sleep(0.1)
 
     def count(self, name):
         with self.lock:
@@ -135,9 +221,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("x-amzn-RequestId", "req-" + secrets.token_hex(6))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a held request timed out): nothing to say
 
     def body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -154,7 +243,10 @@ class Handler(BaseHTTPRequestHandler):
         return ok
 
     def creds_json(self, kind):
-        akid, secret, token, exp = self.st.issue(kind)
+        got = self.st.issue(kind, in_rgw=True)
+        if got is None:
+            return None
+        akid, secret, token, exp = got
         return json.dumps({
             "Code": "Success",
             "LastUpdated": datetime.datetime.now(datetime.timezone.utc).strftime(
@@ -207,7 +299,12 @@ class Handler(BaseHTTPRequestHandler):
                     self.st.fail = q["fail"][0] == "1"
                 if "revoke" in q:  # forget every IMDS session token issued so far
                     self.st.imds_tokens.clear()
+                if "hang" in q:
+                    self.st.hang = q["hang"][0] == "1"
             return self.reply(200, "ok")
+        if path == "/_double/issued":
+            with self.st.lock:
+                return self.reply(200, json.dumps(self.st.issued), "application/json")
         if path.startswith("/latest/"):
             self.st.count("imds_requests")
             if not self.imds_authorized():
@@ -217,10 +314,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.st.count("imds_role_list")
                 return self.reply(200, self.st.role)
             if path == base + self.st.role:
+                self.st.wait_hang()
                 if self.st.fail:
                     return self.reply(503, "")
                 self.st.count("imds_creds")
-                return self.reply(200, self.creds_json("imds"), "application/json")
+                body = self.creds_json("imds")
+                if body is None:
+                    return self.reply(500, "")
+                return self.reply(200, body, "application/json")
             if path == "/latest/meta-data/placement/region":
                 self.st.count("imds_region")
                 return self.reply(200, self.st.region)
@@ -231,12 +332,17 @@ class Handler(BaseHTTPRequestHandler):
                 self.st.count("container_unauthorized")
                 return self.reply(401, json.dumps({"message": "bad token"}),
                                   "application/json")
+            self.st.wait_hang()
             if self.st.fail:
                 return self.reply(503, "")
             self.st.count("container")
             if self.st.container_creds:
                 return self.reply(200, self.fixed_creds_json(), "application/json")
-            return self.reply(200, self.creds_json("container"), "application/json")
+            body = self.creds_json("container")
+            if body is None:
+                return self.reply(500, json.dumps({"message": "radosgw-admin failed"}),
+                                  "application/json")
+            return self.reply(200, body, "application/json")
         self.reply(404, "")
 
     # ---- STS ----
@@ -367,11 +473,17 @@ def main():
     ap.add_argument("--container-token")
     ap.add_argument("--web-token-file")
     ap.add_argument("--container-creds", help="AKID:SECRET the container endpoint hands out")
+    ap.add_argument("--rgw-admin", help="radosgw-admin command line: hand out real keys")
+    ap.add_argument("--rgw-uid", help="the radosgw user the keys are created for")
     args = ap.parse_args()
+    if bool(args.rgw_admin) != bool(args.rgw_uid):
+        ap.error("--rgw-admin and --rgw-uid go together")
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.state = State(args)
+    if args.rgw_admin:
+        threading.Thread(target=srv.state.reaper, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
     print("PORT %d" % srv.server_address[1], flush=True)
     try:
@@ -379,6 +491,8 @@ def main():
     except KeyboardInterrupt:
         pass
     srv.server_close()
+    if args.rgw_admin:
+        srv.state.reap(everything=True)
     return 0
 
 

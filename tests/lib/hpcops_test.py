@@ -221,7 +221,8 @@ class Mount:
     with Mount(bucket, ["--allow-delete"]) as m:  m.path, m.pid, ...
 
     Runs $HPCOPS_MOUNT BUCKET DIR --endpoint-url E --force-path-style -f
-    ARGS..., with the test user's keys in AWS_ACCESS_KEY_ID /
+    ARGS... (E: the radosgw endpoint, or endpoint= such as a FaultProxy's
+    p.url), with the test user's keys in AWS_ACCESS_KEY_ID /
     AWS_SECRET_ACCESS_KEY and AWS_REGION set (pass env= to override or add
     variables; a value of None removes one). DIR is a fresh temp dir unless
     path= is given. Entering waits (up to timeout s) until DIR is a mount
@@ -233,8 +234,9 @@ class Mount:
     """
 
     def __init__(self, bucket, args=(), path=None, env=None, timeout=20,
-                 check_exit=True):
+                 check_exit=True, endpoint=None):
         self.bucket = bucket
+        self.endpoint = endpoint
         self.args = list(args)
         self.timeout = timeout
         self.check_exit = check_exit
@@ -254,7 +256,8 @@ class Mount:
         if not exe:
             raise AssertionError("HPCOPS_MOUNT is not set: run through meson "
                                  "(tests/meson.build sets it)")
-        return [exe, self.bucket, self.path, "--endpoint-url", s3.endpoint,
+        return [exe, self.bucket, self.path, "--endpoint-url",
+                self.endpoint or s3.endpoint,
                 "--force-path-style", "-f"] + self.args
 
     def stderr_text(self):
