@@ -702,11 +702,15 @@ class Model:
         if name_len(dst[-1]) > NAME_MAX:
             return Expect(errno.ENAMETOOLONG)
         d = dp.children.get(dst[-1])
+        # the kernel's checks come first (renameat2(2)): onto an ancestor of
+        # the source ENOTEMPTY, into the source's own subtree EINVAL
+        if len(dst) < len(src) and src[:len(dst)] == dst:
+            return Expect(errno.ENOTEMPTY, note="onto an ancestor of the source")
+        if len(src) < len(dst) and dst[:len(src)] == src:
+            return Expect(errno.EINVAL, note="into the source's own subtree")
         if src == dst:
             return Expect(0)
         if isinstance(s, Dir):
-            if dst[:len(src)] == src:
-                return None  # into itself: EINVAL from the kernel, not ours
             if d is not None and not isinstance(d, Dir):
                 return Expect(errno.ENOTDIR)
             return Expect(errno.EXDEV, note="rename of a directory")

@@ -510,17 +510,19 @@ def test_special_characters_in_names():
         p = lambda *n: os.path.join(m.path, *n)  # noqa: E731
         c.eq(sorted(os.listdir(p("in"))), sorted(SPECIAL), "listing of names from S3")
         for n in SPECIAL:
-            c.eq(read(p("in", n)), n.encode(), "read of %r" % n)
+            c.eq(c.errno(0, read, p("in", n), what="open and read %r" % n), n.encode(),
+                 "bytes of %r" % n)
         os.mkdir(p("out"))
         for n in SPECIAL:
             c.errno(0, write_new, p("out", n), n.encode() + b"!", what="create %r" % n)
-            os.mkdir(p("out", n + ".d"))
+            c.errno(0, os.mkdir, p("out", n + ".d"), what="mkdir %r" % (n + ".d"))
             c.errno(0, write_new, p("out", n + ".d", "f"), b"f", what="create in dir %r" % n)
         got = [k for k in keys(s3, bucket) if k.startswith("out/")]
         want = sorted(["out/" + n for n in SPECIAL] + ["out/%s.d/f" % n for n in SPECIAL])
         c.eq(got, want, "keys written for the special names (byte for byte)")
         for n in SPECIAL:
-            c.eq(body(s3, bucket, "out/" + n), n.encode() + b"!", "object %r" % n)
+            if "out/" + n in got:
+                c.eq(body(s3, bucket, "out/" + n), n.encode() + b"!", "object %r" % n)
     ht.delete_bucket(bucket)
     c.done()
 

@@ -25,7 +25,7 @@ import fsmodel  # noqa: E402
 from fsmodel import ename, short  # noqa: E402
 
 MIB = 1 << 20
-CI_SEEDS = list(range(1, 41))
+CI_SEEDS = list(range(1, 49))
 CI_OPS = 40
 CHECK_EVERY = 10          # a full walk of the tree every N operations
 OP_TIMEOUT = 60           # seconds one system call may take before it counts as hung
@@ -69,7 +69,7 @@ class Config:
         r = random.Random(seed * 7919)
         flags = sorted(f for f in ("overwrite", "delete", "append", "rename")
                        if r.random() < 0.5)
-        return cls(seed, flags, "1" if seed % 8 == 5 else "0", seed % 4 == 0)
+        return cls(seed, flags, "1" if seed % 16 == 5 else "0", seed % 4 == 0)
 
     def mount_args(self):
         return (["--metadata-ttl", self.ttl, "--write-part-size", "5M"] +
@@ -99,7 +99,7 @@ class Generator:
         self.model = cfg.model()
         self.hid = 0
         self.follow = []
-        self.remote_left = 3 if cfg.ttl != "0" else 10 ** 6
+        self.remote_left = 2 if cfg.ttl != "0" else 10 ** 6
         self.big_left = 1 if cfg.big else 0
 
     def name(self):
