@@ -7,8 +7,9 @@
 # failing seed is shrunk (delta debugging, each try on a fresh bucket and
 # mount) and the shortest failing sequence is printed with a replay line.
 #
-# Long runs:  test_model.py --seeds 100-399 [--ops 80]
-#   or HPCOPS_MODEL_SEEDS=100-399 HPCOPS_MODEL_OPS=80 (meson test --suite mount)
+# Long runs:  test_model.py --seeds 100-399 [--ops 80], or --count 500 (500
+#   seeds from a start taken from the clock, printed), or the same through
+#   HPCOPS_MODEL_SEEDS=100-399 HPCOPS_MODEL_COUNT=500 HPCOPS_MODEL_OPS=80
 # Replay:     HPCOPS_MODEL_REPLAY='<json printed by a failure>' test_model.py
 import errno
 import json
@@ -736,6 +737,12 @@ def run_seeds(seeds, nops):
 def test_model_seeds():
     ht.s3_env()
     seeds = parse_seeds(os.environ.get("HPCOPS_MODEL_SEEDS", "")) or CI_SEEDS
+    count = int(os.environ.get("HPCOPS_MODEL_COUNT", "0"))
+    if count:
+        start = seeds[0] if os.environ.get("HPCOPS_MODEL_SEEDS") else \
+            1000 + int(time.time()) % 1000000
+        seeds = list(range(start, start + count))
+        print("seeds %d-%d" % (seeds[0], seeds[-1]), flush=True)
     nops = int(os.environ.get("HPCOPS_MODEL_OPS", CI_OPS))
     replay = os.environ.get("HPCOPS_MODEL_REPLAY")
     if replay:
@@ -781,6 +788,10 @@ if __name__ == "__main__":
     if "--seeds" in argv:
         i = argv.index("--seeds")
         os.environ["HPCOPS_MODEL_SEEDS"] = argv[i + 1]
+        del argv[i:i + 2]
+    if "--count" in argv:
+        i = argv.index("--count")
+        os.environ["HPCOPS_MODEL_COUNT"] = argv[i + 1]
         del argv[i:i + 2]
     if "--ops" in argv:
         i = argv.index("--ops")
