@@ -37,6 +37,16 @@ directory held only by its marker; --allow-rename renames files (EXDEV for
 directories); names over 255 bytes ENAMETOOLONG; a key over 1024 bytes
 cannot exist: lookup ENOENT, mkdir local, creating a file ENAMETOOLONG.
 
+Decisions where those leave it open (Mountpoint's documented behaviour):
+fsync completes the object, which is then readable and deletable before
+the writer closes; O_TRUNC of a file open for reading here is EPERM ("you
+cannot overwrite files that are currently being read"); a directory made
+by mkdir follows S3 once anything was written under it (gone with its last
+key); a file made by mknod and not written is local (unlink EPERM, open
+for reading EBUSY); open(O_TRUNC) and close with nothing written leaves an
+empty object; a read on the O_RDWR handle that writes a new file may
+return what the kernel holds (EBADF or EBUSY otherwise).
+
 Where a rule leaves the order of two refusals open (both apply), the
 Expect accepts either errno. Where the rules say nothing (e.g. what a
 local directory becomes when the remote directory above it disappears),

@@ -12,7 +12,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import hpcops_test as ht  # noqa: E402
@@ -417,7 +416,8 @@ def test_readdir():
         c.errno(errno.ENOTDIR, os.listdir, p("top"), what="readdir of a file")
         c.errno(errno.ENOENT, os.listdir, p("missing"), what="readdir of a missing name")
         # raw readdir has . and .. (os.listdir drops them; ls -a shows them)
-        r = subprocess.run(["ls", "-a", p("d")], stdout=subprocess.PIPE, text=True)
+        r = subprocess.run(["ls", "-a", p("d")], stdout=subprocess.PIPE, text=True,
+                           env=dict(os.environ, LC_ALL="C"))
         c.eq(r.stdout.split("\n")[:2], [".", ".."], "ls -a shows . and ..")
         # sizes from the listing agree with stat
         c.eq(sorted((e.name, e.stat().st_size) for e in os.scandir(p("d")) if e.is_file()),

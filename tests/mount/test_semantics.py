@@ -190,7 +190,8 @@ def test_row3_keys_past_1024_bytes():
         # below the limit in the same tree, files work
         with open(os.path.join(m.path, *comps[:4], "ok"), "wb") as f:
             f.write(b"ok")
-    ht.check_eq(body(s3, bucket, "/".join(comps[:4]) + "/ok"), b"ok", "a file at a key of 806 bytes")
+    ht.check_eq(body(s3, bucket, "/".join(comps[:4]) + "/ok"), b"ok",
+                "a file at a key of 806 bytes")
     ht.delete_bucket(bucket)
 
 
