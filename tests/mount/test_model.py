@@ -26,7 +26,7 @@ import fsmodel  # noqa: E402
 from fsmodel import ename, short  # noqa: E402
 
 MIB = 1 << 20
-CI_SEEDS = list(range(1, 49))
+CI_SEEDS = list(range(1, 81))
 CI_OPS = 40
 CHECK_EVERY = 10          # a full walk of the tree every N operations
 OP_TIMEOUT = 60           # seconds one system call may take before it counts as hung
@@ -593,20 +593,29 @@ def run_sequence(cfg, ops, log=None):
     model = cfg.model()
     ran = 0
     failure = None
+    m = ht.Mount(bucket, cfg.mount_args(), check_exit=False)
     try:
-        with ht.Mount(bucket, cfg.mount_args(), check_exit=False) as m:
-            real = Real(m.path, s3, bucket)
-            try:
-                ran = run_ops(cfg, model, real, ops, log)
-            except Failure as f:
-                f.stderr = m.stderr_text()
-                f.ran = real.ran
-                failure = f
-            finally:
-                real.close_all()
+        try:
+            with m:
+                real = Real(m.path, s3, bucket)
+                try:
+                    ran = run_ops(cfg, model, real, ops, log)
+                except Failure as f:
+                    f.stderr = m.stderr_text()
+                    f.ran = real.ran
+                    failure = f
+                finally:
+                    real.close_all()
+        except AssertionError as e:  # the unmount failed, or the daemon hung in it
+            if failure is None:
+                failure = Failure(len(ops), None, "unmount failed",
+                                  str(e).split("\ncommand:")[0])
+                failure.stderr = m.stderr_text()
+                failure.ran = ran
         if failure is None and m.returncode != 0:
             failure = Failure(len(ops), None, "hpcops-mount exited with %d" % m.returncode,
                               m.stderr_text()[-3000:])
+            failure.ran = ran
     finally:
         try:
             ht.delete_bucket(bucket)
