@@ -30,7 +30,7 @@
 #include "creds_private.h" /* creds_profile_exists(), creds_from_profile_keys() */
 #include "fuzz.h"
 
-#define MAX_NAMES 12
+#define MAX_NAMES 8
 
 static int fd_creds = -1, fd_config = -1;
 static char path_creds[64], path_config[64];

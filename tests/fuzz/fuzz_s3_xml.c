@@ -9,12 +9,13 @@
  * mutated input never has, "#repeat N\n" HEAD "\0" BODY "\0" TAIL: the
  * document HEAD BODY*N TAIL (at most FUZZ_STREAM_MAX bytes) streamed in
  * 16 KiB pieces as curl delivers them, e.g. a listing of 10,000 entries or
- * one nested a million deep.
+ * one nested a million deep, to the parser of the kind whose root element
+ * HEAD names first.
  *
  * Checked: no crash, leak or UB; a failure says why; outputs respect the
- * bounds (max_entries); and libxml2 never holds more than FUZZ_XML_HEAP_MAX
- * for one reply (counted through xmlMemSetup): a reply must not grow the
- * parser's memory without bound, however it is nested.
+ * bounds (max_entries); and no parser's libxml2 ever holds more than
+ * FUZZ_XML_HEAP_MAX (counted through xmlMemSetup): a reply must not grow
+ * the parser's memory without bound, however it is nested.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* ---- one parser per kind, fed in lockstep ---- */
 
 struct run {
+	int owner; /* whose libxml2 memory (fuzz_xml_owner) */
 	struct s3_doc *d;
 	struct s3_doc_out out;
 	struct s3_list_page page;
@@ -51,15 +53,20 @@ struct run {
 	char why[160];
 };
 
-static void runs_start(struct run *r, uint64_t seed)
+/* Parsers of every kind, or with @only >= 0 of that kind alone. */
+static void runs_start(struct run *r, uint64_t seed, int first_owner, int only)
 {
 	/* Small bounds sometimes, so that "more than max-keys" is reachable. */
 	size_t max = (seed & 3) == 0 ? (size_t)((seed >> 8) % 8) : 1000;
 
 	for (int k = 0; k < N_KINDS; k++) {
 		memset(&r[k], 0, sizeof(r[k]));
+		r[k].dead = only >= 0 && k != only;
+		if (r[k].dead)
+			continue;
 		r[k].out.page = &r[k].page;
 		r[k].out.max_entries = k == S3_DOC_LIST_PARTS && max == 1000 ? 10000 : max;
+		r[k].owner = fuzz_xml_owner = first_owner + k;
 		r[k].d = s3_doc_new((enum s3_doc_kind)k, &r[k].out);
 		FUZZ_CHECK(r[k].d, "s3_doc_new failed");
 	}
@@ -67,9 +74,11 @@ static void runs_start(struct run *r, uint64_t seed)
 
 static void runs_feed(struct run *r, const void *p, size_t n)
 {
-	for (int k = 0; k < N_KINDS; k++)
+	for (int k = 0; k < N_KINDS; k++) {
+		fuzz_xml_owner = r[k].owner;
 		if (!r[k].dead && s3_doc_feed(r[k].d, p, n) != 0)
 			r[k].dead = true;
+	}
 }
 
 static bool all_dead(const struct run *r)
@@ -91,6 +100,9 @@ static void runs_finish(struct run *r)
 		struct run *x = &r[k];
 		const struct s3_doc_out *o = &x->out;
 
+		if (!x->d)
+			continue;
+		fuzz_xml_owner = x->owner;
 		x->rc = s3_doc_finish(x->d, x->why, sizeof(x->why));
 		FUZZ_CHECK(x->rc == 0 || x->rc == -1, "s3_doc_finish returned %d", x->rc);
 		FUZZ_CHECK(x->rc == 0 || x->why[0], "kind %d failed without saying why", k);
@@ -132,6 +144,7 @@ static void runs_finish(struct run *r)
 static void runs_free(struct run *r)
 {
 	for (int k = 0; k < N_KINDS; k++) {
+		fuzz_xml_owner = r[k].owner;
 		s3_doc_free(r[k].d);
 		s3_doc_out_free(&r[k].out);
 		s3_list_page_free(&r[k].page);
@@ -202,7 +215,40 @@ static void runs_compare(const struct run *a, const struct run *b)
 
 /* ---- the two input forms ---- */
 
-/* HEAD BODY*N TAIL in curl-sized pieces, all parsers in lockstep. */
+/*
+ * The parser the client would pick for a reply starting with @head: the
+ * kind whose root element comes first in it, else one chosen by the hash.
+ */
+static int stream_kind(const char *head, size_t len, const uint8_t *data, size_t size)
+{
+	static const char *const roots[N_KINDS] = {
+	    [S3_DOC_ERROR] = "<Error",
+	    [S3_DOC_LIST_OBJECTS] = "<ListBucketResult",
+	    [S3_DOC_INITIATE] = "<InitiateMultipartUploadResult",
+	    [S3_DOC_COMPLETE] = "<CompleteMultipartUploadResult",
+	    [S3_DOC_COPY] = "<CopyObjectResult",
+	    [S3_DOC_LIST_PARTS] = "<ListPartsResult",
+	    [S3_DOC_LIST_UPLOADS] = "<ListMultipartUploadsResult",
+	    [S3_DOC_DELETE] = "<DeleteResult",
+	};
+	const char *best = NULL;
+	int kind = (int)(fuzz_hash(data, size) % N_KINDS);
+
+	for (int k = 0; k < N_KINDS; k++) {
+		const char *at = memmem(head, len, roots[k], strlen(roots[k]));
+
+		if (at && (!best || at < best)) {
+			best = at;
+			kind = k;
+		}
+	}
+	return kind;
+}
+
+/*
+ * HEAD BODY*N TAIL in curl-sized pieces to one parser (eight side by side
+ * would hold eight times the memory of a reply that is never rejected).
+ */
 static void stream_doc(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data + 8, *end = (const char *)data + size, *nl;
@@ -242,7 +288,7 @@ static void stream_doc(const uint8_t *data, size_t size)
 	buf = malloc(FUZZ_STREAM_CHUNK);
 	FUZZ_CHECK(buf, "out of memory");
 	fuzz_xml_heap_start(total);
-	runs_start(r, fuzz_hash(data, size));
+	runs_start(r, fuzz_hash(data, size), 0, stream_kind(head, head_len, data, size));
 	/* Copy HEAD, BODY*reps, TAIL through one chunk buffer. */
 	for (int part = 0; part < 3 && !all_dead(r); part++) {
 		const char *src = part == 0 ? head : part == 1 ? body : tail;
@@ -277,6 +323,7 @@ static void check_helpers(const uint8_t *data, size_t size)
 	int rc;
 
 	/* What s3_error_from_http() does with a non-2xx body. */
+	fuzz_xml_owner = 0;
 	memset(&e, 0, sizeof(e));
 	snprintf(e.message, sizeof(e.message), "before");
 	rc = s3_xml_parse_error((const char *)data, size, &e);
@@ -307,11 +354,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	fuzz_xml_heap_start(size);
-	runs_start(whole, seed);
+	runs_start(whole, seed, 0, -1);
 	runs_feed(whole, data, size);
 	runs_finish(whole);
 
-	runs_start(cut, seed);
+	runs_start(cut, seed, N_KINDS, -1);
 	for (size_t off = 0, n; off < size && !all_dead(cut); off += n) {
 		uint64_t x = fuzz_rand(&rnd);
 		/* mostly small pieces, some large ones, some single bytes */
