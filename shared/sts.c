@@ -182,8 +182,8 @@ out:
 	return rc;
 }
 
-/* Pull the Credentials element of an Assume*Result into @out. */
-static int parse_credentials(const char *xml, size_t len, struct creds *out, struct sts_error *err)
+/* Pull the Credentials element of an Assume*Result into @out (see sts.h). */
+int sts_parse_credentials(const char *xml, size_t len, struct creds *out, struct sts_error *err)
 {
 	xmlDoc *doc = parse_xml(xml, len);
 	xmlNode *root, *c;
@@ -296,7 +296,7 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 		}
 		goto out;
 	}
-	if (parse_credentials(req.result.body, req.result.body_len, out, err))
+	if (sts_parse_credentials(req.result.body, req.result.body_len, out, err))
 		goto out;
 	log_info("sts: %s gave temporary key %s, expiring in %lds", action, out->access_key_id,
 	         (long)(out->expiration - time(NULL)));

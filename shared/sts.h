@@ -82,4 +82,13 @@ int sts_assume_role_with_web_identity(const struct sts_config *cfg,
  */
 int sts_parse_error(const char *xml, size_t len, struct sts_error *err);
 
+/**
+ * sts_parse_credentials() - the Credentials of an AssumeRole(WithWebIdentity)
+ * Response (@len bytes of @xml) into @out, which the caller then owns
+ * (creds_clear()); the RequestId goes to @err->request_id. Exposed for the
+ * fuzz harness. Returns 0, or -1 with @err filled (STS_ERR_PROTOCOL) and
+ * @out empty.
+ */
+int sts_parse_credentials(const char *xml, size_t len, struct creds *out, struct sts_error *err);
+
 #endif
