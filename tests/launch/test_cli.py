@@ -47,22 +47,22 @@ def test_unknown_command_and_flag():
 
 def test_missing_pieces_say_what_to_add():
     cases = [
-        (["run", "--workload", "a=true"], "no bucket: give --bucket"),
-        (["run", "--bucket", "b", "--workload", "a=true"], "no stack name"),
+        (["run", "--workload", "a=true"], "bucket: missing: give --bucket"),
+        (["run", "--bucket", "b", "--workload", "a=true"], "stack_name: missing: give --stack-name"),
         (["run", "--bucket", "b", "--stack-name", "s", "--workload", "a=true"],
-         "--template FILE or --template-url"),
-        (["run", "--provider", "slurm", "--bucket", "b"], "no workloads"),
+         "template: give exactly one of --template FILE or --template-url"),
+        (["run", "--provider", "slurm", "--bucket", "b"], "workloads: none: add --workload"),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "x"],
          "expected NAME=COMMAND"),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a b=true"],
-         "must be 1-64 letters"),
+         "workloads[0].name: \"a b\" must be 1-64 letters"),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a=true",
-          "--workload", "a=false"], "two workloads are named \"a\""),
+          "--workload", "a=false"], "workloads[1].name: two workloads are named \"a\""),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a=true",
-          "--max-minutes", "0"], "give a budget in minutes above 0"),
+          "--max-minutes", "0"], "max_minutes: 0 is not a budget"),
         (["run", "--provider", "cloud", "--bucket", "b"], "use cloudformation or slurm"),
         (["run", "--bucket", "b", "--stack-name", "1bad", "--template", "t",
-          "--workload", "a=true"], "letter first"),
+          "--workload", "a=true"], "stack_name: \"1bad\": CloudFormation wants a letter first"),
         (["wait", "--bucket", "b"], "give --run-id"),
         (["down"], "give --stack-name"),
         (["up", "--provider", "slurm", "--bucket", "b"], "nothing to do with --provider slurm"),
@@ -82,14 +82,14 @@ def test_bad_spec_files():
                 f.write(text)
             return path
         cases = [
-            ('{"bucket": "b", "workload": []}', 'unknown field "workload"'),
+            ('{"bucket": "b", "workload": []}', 'workload: unknown field "workload"'),
             ('{"bucket": "b",', "line 1"),
-            ('{"bucket": 5}', '"bucket" must be a string'),
-            ('{"workloads": [{"name": "a"}]}', '"command" is required'),
+            ('{"bucket": 5}', 'bucket: must be a string'),
+            ('{"workloads": [{"name": "a"}]}', 'workloads[0].command: required'),
             ('{"workloads": [{"name": "a", "command": "x", "nodes": 0}]}',
-             '"nodes" must be a positive integer'),
-            ('{"max_minutes": "ten"}', '"max_minutes" must be a number'),
-            ('{"provider": "k8s"}', 'use "cloudformation" or "slurm"'),
+             'workloads[0].nodes: must be a positive integer'),
+            ('{"max_minutes": "ten"}', 'max_minutes: must be a number'),
+            ('{"provider": "k8s"}', 'provider: "k8s": use "cloudformation" or "slurm"'),
         ]
         for text, want in cases:
             p = launch("run", "--spec", spec(text))
@@ -104,7 +104,7 @@ def test_bad_spec_files():
                                 "workloads": [{"name": "a", "command": "true"}],
                                 "max_minutes": 5}))
         p = launch("run", "--spec", path, "--max-minutes", "-1")
-        if p.returncode != 2 or "max_minutes is -1" not in p.stderr:
+        if p.returncode != 2 or "max_minutes: -1 is not a budget" not in p.stderr:
             raise AssertionError(p.stderr)
 
 
