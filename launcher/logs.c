@@ -153,8 +153,8 @@ static int list_logs(const struct log_src *src, struct log_list *l, char *errbuf
 		struct dirent *de;
 
 		if (!d) {
-			snprintf(errbuf, errlen, "cannot read the log directory %.900s: %s", src->dir,
-			         strerror(errno));
+			snprintf(errbuf, errlen, "cannot read the log directory %.900s: %s",
+			         src->dir, strerror(errno));
 			return -1;
 		}
 		while ((de = readdir(d)) && l->n < LOGS_MAX_FILES) {
@@ -582,6 +582,9 @@ void logs_tail_failed(const struct launch_opts *o, struct aws *a, const struct r
 	static const char *const streams[] = {"err", "out"};
 	json_t *logs = json_object(), *files = json_array();
 	char cmd[1024], eb[512];
+	/* where the cluster writes them: --mount-dir, else the template's MountDir */
+	const char *mount =
+	    s->mount_dir ? s->mount_dir : spec_get_kv(s->parameters, s->n_parameters, "MountDir");
 
 	if (!j->name || !j->job_id || !logs || !files) {
 		json_decref(logs);
@@ -618,10 +621,10 @@ void logs_tail_failed(const struct launch_opts *o, struct aws *a, const struct r
 			if (s3_head_object(a->s3, key, &info, &se) == 0) {
 				f.size = info.size;
 				found = true;
-			} else if (s->mount_dir) {
+			} else if (mount) {
 				src.s3 = NULL;
 				snprintf(src.dir, sizeof(src.dir), "%s/" RUNREC_PREFIX "%s/logs",
-				         s->mount_dir, s->run_id);
+				         mount, s->run_id);
 			}
 		}
 		if (!src.s3) {

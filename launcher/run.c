@@ -553,13 +553,16 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 		json_dumpf(doc, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {
-		if (f->stack) {
-			printf("Stack %s: %s%s%s\n", s->stack_name,
-			       !f->stack_deleted ? "NOT DELETED"
-			       : f->retained.n   ? "deleted, resources RETAINED"
-			                         : "deleted",
-			       f->stack_note[0] ? " - " : "", f->stack_note);
+		if (f->stack && f->retained.n) {
+			printf("Stack %s: deleted with FORCE_DELETE_STACK, but CloudFormation "
+			       "RETAINED "
+			       "%zu resource(s) it could not delete (they may still cost money):\n",
+			       s->stack_name, f->retained.n);
 			print_retained(&f->retained);
+		} else if (f->stack) {
+			printf("Stack %s: %s%s%s\n", s->stack_name,
+			       f->stack_deleted ? "deleted" : "NOT DELETED",
+			       f->stack_note[0] ? " - " : "", f->stack_note);
 		}
 		printf("Result: %s", result);
 		if (rc == LAUNCH_EXIT_OK)
@@ -775,7 +778,10 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 		launch_print_json(d);
 	} else {
 		if (kept.n) {
-			printf("Stack %s: deleted, resources RETAINED - %s\n", s->stack_name, note);
+			printf("Stack %s: deleted with FORCE_DELETE_STACK, but CloudFormation "
+			       "RETAINED "
+			       "%zu resource(s) it could not delete (they may still cost money):\n",
+			       s->stack_name, kept.n);
 			print_retained(&kept);
 		}
 	}
@@ -1102,10 +1108,13 @@ int launch_cmd_down(struct launch_opts *o)
 		json_object_set_new(d, "retained_resources", stack_retained_json(&kept));
 		json_object_set_new(d, "exit_code", json_integer(rc));
 		launch_print_json(d);
-	} else if (sr == STACK_OK) {
-		printf("Stack %s: deleted%s%s%s\n", s->stack_name,
-		       kept.n ? ", resources RETAINED" : "", note[0] ? " - " : "", note);
+	} else if (sr == STACK_OK && kept.n) {
+		printf("Stack %s: deleted with FORCE_DELETE_STACK, but CloudFormation RETAINED %zu "
+		       "resource(s) it could not delete (they may still cost money):\n",
+		       s->stack_name, kept.n);
 		print_retained(&kept);
+	} else if (sr == STACK_OK) {
+		printf("Stack %s: deleted%s%s\n", s->stack_name, note[0] ? " - " : "", note);
 	} else {
 		fprintf(stderr, "hpcops-launch down: stack %s could NOT be deleted: %s\n",
 		        s->stack_name, note);

@@ -586,6 +586,31 @@ int spec_load_json_all(struct launch_spec *s, json_t *doc, struct spec_problems 
 			snprintf(path, sizeof(path), "workloads[%zu]", i);
 			bad |= parse_workload(e, &ws[i], path, p);
 		}
+		/* names too, so that they are reported even when the array is not taken */
+		for (i = 0; i < n; i++) {
+			char path[64];
+			snprintf(path, sizeof(path), "workloads[%zu].name", i);
+			if (!ws[i].name)
+				continue;
+			if (!spec_valid_name(ws[i].name, 64)) {
+				problem(p, path,
+				        "\"%s\" must be 1-64 letters, digits, '-', '_' or '.'",
+				        ws[i].name);
+				bad = -1;
+				continue;
+			}
+			for (size_t j = 0; j < i; j++) {
+				if (ws[j].name && !strcmp(ws[j].name, ws[i].name)) {
+					problem(
+					    p, path,
+					    "two workloads are named \"%s\" (also workloads[%zu]): "
+					    "names must differ",
+					    ws[i].name, j);
+					bad = -1;
+					break;
+				}
+			}
+		}
 		if (bad) {
 			for (size_t j = 0; j < n; j++)
 				workload_free(&ws[j]);
