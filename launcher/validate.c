@@ -418,6 +418,12 @@ report:
 						printf("    parameter %s = (the run id, filled in "
 						       "by hpcops)\n",
 						       k);
+					else if (!strcmp(k, "ArtifactBucketName") &&
+					         ps.filled_bucket)
+						printf("    parameter %s = %s (the bucket, filled "
+						       "in by "
+						       "hpcops)\n",
+						       k, v ? v : "");
 					else
 						printf("    parameter %s = %s%s\n", k,
 						       v   ? v
