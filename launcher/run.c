@@ -310,6 +310,16 @@ static void write_own_run_record(struct follow *f, enum follow_end end)
 	f->run = r;
 }
 
+/* Under --json a document of a command that failed carries {"error": {"code", "message"}}. */
+static void set_error(json_t *doc, const char *code, const char *message)
+{
+	json_t *e = json_object();
+
+	json_object_set_new(e, "code", json_string(code));
+	json_object_set_new(e, "message", json_string(message ? message : ""));
+	json_object_set_new(doc, "error", e);
+}
+
 /* One line per job that has counts from the mount on its node. */
 static void report_mount_io(const struct run_job *v, size_t n)
 {
@@ -546,6 +556,13 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 		json_object_set_new(doc, "result", json_string(result));
 		json_object_set_new(doc, "reason", json_string(f->note));
 		json_object_set_new(doc, "exit_code", json_integer(rc));
+		if (rc == LAUNCH_EXIT_STACK_LEFT)
+			set_error(doc, "stack_left",
+			          f->stack_deleted ? "CloudFormation retained resources of the stack "
+			                             "(retained_resources): they may still cost money"
+			                           : f->stack_note);
+		else if (rc != LAUNCH_EXIT_OK)
+			set_error(doc, result, f->note);
 		json_object_set_new(doc, "bucket", json_string(s->bucket));
 		json_object_set_new(doc, "jobs", jobs);
 		json_object_set_new(doc, "outputs", outs);
@@ -775,6 +792,10 @@ static int do_up(struct launch_opts *o, struct aws *a, char **stack_id, double d
 		if (kept_until[0])
 			json_object_set_new(d, "kept_until", json_string(kept_until));
 		json_object_set_new(d, "exit_code", json_integer(rc));
+		if (rc == LAUNCH_EXIT_STACK_LEFT)
+			set_error(d, "stack_left", note);
+		else
+			set_error(d, json_string_value(json_object_get(d, "result")), reason);
 		launch_print_json(d);
 	} else {
 		if (kept.n) {
@@ -1107,6 +1128,8 @@ int launch_cmd_down(struct launch_opts *o)
 		json_object_set_new(d, "note", json_string(note));
 		json_object_set_new(d, "retained_resources", stack_retained_json(&kept));
 		json_object_set_new(d, "exit_code", json_integer(rc));
+		if (rc != LAUNCH_EXIT_OK)
+			set_error(d, "stack_left", note);
 		launch_print_json(d);
 	} else if (sr == STACK_OK && kept.n) {
 		printf("Stack %s: deleted with FORCE_DELETE_STACK, but CloudFormation RETAINED %zu "
@@ -1115,10 +1138,12 @@ int launch_cmd_down(struct launch_opts *o)
 		print_retained(&kept);
 	} else if (sr == STACK_OK) {
 		printf("Stack %s: deleted%s%s\n", s->stack_name, note[0] ? " - " : "", note);
-	} else {
+	}
+	if (sr != STACK_OK)
 		fprintf(stderr, "hpcops-launch down: stack %s could NOT be deleted: %s\n",
 		        s->stack_name, note);
-	}
+	else if (kept.n && o->json)
+		fprintf(stderr, "hpcops-launch down: stack %s: %s\n", s->stack_name, note);
 	stack_retained_free(&kept);
 	aws_close(&a);
 	return rc;

@@ -433,7 +433,8 @@ static void job_io_start(struct job_io *io, const struct launch_opts *o, const c
 		         node);
 	}
 	/* A rewrite from now on, so that I/O of a job that just ended is not counted as ours. */
-	if (!mountio_wait_newer(io->path, t0, JOB_METRICS_WAIT_S) && io->exact) {
+	if (access(io->path, F_OK) == 0 && !mountio_wait_newer(io->path, t0, JOB_METRICS_WAIT_S) &&
+	    io->exact) {
 		io->exact = false;
 		snprintf(io->note, sizeof(io->note),
 		         "%s was not rewritten within %d s of the job's start", io->path,

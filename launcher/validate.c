@@ -444,8 +444,14 @@ report:
 		       rc);
 		fflush(stdout);
 	}
-	if (rc == LAUNCH_EXIT_INFRA)
+	if (rc == LAUNCH_EXIT_INFRA) {
 		fprintf(stderr, "hpcops-launch validate: %s\n", remote_err);
+	} else if (rc != LAUNCH_EXIT_OK) {
+		char first[1400];
+		fprintf(stderr, "hpcops-launch validate: %zu problem(s), the first: %s\n",
+		        p->n + p->dropped,
+		        p->n ? spec_problem_format(&p->v[0], first, sizeof(first)) : "");
+	}
 	cfn_template_info_clear(&info);
 	plan_stack_free(&ps);
 	free(url);
