@@ -271,6 +271,7 @@ static int load_stored_spec(struct launch_opts *o, struct aws *a, char *errbuf, 
 	TAKE(mount_dir);
 	TAKE(termination_role);
 	TAKE(stack_name);
+	TAKE(mount_metrics);
 #undef TAKE
 	spec_free(&stored);
 	return 0;
