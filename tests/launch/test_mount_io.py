@@ -18,7 +18,7 @@ from launch_lib import ht  # noqa: E402
 
 
 class FakeMountMetrics:
-    """Rewrites PATH every 0.3 s (tmp file + rename) from the lines workloads
+    """Rewrites PATH every 1.5 s, as a mount does every few seconds (tmp file + rename), from the lines workloads
     append to LEDGER: "written N", "read N", "created N", "error ERRNO"."""
 
     BASE = {"written": 10_000_000_000, "read": 7_000_000, "created": 4242}
@@ -73,7 +73,7 @@ class FakeMountMetrics:
         os.replace(tmp, self.path)
 
     def loop(self):
-        while not self.stop.wait(0.3):
+        while not self.stop.wait(1.5):
             self.write()
 
     def __enter__(self):
