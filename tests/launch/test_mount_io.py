@@ -18,8 +18,9 @@ from launch_lib import ht  # noqa: E402
 
 
 class FakeMountMetrics:
-    """Rewrites PATH every 1.5 s, as a mount does every few seconds (tmp file + rename), from the lines workloads
-    append to LEDGER: "written N", "read N", "created N", "error ERRNO"."""
+    """Rewrites PATH every 1.5 s, as a mount does every few seconds (tmp
+    file + rename), from the lines workloads append to LEDGER: "written N",
+    "read N", "created N", "error ERRNO"."""
 
     BASE = {"written": 10_000_000_000, "read": 7_000_000, "created": 4242}
 
