@@ -463,6 +463,16 @@ int launch_cmd_logs(struct launch_opts *o)
 
 	if (o->follow) {
 		bool last_pass = false;
+		int ex = run_exists(&a, run_id, eb, sizeof(eb));
+
+		if (ex <= 0) {
+			rc = ex < 0 ? launch_error(o, LAUNCH_EXIT_INFRA, "aws_error", "%s", eb)
+			            : launch_error(o, LAUNCH_EXIT_INFRA, "not_found",
+			                           "no run %s in s3://%s (see `hpcops-launch list "
+			                           "--bucket %s`)",
+			                           run_id, s->bucket, s->bucket);
+			goto out;
+		}
 		for (;;) {
 			if (list_logs(&src, &l, eb, sizeof(eb)) != 0 ||
 			    follow_pass(o, &src, &l, job, &last_leaf, eb, sizeof(eb)) != 0) {

@@ -558,9 +558,10 @@ static int finish(struct follow *f, enum follow_end end, time_t outputs_since)
 		json_object_set_new(doc, "exit_code", json_integer(rc));
 		if (rc == LAUNCH_EXIT_STACK_LEFT)
 			set_error(doc, "stack_left",
-			          f->stack_deleted ? "CloudFormation retained resources of the stack "
-			                             "(retained_resources): they may still cost money"
-			                           : f->stack_note);
+			          f->stack_deleted
+			              ? "CloudFormation retained resources of the stack "
+			                "(retained_resources): they may still cost money"
+			              : f->stack_note);
 		else if (rc != LAUNCH_EXIT_OK)
 			set_error(doc, result, f->note);
 		json_object_set_new(doc, "bucket", json_string(s->bucket));
@@ -854,6 +855,8 @@ static int dry_run(struct launch_opts *o, bool with_jobs)
 	const char **ids = NULL;
 	int rc = LAUNCH_EXIT_INFRA;
 
+	bool generated = !s->run_id;
+
 	memset(&ps, 0, sizeof(ps));
 	memset(&pj, 0, sizeof(pj));
 	ensure_run_id(s);
@@ -951,9 +954,10 @@ static int dry_run(struct launch_opts *o, bool with_jobs)
 		goto out;
 	}
 	printf("Dry run: nothing is created and nothing is called.\n");
-	printf("Run %s (%s), budget %g minutes; the launch spec would be stored at "
+	printf("Run %s%s (%s), budget %g minutes; the launch spec would be stored at "
 	       "s3://%s/%s\n",
-	       s->run_id, spec_provider_name(s->provider), s->max_minutes, s->bucket, key);
+	       s->run_id, generated ? " (generated for this dry run; give --run-id to fix it)" : "",
+	       spec_provider_name(s->provider), s->max_minutes, s->bucket, key);
 	if (cfn) {
 		printf("CreateStack %s in %s (%s)\n", s->stack_name,
 		       region ? region : "the profile's or instance's region, else us-east-1",
