@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "spec.h"
 
 /** Exit codes, documented in --help. */
@@ -21,7 +23,7 @@ enum launch_exit {
 	LAUNCH_EXIT_INFRA = 3,  /* stack creation failed, an API or Slurm error, records missing */
 	LAUNCH_EXIT_BUDGET = 4, /* --max-minutes passed: stack deleted, jobs cancelled */
 	LAUNCH_EXIT_INTERRUPTED = 5, /* SIGINT/SIGTERM: stack deleted before exiting */
-	LAUNCH_EXIT_STACK_LEFT = 6,  /* the stack could not be deleted: it may still bill */
+	LAUNCH_EXIT_STACK_LEFT = 6,  /* the stack, or resources it retained, were not deleted */
 };
 
 /** Set by the SIGINT/SIGTERM handler to the signal number; 0 otherwise. */
@@ -29,6 +31,7 @@ extern volatile sig_atomic_t launch_signal;
 
 /** Options common to every subcommand, after parsing. */
 struct launch_opts {
+	const char *cmd; /* the command's name, for messages */
 	struct launch_spec spec;
 	bool json;                /* --json: one JSON document on stdout */
 	int verbose;              /* -v: more log lines */
@@ -42,9 +45,34 @@ struct launch_opts {
 	const char *job_name; /* job: --name */
 	const char *jobs_arg; /* teardown: --jobs NAME=ID,... */
 	const char *log_dir;  /* submit: --log-dir for Slurm's output files */
-	char **argv_rest;     /* job: the command after "--" */
+	char **argv_rest;     /* job: the command after "--"; logs: RUN [JOB] */
 	int argc_rest;
+	bool dry_run; /* run/up --dry-run: show what would be created, create nothing */
+	bool follow;  /* logs --follow */
+	long lines;   /* logs --lines N: the last N lines (0 = all) */
+	bool local;   /* validate --local: no ValidateTemplate call */
+	long limit;   /* list --limit N (0 = all) */
+	/* validate: the spec file's own problems, all of them (main.c collects them) */
+	const char *spec_path;
+	struct spec_problems spec_problems;
 };
+
+/**
+ * launch_error() - report the error a command ends with and return
+ * @exit_code: "hpcops-launch CMD: MESSAGE" on stderr and, under --json,
+ * {"error": {"code": @code, "message": MESSAGE}, "exit_code": N} on stdout.
+ * @code is one of "usage_error", "invalid_spec", "not_found", "aws_error",
+ * "slurm_error", "infrastructure_failure".
+ */
+int launch_error(const struct launch_opts *o, int exit_code, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** launch_usage() - launch_error() for a usage mistake (exit 2), pointing at --help. */
+int launch_usage(const struct launch_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/** launch_print_json() - @doc (stolen) as the command's one document on stdout. */
+void launch_print_json(json_t *doc);
 
 /** launch_say() - one progress line on stderr ("hpcops-launch: ..."), for humans. */
 void launch_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -67,5 +95,8 @@ int launch_cmd_status(struct launch_opts *o);
 int launch_cmd_submit(struct launch_opts *o);
 int launch_cmd_job(struct launch_opts *o);
 int launch_cmd_teardown(struct launch_opts *o);
+int launch_cmd_validate(struct launch_opts *o);
+int launch_cmd_logs(struct launch_opts *o);
+int launch_cmd_list(struct launch_opts *o);
 
 #endif

@@ -67,6 +67,54 @@ bool launch_sleep(double seconds)
 	return false;
 }
 
+int launch_error(const struct launch_opts *o, int exit_code, const char *code, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "hpcops-launch%s%s: %s\n", o && o->cmd ? " " : "",
+	        o && o->cmd ? o->cmd : "", msg);
+	if (o && o->json) {
+		json_t *doc = json_object(), *e = json_object();
+		json_object_set_new(e, "code", json_string(code));
+		json_object_set_new(e, "message", json_string(msg));
+		json_object_set_new(doc, "error", e);
+		json_object_set_new(doc, "exit_code", json_integer(exit_code));
+		launch_print_json(doc);
+	}
+	return exit_code;
+}
+
+int launch_usage(const struct launch_opts *o, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	launch_error(o, LAUNCH_EXIT_USAGE, "usage_error", "%s", msg);
+	fprintf(stderr, "(see hpcops-launch %s --help)\n", o && o->cmd ? o->cmd : "");
+	return LAUNCH_EXIT_USAGE;
+}
+
+void launch_print_json(json_t *doc)
+{
+	if (!doc) {
+		fputs("{\"error\": {\"code\": \"infrastructure_failure\", \"message\": \"out of "
+		      "memory\"}}\n",
+		      stdout);
+	} else {
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	}
+	fflush(stdout);
+	json_decref(doc);
+}
+
 static const char exit_codes[] =
     "Exit status:\n"
     "  0  every job completed with exit code 0 (up/down/status: the command worked)\n"
@@ -76,7 +124,8 @@ static const char exit_codes[] =
     "     an AWS/Slurm call failed, or the run ended without its records\n"
     "  4  budget (--max-minutes) exceeded: the stack was deleted / jobs cancelled\n"
     "  5  interrupted by SIGINT/SIGTERM: the stack was deleted before exiting\n"
-    "  6  the stack could NOT be deleted: it may still be running; run `down`\n";
+    "  6  the stack, or resources CloudFormation retained when it was deleted, are\n"
+    "     still there and may bill: the message names them (run `down` for a stack)\n";
 
 static const char spec_opts[] =
     "Launch spec (JSON; every field also a flag, flags win):\n"
@@ -107,7 +156,11 @@ static const char spec_opts[] =
     "  --run-id ID               the run (default: generated)\n"
     "  --max-minutes N           budget: past it the stack is deleted anyway (default 60;\n"
     "                            fractions allowed, 0.5 = 30 s)\n"
-    "  --poll-seconds N          time between polls (default 5)\n";
+    "  --poll-seconds N          time between polls (default 5)\n"
+    "  --keep-on-failure         a stack whose creation failed is kept for debugging\n"
+    "                            (OnFailure=DO_NOTHING) until the budget, then deleted\n"
+    "  --mount-metrics FILE      the mount's Prometheus metrics file on the nodes (else\n"
+    "                            HPCOPS_MOUNT_METRICS): job records get the job's I/O\n";
 
 static const char common_opts[] =
     "Connection and output:\n"
@@ -118,7 +171,8 @@ static const char common_opts[] =
     "  --force-path-style        path-style S3 URLs (implied by a custom S3 endpoint)\n"
     "  --profile NAME            AWS profile (else AWS_PROFILE)\n"
     "  --ca-bundle FILE          PEM CAs for a private endpoint\n"
-    "  --json                    one JSON document on stdout (progress stays on stderr)\n"
+    "  --json                    one JSON document on stdout (progress stays on stderr);\n"
+    "                            errors too: {\"error\": {\"code\", \"message\"}}\n"
     "  -v, --verbose             more log lines (twice: debug)\n"
     "  -h, --help                this help\n";
 
@@ -133,21 +187,52 @@ struct command {
 static const struct command commands[] = {
     {"run", launch_cmd_run,
      "up, wait, report, down: exit 0 only when every job completed with exit 0",
-     "usage: hpcops-launch run [--spec FILE] [options]\n\n"
+     "usage: hpcops-launch run [--spec FILE] [--dry-run] [options]\n\n"
      "Creates the stack (or, with --provider slurm, submits to the local Slurm), waits\n"
      "for every workload and the teardown job, reports each job's state and exit code\n"
-     "and the output objects, and deletes the stack. Ctrl-C or SIGTERM at any point\n"
-     "deletes the stack (or cancels the jobs) before exiting.\n\n"
+     "(and the last lines of each failed job's log) and the output objects, and deletes\n"
+     "the stack. Ctrl-C or SIGTERM at any point deletes the stack (or cancels the jobs)\n"
+     "before exiting.\n"
+     "  --dry-run        show the stack, parameters, capabilities, tags and the sbatch\n"
+     "                   lines it would submit; create nothing, call nothing\n\n"
      "  hpcops-launch run --provider slurm --bucket B --mount-dir /mnt/b \\\n"
      "      --workload demo=scripts/example-workload.sh\n",
      false},
+    {"validate", launch_cmd_validate,
+     "check the spec and template, every problem at once; then ValidateTemplate",
+     "usage: hpcops-launch validate --spec FILE [options]\n\n"
+     "Checks the launch spec (and flags) and the template locally and lists every\n"
+     "problem with its field path (workloads[2].command: ...), then asks\n"
+     "CloudFormation's ValidateTemplate and checks the parameters and capabilities\n"
+     "against its answer. Creates nothing. Exit 0 when valid, 2 when not.\n"
+     "  --local          local checks only (no ValidateTemplate)\n",
+     false},
+    {"logs", launch_cmd_logs, "the Slurm output of a run's jobs (--follow while it runs)",
+     "usage: hpcops-launch logs RUN [JOB] --bucket B [--follow] [--lines N] [options]\n\n"
+     "Prints the Slurm output files of run RUN's jobs (JOB: a workload name or a Slurm\n"
+     "job id; default every job and the teardown) from\n"
+     "s3://BUCKET/_hpcops/runs/RUN/logs/, or from --log-dir DIR for files on a shared\n"
+     "filesystem.\n"
+     "  --follow         keep printing what is added until the run record is written\n"
+     "  --lines N        only the last N lines of each file\n"
+     "  --log-dir DIR    read the files from DIR instead of the bucket\n",
+     false},
+    {"list", launch_cmd_list, "the runs recorded in the bucket, newest first",
+     "usage: hpcops-launch list --bucket B [--limit N] [options]\n\n"
+     "One line per run under s3://BUCKET/_hpcops/runs/: id, state, start, end, jobs\n"
+     "(and how many failed), stack. Newest first.\n"
+     "  --limit N        only the N newest runs\n",
+     false},
     {"up", launch_cmd_up, "create the stack and wait for CREATE_COMPLETE",
-     "usage: hpcops-launch up --stack-name NAME --template FILE --bucket B [options]\n\n"
+     "usage: hpcops-launch up --stack-name NAME --template FILE --bucket B [--dry-run]\n"
+     "                        [options]\n\n"
      "CreateStack (idempotent: the ClientRequestToken comes from the run id), stack\n"
      "events streamed as progress, then CREATE_COMPLETE. On CREATE_FAILED/ROLLBACK the\n"
      "first failed resource and its reason are printed (nested stacks followed) and\n"
-     "the stack is deleted. The launch spec is stored for the head node under\n"
-     "s3://BUCKET/_hpcops/runs/RUN-ID/spec.json.\n",
+     "the stack is deleted (OnFailure=DELETE; --keep-on-failure keeps it until the\n"
+     "budget). The launch spec is stored for the head node under\n"
+     "s3://BUCKET/_hpcops/runs/RUN-ID/spec.json.\n"
+     "  --dry-run        show the CreateStack it would make; create nothing\n",
      false},
     {"wait", launch_cmd_wait, "follow the stack and the run's records; cost guard",
      "usage: hpcops-launch wait --run-id RUN --bucket B [--stack-name NAME] [options]\n\n"
@@ -158,8 +243,9 @@ static const struct command commands[] = {
     {"down", launch_cmd_down, "delete the stack and wait for DELETE_COMPLETE",
      "usage: hpcops-launch down --stack-name NAME [--role-arn ARN] [options]\n\n"
      "DeleteStack, then waits for DELETE_COMPLETE; a stack that does not exist counts\n"
-     "as deleted. DELETE_FAILED is retried with DeletionMode=FORCE_DELETE_STACK and\n"
-     "reported (resources CloudFormation could not delete are left: check them).\n",
+     "as deleted. A deletion refused while the stack rolls back is retried when the\n"
+     "rollback ends. DELETE_FAILED is retried with DeletionMode=FORCE_DELETE_STACK;\n"
+     "the resources CloudFormation retained are named and the exit status is 6.\n",
      false},
     {"status", launch_cmd_status, "the stack's state and the run's records",
      "usage: hpcops-launch status [--stack-name NAME] [--run-id RUN --bucket B] [options]\n",
@@ -231,6 +317,13 @@ enum {
 	OPT_NAME,
 	OPT_JOBS,
 	OPT_LOG_DIR,
+	OPT_DRY_RUN,
+	OPT_KEEP,
+	OPT_METRICS,
+	OPT_FOLLOW,
+	OPT_LINES,
+	OPT_LOCAL,
+	OPT_LIMIT,
 };
 
 static const struct option long_opts[] = {
@@ -262,6 +355,13 @@ static const struct option long_opts[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"jobs", required_argument, NULL, OPT_JOBS},
     {"log-dir", required_argument, NULL, OPT_LOG_DIR},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"keep-on-failure", no_argument, NULL, OPT_KEEP},
+    {"mount-metrics", required_argument, NULL, OPT_METRICS},
+    {"follow", no_argument, NULL, OPT_FOLLOW},
+    {"lines", required_argument, NULL, OPT_LINES},
+    {"local", no_argument, NULL, OPT_LOCAL},
+    {"limit", required_argument, NULL, OPT_LIMIT},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -278,7 +378,7 @@ static int set_string(char **dst, const char *v)
 	return 0;
 }
 
-static int parse_number(const char *flag, const char *v, double *out)
+static int parse_number(const char *flag, const char *v, double *out, char *eb, size_t elen)
 {
 	char *end;
 	double d;
@@ -286,18 +386,33 @@ static int parse_number(const char *flag, const char *v, double *out)
 	errno = 0;
 	d = strtod(v, &end);
 	if (errno || end == v || *end) {
-		fprintf(stderr, "hpcops-launch: %s \"%s\" is not a number\n", flag, v);
+		snprintf(eb, elen, "%s \"%s\" is not a number", flag, v);
 		return -1;
 	}
 	*out = d;
 	return 0;
 }
 
-/* Apply one flag to @o. Returns 0, or -1 after printing what is wrong. */
-static int apply_opt(struct launch_opts *o, int c, const char *arg)
+static int parse_count(const char *flag, const char *v, long *out, char *eb, size_t elen)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < 0) {
+		snprintf(eb, elen, "%s \"%s\": give a whole number, 0 or more", flag, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+/* Apply one flag to @o. Returns 0, or -1 with what is wrong in @eb. */
+static int apply_opt(struct launch_opts *o, int c, const char *arg, char *eb, size_t elen)
 {
 	struct launch_spec *s = &o->spec;
-	char *k = NULL, *v = NULL, eb[512];
+	char *k = NULL, *v = NULL;
 	int rc = 0;
 
 	switch (c) {
@@ -305,9 +420,7 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg)
 		return 0; /* loaded before the other flags */
 	case OPT_PROVIDER:
 		if (spec_parse_provider(arg, &s->provider) != 0) {
-			fprintf(stderr,
-			        "hpcops-launch: --provider \"%s\": use cloudformation or slurm\n",
-			        arg);
+			snprintf(eb, elen, "--provider \"%s\": use cloudformation or slurm", arg);
 			return -1;
 		}
 		return 0;
@@ -332,14 +445,32 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg)
 	case OPT_RUN_ID:
 		return set_string(&s->run_id, arg);
 	case OPT_MAX_MIN:
-		return parse_number("--max-minutes", arg, &s->max_minutes);
+		return parse_number("--max-minutes", arg, &s->max_minutes, eb, elen);
 	case OPT_POLL:
-		return parse_number("--poll-seconds", arg, &s->poll_seconds);
+		return parse_number("--poll-seconds", arg, &s->poll_seconds, eb, elen);
+	case OPT_METRICS:
+		return set_string(&s->mount_metrics, arg);
+	case OPT_KEEP:
+		s->keep_on_failure = true;
+		return 0;
+	case OPT_DRY_RUN:
+		o->dry_run = true;
+		return 0;
+	case OPT_FOLLOW:
+		o->follow = true;
+		return 0;
+	case OPT_LOCAL:
+		o->local = true;
+		return 0;
+	case OPT_LINES:
+		return parse_count("--lines", arg, &o->lines, eb, elen);
+	case OPT_LIMIT:
+		return parse_count("--limit", arg, &o->limit, eb, elen);
 	case OPT_PARAM:
 	case OPT_TAG:
 		if (spec_parse_kv(arg, &k, &v) != 0) {
-			fprintf(stderr, "hpcops-launch: %s \"%s\": expected KEY=VALUE\n",
-			        c == OPT_PARAM ? "--parameter" : "--tag", arg);
+			snprintf(eb, elen, "%s \"%s\": expected KEY=VALUE",
+			         c == OPT_PARAM ? "--parameter" : "--tag", arg);
 			return -1;
 		}
 		rc = c == OPT_PARAM ? spec_set_kv(&s->parameters, &s->n_parameters, k, v)
@@ -358,10 +489,8 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg)
 		return 0;
 	}
 	case OPT_WORKLOAD:
-		if (spec_add_workload_arg(s, arg, eb, sizeof(eb)) != 0) {
-			fprintf(stderr, "hpcops-launch: %s\n", eb);
+		if (spec_add_workload_arg(s, arg, eb, elen) != 0)
 			return -1;
-		}
 		return 0;
 	case OPT_JSON:
 		o->json = true;
@@ -397,7 +526,14 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg)
 		o->verbose++;
 		return 0;
 	}
+	snprintf(eb, elen, "unexpected option");
 	return -1;
+}
+
+/* Positional arguments each command takes (beyond its flags). */
+static bool takes_positional(const struct command *c)
+{
+	return c->fn == launch_cmd_job || c->fn == launch_cmd_logs;
 }
 
 int main(int argc, char **argv)
@@ -408,7 +544,15 @@ int main(int argc, char **argv)
 	char eb[1024];
 	int c, rc;
 
+	memset(&o, 0, sizeof(o));
+	spec_init(&o.spec);
+	/* --json anywhere: even an error about the command line is a JSON document. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		o.json |= !strcmp(argv[i], "--json");
 	if (argc < 2) {
+		if (o.json)
+			return launch_error(&o, LAUNCH_EXIT_USAGE, "usage_error",
+			                    "no command given");
 		usage(stderr);
 		return LAUNCH_EXIT_USAGE;
 	}
@@ -424,13 +568,15 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], commands[i].name))
 			cmd = &commands[i];
 	if (!cmd) {
-		fprintf(stderr, "hpcops-launch: unknown command \"%s\"\n\n", argv[1]);
-		usage(stderr);
+		launch_error(&o, LAUNCH_EXIT_USAGE, "usage_error", "unknown command \"%s\"",
+		             argv[1]);
+		if (!o.json) {
+			fputc('\n', stderr);
+			usage(stderr);
+		}
 		return LAUNCH_EXIT_USAGE;
 	}
-
-	memset(&o, 0, sizeof(o));
-	spec_init(&o.spec);
+	o.cmd = cmd->name;
 	log_init(LOG_DEST_STDERR, NULL, "hpcops-launch", LOG_WARNING);
 
 	/* The spec file first, so that flags given anywhere override it. */
@@ -440,33 +586,45 @@ int main(int argc, char **argv)
 			path = argv[i + 1];
 		else if (!strncmp(argv[i], "--spec=", 7))
 			path = argv[i] + 7;
-		if (path && spec_load_file(&o.spec, path, eb, sizeof(eb)) != 0) {
-			fprintf(stderr, "hpcops-launch %s: %s\n", cmd->name, eb);
-			spec_free(&o.spec);
-			return LAUNCH_EXIT_USAGE;
+		if (!path)
+			continue;
+		o.spec_path = path;
+		if (cmd->fn == launch_cmd_validate) {
+			/* validate lists every problem of the file, after the flags */
+			spec_load_file_all(&o.spec, path, &o.spec_problems);
+		} else if (spec_load_file(&o.spec, path, eb, sizeof(eb)) != 0) {
+			rc = launch_error(&o, LAUNCH_EXIT_USAGE, "usage_error", "%s", eb);
+			goto out;
 		}
 	}
 	optind = 2;
+	opterr = 0; /* our own messages, JSON under --json */
 	while ((c = getopt_long(argc, argv, "vh", long_opts, NULL)) != -1) {
 		if (c == 'h') {
 			command_help(cmd);
-			spec_free(&o.spec);
-			return 0;
+			rc = 0;
+			goto out;
 		}
-		if (c == '?' || apply_opt(&o, c, optarg) != 0) {
-			fprintf(stderr, "(see hpcops-launch %s --help)\n", cmd->name);
-			spec_free(&o.spec);
-			return LAUNCH_EXIT_USAGE;
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+			if (optopt && optopt != 'v' && optopt != 'h' && strncmp(bad, "--", 2))
+				rc = launch_usage(&o, "unknown option \"-%c\"", optopt);
+			else if (optopt)
+				rc = launch_usage(&o, "option \"%s\" needs a value", bad);
+			else
+				rc = launch_usage(&o, "unknown option \"%s\"", bad);
+			goto out;
+		}
+		snprintf(eb, sizeof(eb), "out of memory");
+		if (apply_opt(&o, c, optarg, eb, sizeof(eb)) != 0) {
+			rc = launch_usage(&o, "%s", eb);
+			goto out;
 		}
 	}
 	if (optind < argc) {
-		if (cmd->fn != launch_cmd_job) {
-			fprintf(stderr,
-			        "hpcops-launch %s: unexpected argument \"%s\"\n(see hpcops-launch "
-			        "%s --help)\n",
-			        cmd->name, argv[optind], cmd->name);
-			spec_free(&o.spec);
-			return LAUNCH_EXIT_USAGE;
+		if (!takes_positional(cmd)) {
+			rc = launch_usage(&o, "unexpected argument \"%s\"", argv[optind]);
+			goto out;
 		}
 		o.argv_rest = argv + optind;
 		o.argc_rest = argc - optind;
@@ -487,7 +645,9 @@ int main(int argc, char **argv)
 		signal(SIGPIPE, SIG_IGN);
 	}
 	rc = cmd->fn(&o);
-	spec_free(&o.spec);
 	log_close();
+out:
+	spec_problems_free(&o.spec_problems);
+	spec_free(&o.spec);
 	return rc;
 }

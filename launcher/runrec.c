@@ -75,6 +75,8 @@ json_t *runrec_job_json(const struct run_job *j)
 	                    j->exit_code >= 0 ? json_integer(j->exit_code) : json_null());
 	set_time(o, "start", j->start);
 	set_time(o, "end", j->end);
+	if (j->mount_io)
+		json_object_set(o, "mount_io", j->mount_io);
 	return o;
 }
 
@@ -113,6 +115,8 @@ int runrec_job_from_json(json_t *o, struct run_job *j)
 		j->exit_code = (int)json_integer_value(ec);
 	j->start = time_field(o, "start");
 	j->end = time_field(o, "end");
+	if (json_is_object(json_object_get(o, "mount_io")))
+		j->mount_io = json_incref(json_object_get(o, "mount_io"));
 	if (!j->job_id || !j->state) {
 		runrec_job_clear(j);
 		return -1;
@@ -127,6 +131,7 @@ void runrec_job_clear(struct run_job *j)
 	free(j->name);
 	free(j->node);
 	free(j->state);
+	json_decref(j->mount_io);
 	memset(j, 0, sizeof(*j));
 	j->exit_code = -1;
 }

@@ -32,11 +32,12 @@ struct run_job {
 	char *job_id;
 	char *name;
 	char *node;
-	char *state;   /* RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... */
-	int exit_code; /* -1 while unknown */
-	time_t start;  /* 0 = unknown */
-	time_t end;    /* 0 = not ended */
-	char etag[80]; /* of the object it was read from, to see changes */
+	char *state;      /* RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... */
+	int exit_code;    /* -1 while unknown */
+	time_t start;     /* 0 = unknown */
+	time_t end;       /* 0 = not ended */
+	char etag[80];    /* of the object it was read from, to see changes */
+	json_t *mount_io; /* what the job did through the mount (owned reference), or NULL */
 };
 
 /** runrec_key() - "_hpcops/runs/RUN/@leaf" into @buf; returns @buf. */

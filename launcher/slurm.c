@@ -240,6 +240,27 @@ int slurm_show_job(const char *job_id, struct slurm_job *out, char *errbuf, size
 	return 0;
 }
 
+int slurm_node_cpus(const char *node, int *alloc, char *errbuf, size_t errlen)
+{
+	const char *argv[] = {"scontrol", "-o", "show", "node", node, NULL};
+	char o[8192], e[1024];
+	const char *p;
+	int rc = slurm_run(argv, NULL, o, sizeof(o), e, sizeof(e));
+
+	chomp(e);
+	if (rc != 0) {
+		snprintf(errbuf, errlen, "scontrol show node %s failed (%d): %s", node, rc, e);
+		return -1;
+	}
+	p = strstr(o, "CPUAlloc=");
+	if (!p) {
+		snprintf(errbuf, errlen, "scontrol show node %s: no CPUAlloc in its answer", node);
+		return -1;
+	}
+	*alloc = atoi(p + 9);
+	return 0;
+}
+
 int slurm_cancel(const char *const *job_ids, size_t n, char *errbuf, size_t errlen)
 {
 	const char *argv[260];

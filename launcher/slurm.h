@@ -53,6 +53,12 @@ int slurm_parse_show_job(const char *line, struct slurm_job *out);
  */
 int slurm_cancel(const char *const *job_ids, size_t n, char *errbuf, size_t errlen);
 
+/**
+ * slurm_node_cpus() - `scontrol -o show node NODE`: the CPUs allocated to
+ * jobs on it (CPUAlloc) into @alloc. Returns 0 or -1 (message in @errbuf).
+ */
+int slurm_node_cpus(const char *node, int *alloc, char *errbuf, size_t errlen);
+
 /** slurm_state_is_final() - true when the job will not run any more. */
 bool slurm_state_is_final(const char *state);
 

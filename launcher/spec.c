@@ -74,6 +74,7 @@ void spec_free(struct launch_spec *s)
 	free(s->mount_dir);
 	free(s->outputs_prefix);
 	free(s->run_id);
+	free(s->mount_metrics);
 	for (size_t i = 0; i < s->n_workloads; i++)
 		workload_free(&s->workloads[i]);
 	free(s->workloads);
@@ -170,95 +171,235 @@ int spec_parse_kv(const char *arg, char **key, char **value)
 
 static int set_str(char **dst, const char *v)
 {
-	char *s = strdup(v);
+	char *n = strdup(v);
 
-	if (!s)
+	if (!n)
 		return -1;
 	free(*dst);
-	*dst = s;
+	*dst = n;
 	return 0;
 }
 
-/* A JSON string field into *dst; wrong type is an error naming the field. */
-static int get_str(json_t *obj, const char *key, char **dst, const char *what, char *errbuf,
-                   size_t errlen)
+/* ---------------------------------------------------------------- problems */
+
+void spec_problems_free(struct spec_problems *p)
+{
+	for (size_t i = 0; p && i < p->n; i++) {
+		free(p->v[i].path);
+		free(p->v[i].message);
+	}
+	if (p) {
+		free(p->v);
+		memset(p, 0, sizeof(*p));
+	}
+}
+
+static void vproblem(struct spec_problems *p, const char *source, const char *path, const char *fmt,
+                     va_list ap) __attribute__((format(printf, 4, 0)));
+static void vproblem(struct spec_problems *p, const char *source, const char *path, const char *fmt,
+                     va_list ap)
+{
+	struct spec_problem *nv;
+	char msg[1024];
+
+	if (p->n >= SPEC_MAX_PROBLEMS) {
+		p->dropped++;
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	nv = realloc(p->v, (p->n + 1) * sizeof(*nv));
+	if (!nv) {
+		p->dropped++;
+		return;
+	}
+	p->v = nv;
+	nv[p->n].source = source;
+	nv[p->n].path = strdup(path ? path : "");
+	nv[p->n].message = strdup(msg);
+	if (!nv[p->n].path || !nv[p->n].message) {
+		free(nv[p->n].path);
+		free(nv[p->n].message);
+		p->dropped++;
+		return;
+	}
+	p->n++;
+}
+
+void spec_problems_add(struct spec_problems *p, const char *source, const char *path,
+                       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vproblem(p, source, path, fmt, ap);
+	va_end(ap);
+}
+
+const char *spec_problem_format(const struct spec_problem *pr, char *buf, size_t len)
+{
+	if (pr->path[0])
+		snprintf(buf, len, "%s: %s", pr->path, pr->message);
+	else
+		snprintf(buf, len, "%s", pr->message);
+	return buf;
+}
+
+/* Problems of the spec itself (source "spec"). */
+static void problem(struct spec_problems *p, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problem(struct spec_problems *p, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vproblem(p, "spec", path, fmt, ap);
+	va_end(ap);
+}
+
+/* "a.b", "a[3]" paths. */
+static const char *join(char *buf, size_t len, const char *parent, const char *key)
+{
+	if (parent && parent[0])
+		snprintf(buf, len, "%s.%s", parent, key);
+	else
+		snprintf(buf, len, "%s", key);
+	return buf;
+}
+
+/* The first problem as one line, "WHAT: path: message", into @errbuf. */
+static void first_problem(const struct spec_problems *p, const char *what, char *errbuf,
+                          size_t errlen)
+{
+	char line[1400];
+
+	if (!p->n) {
+		errf(errbuf, errlen, "%s: out of memory", what ? what : "spec");
+		return;
+	}
+	spec_problem_format(&p->v[0], line, sizeof(line));
+	if (what)
+		errf(errbuf, errlen, "%s: %s", what, line);
+	else
+		errf(errbuf, errlen, "%s", line);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* A JSON string field into *dst; another type is a problem. Returns 0 or -1. */
+static int get_str(json_t *obj, const char *parent, const char *key, char **dst,
+                   struct spec_problems *p)
+{
+	json_t *v = json_object_get(obj, key);
+	char path[256];
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		problem(p, join(path, sizeof(path), parent, key), "must be a string");
+		return -1;
+	}
+	if (set_str(dst, json_string_value(v)) != 0) {
+		problem(p, join(path, sizeof(path), parent, key), "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, bool *dst, struct spec_problems *p)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (!v || json_is_null(v))
 		return 0;
-	if (!json_is_string(v)) {
-		errf(errbuf, errlen, "%s: \"%s\" must be a string", what, key);
+	if (!json_is_boolean(v)) {
+		problem(p, key, "must be true or false");
 		return -1;
 	}
-	if (set_str(dst, json_string_value(v)) != 0) {
-		errf(errbuf, errlen, "out of memory");
-		return -1;
-	}
+	*dst = json_is_true(v);
 	return 0;
 }
 
-static int get_kv_object(json_t *obj, const char *key, struct spec_kv **kv, size_t *n,
-                         const char *what, char *errbuf, size_t errlen)
+static int get_kv_object(json_t *obj, const char *parent, const char *key, struct spec_kv **kv,
+                         size_t *n, struct spec_problems *p)
 {
 	json_t *v = json_object_get(obj, key), *val;
+	struct spec_kv *got = NULL;
+	size_t ngot = 0;
 	const char *k;
-	char num[64];
+	char num[64], path[256], sub[320];
+	int rc = 0;
 
 	if (!v || json_is_null(v))
 		return 0;
+	join(path, sizeof(path), parent, key);
 	if (!json_is_object(v)) {
-		errf(errbuf, errlen, "%s: \"%s\" must be an object of \"name\": \"value\" pairs",
-		     what, key);
+		problem(p, path, "must be an object of \"name\": \"value\" pairs");
 		return -1;
 	}
 	json_object_foreach(v, k, val)
 	{
-		const char *s;
+		const char *str;
 		if (json_is_string(val)) {
-			s = json_string_value(val);
+			str = json_string_value(val);
 		} else if (json_is_integer(val)) {
 			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 			         json_integer_value(val));
-			s = num;
+			str = num;
 		} else if (json_is_boolean(val)) {
-			s = json_is_true(val) ? "true" : "false";
+			str = json_is_true(val) ? "true" : "false";
 		} else {
-			errf(errbuf, errlen, "%s: \"%s\".\"%s\" must be a string or a number", what,
-			     key, k);
-			return -1;
+			snprintf(sub, sizeof(sub), "%s.%s", path, k);
+			problem(p, sub, "must be a string or a number");
+			rc = -1;
+			continue;
 		}
-		if (spec_set_kv(kv, n, k, s) != 0) {
-			errf(errbuf, errlen, "out of memory");
-			return -1;
+		if (spec_set_kv(&got, &ngot, k, str) != 0) {
+			problem(p, path, "out of memory");
+			rc = -1;
 		}
 	}
-	return 0;
+	if (rc == 0) {
+		for (size_t i = 0; i < ngot; i++)
+			if (spec_set_kv(kv, n, got[i].key, got[i].value) != 0) {
+				problem(p, path, "out of memory");
+				rc = -1;
+			}
+	}
+	free_kv(got, ngot);
+	return rc;
 }
 
-static int get_strv(json_t *v, char ***out, size_t *n, const char *what, const char *key,
-                    char *errbuf, size_t errlen)
+static int get_strv(json_t *v, char ***out, size_t *n, const char *path, struct spec_problems *p)
 {
 	size_t i;
 	json_t *e;
 	char **a;
+	char sub[320];
+	int rc = 0;
 
 	if (!json_is_array(v)) {
-		errf(errbuf, errlen, "%s: \"%s\" must be an array of strings", what, key);
+		problem(p, path, "must be an array of strings");
 		return -1;
 	}
 	a = calloc(json_array_size(v) + 1, sizeof(*a));
 	if (!a) {
-		errf(errbuf, errlen, "out of memory");
+		problem(p, path, "out of memory");
 		return -1;
 	}
 	json_array_foreach(v, i, e)
 	{
-		if (!json_is_string(e) || !(a[i] = strdup(json_string_value(e)))) {
-			errf(errbuf, errlen, "%s: \"%s\"[%zu] must be a string", what, key, i);
-			free_strv(a, i);
-			return -1;
+		if (!json_is_string(e)) {
+			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+			problem(p, sub, "must be a string");
+			rc = -1;
+		} else if (!(a[i] = strdup(json_string_value(e)))) {
+			problem(p, path, "out of memory");
+			rc = -1;
 		}
+	}
+	if (rc) {
+		free_strv(a, json_array_size(v));
+		return -1;
 	}
 	free_strv(*out, *n);
 	*out = a;
@@ -266,29 +407,30 @@ static int get_strv(json_t *v, char ***out, size_t *n, const char *what, const c
 	return 0;
 }
 
-static int check_keys(json_t *obj, const char *const *known, const char *what, char *errbuf,
-                      size_t errlen)
+static int check_keys(json_t *obj, const char *const *known, const char *parent,
+                      struct spec_problems *p)
 {
 	const char *k;
 	json_t *v;
+	int rc = 0;
 
 	json_object_foreach(obj, k, v)
 	{
 		bool ok = false;
+		char list[512] = "", path[256];
 		for (size_t i = 0; known[i]; i++)
 			ok |= !strcmp(known[i], k);
-		if (!ok) {
-			char list[512] = "";
-			for (size_t i = 0; known[i]; i++) {
-				strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
-				strncat(list, known[i], sizeof(list) - strlen(list) - 1);
-			}
-			errf(errbuf, errlen, "%s: unknown field \"%s\" (known fields: %s)", what, k,
-			     list);
-			return -1;
+		if (ok)
+			continue;
+		for (size_t i = 0; known[i]; i++) {
+			strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
+			strncat(list, known[i], sizeof(list) - strlen(list) - 1);
 		}
+		problem(p, join(path, sizeof(path), parent, k),
+		        "unknown field \"%s\" (known fields: %s)", k, list);
+		rc = -1;
 	}
-	return 0;
+	return rc;
 }
 
 static int set_command_string(struct spec_workload *w, const char *cmd)
@@ -304,194 +446,252 @@ static int set_command_string(struct spec_workload *w, const char *cmd)
 	return w->argv[0] && w->argv[1] && w->argv[2] ? 0 : -1;
 }
 
-static int parse_workload(json_t *o, struct spec_workload *w, const char *what, char *errbuf,
-                          size_t errlen)
+/* One workload at @path ("workloads[2]"): 0, or -1 with every problem added. */
+static int parse_workload(json_t *o, struct spec_workload *w, const char *path,
+                          struct spec_problems *p)
 {
 	static const char *const known[] = {"name",        "command", "time_limit", "nodes",
 	                                    "sbatch_args", "env",     NULL};
 	json_t *cmd, *nodes, *args;
+	char sub[320];
+	int rc = 0;
 
 	if (!json_is_object(o)) {
-		errf(errbuf, errlen, "%s must be an object with \"name\" and \"command\"", what);
+		problem(p, path, "must be an object with \"name\" and \"command\"");
 		return -1;
 	}
-	if (check_keys(o, known, what, errbuf, errlen) != 0)
-		return -1;
-	if (get_str(o, "name", &w->name, what, errbuf, errlen) != 0 ||
-	    get_str(o, "time_limit", &w->time_limit, what, errbuf, errlen) != 0)
-		return -1;
+	rc |= check_keys(o, known, path, p);
+	rc |= get_str(o, path, "name", &w->name, p);
+	rc |= get_str(o, path, "time_limit", &w->time_limit, p);
+	if (!json_object_get(o, "name")) {
+		problem(p, join(sub, sizeof(sub), path, "name"),
+		        "required: 1-64 letters, digits, '-', '_' or '.' (the Slurm job name)");
+		rc = -1;
+	}
 	cmd = json_object_get(o, "command");
+	join(sub, sizeof(sub), path, "command");
 	if (json_is_string(cmd)) {
 		if (!json_string_value(cmd)[0]) {
-			errf(errbuf, errlen, "%s: \"command\" is empty", what);
-			return -1;
-		}
-		if (set_command_string(w, json_string_value(cmd)) != 0) {
-			errf(errbuf, errlen, "out of memory");
-			return -1;
+			problem(p, sub, "is empty");
+			rc = -1;
+		} else if (set_command_string(w, json_string_value(cmd)) != 0) {
+			problem(p, sub, "out of memory");
+			rc = -1;
 		}
 	} else if (json_is_array(cmd)) {
 		if (json_array_size(cmd) == 0) {
-			errf(errbuf, errlen, "%s: \"command\" is an empty array", what);
-			return -1;
+			problem(p, sub, "is an empty array");
+			rc = -1;
+		} else {
+			rc |= get_strv(cmd, &w->argv, &w->argc, sub, p);
 		}
-		if (get_strv(cmd, &w->argv, &w->argc, what, "command", errbuf, errlen) != 0)
-			return -1;
 	} else {
-		errf(errbuf, errlen,
-		     "%s: \"command\" is required: a shell command string or an "
-		     "array of arguments",
-		     what);
-		return -1;
+		problem(p, sub,
+		        "required: a shell command string or an array of arguments, e.g. "
+		        "\"./run.sh input.dat\"");
+		rc = -1;
 	}
 	nodes = json_object_get(o, "nodes");
 	if (nodes) {
 		if (!json_is_integer(nodes) || json_integer_value(nodes) < 1 ||
 		    json_integer_value(nodes) > 100000) {
-			errf(errbuf, errlen, "%s: \"nodes\" must be a positive integer", what);
-			return -1;
+			problem(p, join(sub, sizeof(sub), path, "nodes"),
+			        "must be a positive integer (sbatch --nodes)");
+			rc = -1;
+		} else {
+			w->nodes = (int)json_integer_value(nodes);
 		}
-		w->nodes = (int)json_integer_value(nodes);
 	}
 	args = json_object_get(o, "sbatch_args");
-	if (args && get_strv(args, &w->sbatch_args, &w->n_sbatch_args, what, "sbatch_args", errbuf,
-	                     errlen) != 0)
-		return -1;
-	return get_kv_object(o, "env", &w->env, &w->n_env, what, errbuf, errlen);
+	if (args)
+		rc |= get_strv(args, &w->sbatch_args, &w->n_sbatch_args,
+		               join(sub, sizeof(sub), path, "sbatch_args"), p);
+	rc |= get_kv_object(o, path, "env", &w->env, &w->n_env, p);
+	return rc ? -1 : 0;
 }
 
-static int get_number(json_t *obj, const char *key, double *out, const char *what, char *errbuf,
-                      size_t errlen)
+static int get_number(json_t *obj, const char *key, double *out, struct spec_problems *p)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_number(v)) {
-		errf(errbuf, errlen, "%s: \"%s\" must be a number", what, key);
+		problem(p, key, "must be a number");
 		return -1;
 	}
 	*out = json_number_value(v);
 	return 0;
 }
 
-int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *errbuf,
-                   size_t errlen)
+int spec_load_json_all(struct launch_spec *s, json_t *doc, struct spec_problems *p)
 {
-	static const char *const known[] = {"provider",         "stack_name",   "region",
-	                                    "template",         "template_url", "parameters",
-	                                    "capabilities",     "tags",         "role_arn",
-	                                    "termination_role", "bucket",       "mount_dir",
-	                                    "outputs_prefix",   "run_id",       "max_minutes",
-	                                    "poll_seconds",     "workloads",    NULL};
+	static const char *const known[] = {
+	    "provider",       "stack_name",       "region",        "template",
+	    "template_url",   "parameters",       "capabilities",  "tags",
+	    "role_arn",       "termination_role", "bucket",        "mount_dir",
+	    "outputs_prefix", "run_id",           "max_minutes",   "poll_seconds",
+	    "workloads",      "keep_on_failure",  "mount_metrics", NULL};
+	size_t before = p->n + p->dropped;
 	json_t *v;
 	char *prov = NULL;
 
 	if (!json_is_object(doc)) {
-		errf(errbuf, errlen, "%s: the launch spec must be a JSON object", what);
+		problem(p, "", "the launch spec must be a JSON object");
 		return -1;
 	}
-	if (check_keys(doc, known, what, errbuf, errlen) != 0)
-		return -1;
-	if (get_str(doc, "provider", &prov, what, errbuf, errlen) != 0)
-		return -1;
-	if (prov && spec_parse_provider(prov, &s->provider) != 0) {
-		errf(errbuf, errlen,
-		     "%s: \"provider\" is \"%s\": use \"cloudformation\" or \"slurm\"", what, prov);
-		free(prov);
-		return -1;
-	}
+	check_keys(doc, known, "", p);
+	if (get_str(doc, "", "provider", &prov, p) == 0 && prov &&
+	    spec_parse_provider(prov, &s->provider) != 0)
+		problem(p, "provider", "\"%s\": use \"cloudformation\" or \"slurm\"", prov);
 	free(prov);
-	if (get_str(doc, "stack_name", &s->stack_name, what, errbuf, errlen) ||
-	    get_str(doc, "region", &s->region, what, errbuf, errlen) ||
-	    get_str(doc, "template", &s->template_path, what, errbuf, errlen) ||
-	    get_str(doc, "template_url", &s->template_url, what, errbuf, errlen) ||
-	    get_str(doc, "role_arn", &s->role_arn, what, errbuf, errlen) ||
-	    get_str(doc, "termination_role", &s->termination_role, what, errbuf, errlen) ||
-	    get_str(doc, "bucket", &s->bucket, what, errbuf, errlen) ||
-	    get_str(doc, "mount_dir", &s->mount_dir, what, errbuf, errlen) ||
-	    get_str(doc, "outputs_prefix", &s->outputs_prefix, what, errbuf, errlen) ||
-	    get_str(doc, "run_id", &s->run_id, what, errbuf, errlen) ||
-	    get_kv_object(doc, "parameters", &s->parameters, &s->n_parameters, what, errbuf,
-	                  errlen) ||
-	    get_kv_object(doc, "tags", &s->tags, &s->n_tags, what, errbuf, errlen) ||
-	    get_number(doc, "max_minutes", &s->max_minutes, what, errbuf, errlen) ||
-	    get_number(doc, "poll_seconds", &s->poll_seconds, what, errbuf, errlen))
-		return -1;
+	get_str(doc, "", "stack_name", &s->stack_name, p);
+	get_str(doc, "", "region", &s->region, p);
+	get_str(doc, "", "template", &s->template_path, p);
+	get_str(doc, "", "template_url", &s->template_url, p);
+	get_str(doc, "", "role_arn", &s->role_arn, p);
+	get_str(doc, "", "termination_role", &s->termination_role, p);
+	get_str(doc, "", "bucket", &s->bucket, p);
+	get_str(doc, "", "mount_dir", &s->mount_dir, p);
+	get_str(doc, "", "outputs_prefix", &s->outputs_prefix, p);
+	get_str(doc, "", "run_id", &s->run_id, p);
+	get_str(doc, "", "mount_metrics", &s->mount_metrics, p);
+	get_kv_object(doc, "", "parameters", &s->parameters, &s->n_parameters, p);
+	get_kv_object(doc, "", "tags", &s->tags, &s->n_tags, p);
+	get_number(doc, "max_minutes", &s->max_minutes, p);
+	get_number(doc, "poll_seconds", &s->poll_seconds, p);
+	get_bool(doc, "keep_on_failure", &s->keep_on_failure, p);
 	v = json_object_get(doc, "capabilities");
-	if (v && get_strv(v, &s->capabilities, &s->n_capabilities, what, "capabilities", errbuf,
-	                  errlen) != 0)
-		return -1;
+	if (v)
+		get_strv(v, &s->capabilities, &s->n_capabilities, "capabilities", p);
 	v = json_object_get(doc, "workloads");
-	if (v) {
-		size_t i;
+	if (v && !json_is_array(v)) {
+		problem(p, "workloads", "must be an array of objects");
+	} else if (v && json_array_size(v) > SPEC_MAX_WORKLOADS) {
+		problem(p, "workloads", "%zu workloads, more than the %d allowed in one run",
+		        json_array_size(v), SPEC_MAX_WORKLOADS);
+	} else if (v) {
+		size_t i, n = json_array_size(v);
 		json_t *e;
-		struct spec_workload *ws;
+		struct spec_workload *ws = calloc(n + 1, sizeof(*ws));
+		int bad = 0;
 
-		if (!json_is_array(v)) {
-			errf(errbuf, errlen, "%s: \"workloads\" must be an array of objects", what);
-			return -1;
-		}
-		if (json_array_size(v) > SPEC_MAX_WORKLOADS) {
-			errf(errbuf, errlen,
-			     "%s: %zu workloads, more than the %d allowed in one run", what,
-			     json_array_size(v), SPEC_MAX_WORKLOADS);
-			return -1;
-		}
-		ws = calloc(json_array_size(v) + 1, sizeof(*ws));
 		if (!ws) {
-			errf(errbuf, errlen, "out of memory");
+			problem(p, "workloads", "out of memory");
 			return -1;
 		}
 		json_array_foreach(v, i, e)
 		{
-			char w_what[256];
-			snprintf(w_what, sizeof(w_what), "%s: workloads[%zu]", what, i);
-			if (parse_workload(e, &ws[i], w_what, errbuf, errlen) != 0) {
-				for (size_t j = 0; j <= i; j++)
-					workload_free(&ws[j]);
-				free(ws);
-				return -1;
+			char path[64];
+			snprintf(path, sizeof(path), "workloads[%zu]", i);
+			bad |= parse_workload(e, &ws[i], path, p);
+		}
+		/* names too, so that they are reported even when the array is not taken */
+		for (i = 0; i < n; i++) {
+			char path[64];
+			snprintf(path, sizeof(path), "workloads[%zu].name", i);
+			if (!ws[i].name)
+				continue;
+			if (!spec_valid_name(ws[i].name, 64)) {
+				problem(p, path,
+				        "\"%s\" must be 1-64 letters, digits, '-', '_' or '.'",
+				        ws[i].name);
+				bad = -1;
+				continue;
+			}
+			for (size_t j = 0; j < i; j++) {
+				if (ws[j].name && !strcmp(ws[j].name, ws[i].name)) {
+					problem(
+					    p, path,
+					    "two workloads are named \"%s\" (also workloads[%zu]): "
+					    "names must differ",
+					    ws[i].name, j);
+					bad = -1;
+					break;
+				}
 			}
 		}
-		for (size_t j = 0; j < s->n_workloads; j++)
-			workload_free(&s->workloads[j]);
-		free(s->workloads);
-		s->workloads = ws;
-		s->n_workloads = json_array_size(v);
+		if (bad) {
+			for (size_t j = 0; j < n; j++)
+				workload_free(&ws[j]);
+			free(ws);
+		} else {
+			for (size_t j = 0; j < s->n_workloads; j++)
+				workload_free(&s->workloads[j]);
+			free(s->workloads);
+			s->workloads = ws;
+			s->n_workloads = n;
+		}
 	}
-	return 0;
+	return p->n + p->dropped > before ? -1 : 0;
 }
 
-int spec_load_string(struct launch_spec *s, const char *text, const char *what, char *errbuf,
-                     size_t errlen)
+int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *errbuf,
+                   size_t errlen)
+{
+	struct spec_problems p = {0};
+	int rc = spec_load_json_all(s, doc, &p);
+
+	if (rc)
+		first_problem(&p, what, errbuf, errlen);
+	spec_problems_free(&p);
+	return rc;
+}
+
+int spec_load_string_all(struct launch_spec *s, const char *text, struct spec_problems *p)
 {
 	json_error_t je;
 	json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	int rc;
 
 	if (!doc) {
-		errf(errbuf, errlen, "%s: line %d, column %d: %s", what, je.line, je.column,
-		     je.text);
+		problem(p, "", "line %d, column %d: %s", je.line, je.column, je.text);
 		return -1;
 	}
-	rc = spec_load_json(s, doc, what, errbuf, errlen);
+	rc = spec_load_json_all(s, doc, p);
 	json_decref(doc);
 	return rc;
 }
 
-int spec_load_file(struct launch_spec *s, const char *path, char *errbuf, size_t errlen)
+int spec_load_string(struct launch_spec *s, const char *text, const char *what, char *errbuf,
+                     size_t errlen)
+{
+	struct spec_problems p = {0};
+	int rc = spec_load_string_all(s, text, &p);
+
+	if (rc)
+		first_problem(&p, what, errbuf, errlen);
+	spec_problems_free(&p);
+	return rc;
+}
+
+int spec_load_file_all(struct launch_spec *s, const char *path, struct spec_problems *p)
 {
 	char *text = util_read_file(path, SPEC_MAX_FILE);
 	int rc;
 
 	if (!text) {
-		errf(errbuf, errlen, "cannot read launch spec %s: %s%s", path, strerror(errno),
-		     errno == EFBIG ? " (larger than 1 MiB)" : "");
+		problem(p, "", "cannot read launch spec %s: %s%s", path, strerror(errno),
+		        errno == EFBIG ? " (larger than 1 MiB)" : "");
 		return -1;
 	}
-	rc = spec_load_string(s, text, path, errbuf, errlen);
+	rc = spec_load_string_all(s, text, p);
 	free(text);
+	return rc;
+}
+
+int spec_load_file(struct launch_spec *s, const char *path, char *errbuf, size_t errlen)
+{
+	struct spec_problems p = {0};
+	int rc = spec_load_file_all(s, path, &p);
+
+	if (rc) {
+		/* "cannot read launch spec F" already names the file */
+		bool unreadable =
+		    p.n && !p.v[0].path[0] && !strncmp(p.v[0].message, "cannot read", 11);
+		first_problem(&p, unreadable ? NULL : path, errbuf, errlen);
+	}
+	spec_problems_free(&p);
 	return rc;
 }
 
@@ -534,78 +734,98 @@ fail:
 	return -1;
 }
 
-int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads, char *errbuf,
-                  size_t errlen)
+/* True when @p already has a problem at @root or below it ("workloads" covers
+ * "workloads[1].name"): a field that did not parse is not also "missing". */
+static bool has_problem_under(const struct spec_problems *p, size_t upto, const char *root)
 {
-	if (!(s->max_minutes > 0) || !isfinite(s->max_minutes) || s->max_minutes > 525600) {
-		errf(errbuf, errlen,
-		     "max_minutes is %g: give a budget in minutes above 0 (fractions "
-		     "allowed, e.g. --max-minutes 0.5 for 30 s)",
-		     s->max_minutes);
-		return -1;
+	size_t n = strlen(root);
+
+	for (size_t i = 0; i < upto; i++) {
+		const char *q = p->v[i].path;
+		if (!strncmp(q, root, n) && (q[n] == 0 || q[n] == '.' || q[n] == '['))
+			return true;
 	}
-	if (!(s->poll_seconds >= 0.05) || s->poll_seconds > 3600) {
-		errf(errbuf, errlen, "poll_seconds is %g: give 0.05 to 3600", s->poll_seconds);
-		return -1;
-	}
-	if (!s->bucket || !s->bucket[0]) {
-		errf(errbuf, errlen,
-		     "no bucket: give --bucket BUCKET or \"bucket\" in the spec "
-		     "(job and run records are kept there)");
-		return -1;
-	}
-	if (s->run_id && !spec_valid_name(s->run_id, 128)) {
-		errf(errbuf, errlen,
-		     "run id \"%s\" may only hold letters, digits, '-', '_' and '.'", s->run_id);
-		return -1;
-	}
+	return false;
+}
+
+int spec_check(const struct launch_spec *s, bool need_stack, bool need_workloads,
+               struct spec_problems *p)
+{
+	size_t before = p->n + p->dropped, parsed = p->n;
+
+#define CHECK(root, ...)                                                                           \
+	do {                                                                                       \
+		if (!has_problem_under(p, parsed, root))                                           \
+			problem(p, root, __VA_ARGS__);                                             \
+	} while (0)
+	if (!(s->max_minutes > 0) || !isfinite(s->max_minutes) || s->max_minutes > 525600)
+		CHECK("max_minutes",
+		      "%g is not a budget: give minutes above 0, at most 525600 (fractions "
+		      "allowed, e.g. --max-minutes 0.5 for 30 s)",
+		      s->max_minutes);
+	if (!(s->poll_seconds >= 0.05) || s->poll_seconds > 3600)
+		CHECK("poll_seconds", "%g: give 0.05 to 3600", s->poll_seconds);
+	if (!s->bucket || !s->bucket[0])
+		CHECK("bucket", "missing: give --bucket BUCKET or \"bucket\" in the spec (job and "
+		                "run records are kept there)");
+	if (s->run_id && !spec_valid_name(s->run_id, 128))
+		CHECK("run_id", "\"%s\" may only hold letters, digits, '-', '_' and '.'",
+		      s->run_id);
 	if (need_stack && s->provider == SPEC_PROVIDER_CLOUDFORMATION) {
 		const char *n = s->stack_name;
-		if (!n || !n[0]) {
-			errf(errbuf, errlen,
-			     "no stack name: give --stack-name NAME or \"stack_name\" "
-			     "in the spec (or --provider slurm to use an existing Slurm cluster)");
-			return -1;
-		}
-		if (!isalpha((unsigned char)n[0]) || strlen(n) > 128 || strchr(n, '_') ||
-		    strchr(n, '.') || !spec_valid_name(n, 128)) {
-			errf(errbuf, errlen,
-			     "stack name \"%s\": CloudFormation wants a letter first, "
-			     "then letters, digits and '-' (at most 128)",
-			     n);
-			return -1;
-		}
-		if (!s->template_path == !s->template_url) {
-			errf(errbuf, errlen,
-			     "give exactly one of --template FILE or --template-url URL "
-			     "(e.g. --template scripts/cluster-template.yaml)");
-			return -1;
-		}
+		if (!n || !n[0])
+			CHECK("stack_name",
+			      "missing: give --stack-name NAME or \"stack_name\" in the spec (or "
+			      "--provider slurm to use an existing Slurm cluster)");
+		else if (!isalpha((unsigned char)n[0]) || strlen(n) > 128 || strchr(n, '_') ||
+		         strchr(n, '.') || !spec_valid_name(n, 128))
+			CHECK("stack_name",
+			      "\"%s\": CloudFormation wants a letter first, then letters, digits "
+			      "and '-' (at most 128)",
+			      n);
+		if (!s->template_path == !s->template_url &&
+		    !has_problem_under(p, parsed, "template_url"))
+			CHECK("template",
+			      "give exactly one of --template FILE or --template-url URL (e.g. "
+			      "--template scripts/cluster-template.yaml)");
 	}
-	if (need_workloads && s->n_workloads == 0) {
-		errf(errbuf, errlen,
-		     "no workloads: add --workload NAME=COMMAND or a \"workloads\" "
-		     "array to the spec");
-		return -1;
-	}
+	if (need_workloads && s->n_workloads == 0)
+		CHECK("workloads", "none: add --workload NAME=COMMAND or a \"workloads\" array to "
+		                   "the spec");
 	for (size_t i = 0; i < s->n_workloads; i++) {
 		const struct spec_workload *w = &s->workloads[i];
+		char path[64];
+
+		snprintf(path, sizeof(path), "workloads[%zu].name", i);
 		if (!spec_valid_name(w->name, 64)) {
-			errf(errbuf, errlen,
-			     "workload %zu: name \"%s\" must be 1-64 letters, digits, "
-			     "'-', '_' or '.'",
-			     i + 1, w->name ? w->name : "");
-			return -1;
+			CHECK(path, "\"%s\" must be 1-64 letters, digits, '-', '_' or '.'",
+			      w->name ? w->name : "");
+			continue;
 		}
 		for (size_t j = 0; j < i; j++) {
-			if (!strcmp(s->workloads[j].name, w->name)) {
-				errf(errbuf, errlen,
-				     "two workloads are named \"%s\": names must differ", w->name);
-				return -1;
+			if (s->workloads[j].name && !strcmp(s->workloads[j].name, w->name)) {
+				CHECK(path,
+				      "two workloads are named \"%s\" (also workloads[%zu]): names "
+				      "must differ",
+				      w->name, j);
+				break;
 			}
 		}
 	}
-	return 0;
+#undef CHECK
+	return p->n + p->dropped > before ? -1 : 0;
+}
+
+int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads, char *errbuf,
+                  size_t errlen)
+{
+	struct spec_problems p = {0};
+	int rc = spec_check(s, need_stack, need_workloads, &p);
+
+	if (rc)
+		first_problem(&p, NULL, errbuf, errlen);
+	spec_problems_free(&p);
+	return rc;
 }
 
 static json_t *kv_json(const struct spec_kv *kv, size_t n)
@@ -657,6 +877,9 @@ json_t *spec_to_json(const struct launch_spec *s)
 	set_opt_str(o, "run_id", s->run_id);
 	json_object_set_new(o, "max_minutes", json_real(s->max_minutes));
 	json_object_set_new(o, "poll_seconds", json_real(s->poll_seconds));
+	if (s->keep_on_failure)
+		json_object_set_new(o, "keep_on_failure", json_true());
+	set_opt_str(o, "mount_metrics", s->mount_metrics);
 	for (size_t i = 0; i < s->n_workloads; i++) {
 		const struct spec_workload *w = &s->workloads[i];
 		json_t *wo = json_object();

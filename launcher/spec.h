@@ -68,7 +68,40 @@ struct launch_spec {
 	double poll_seconds;
 	struct spec_workload *workloads;
 	size_t n_workloads;
+	bool keep_on_failure; /* a stack whose creation failed stays until the budget */
+	char *mount_metrics;  /* the mount's Prometheus metrics file on the nodes, or NULL */
 };
+
+/** Bound on the problems one check collects. */
+#define SPEC_MAX_PROBLEMS 100
+
+/**
+ * One problem found in a launch spec (or its template): where, as a field
+ * path ("workloads[2].command", "parameters.SubnetId", "" for the whole
+ * file), and what is wrong and what to do.
+ */
+struct spec_problem {
+	const char *source; /* static: "spec", "template" or "cloudformation" */
+	char *path;
+	char *message;
+};
+
+/** Every problem found, in order; owned, free with spec_problems_free(). */
+struct spec_problems {
+	struct spec_problem *v;
+	size_t n;
+	size_t dropped; /* past SPEC_MAX_PROBLEMS, or lost to ENOMEM */
+};
+
+/** spec_problems_free() - free @p's contents and zero it; safe twice. */
+void spec_problems_free(struct spec_problems *p);
+
+/** spec_problems_add() - add a problem (@source static, @path copied). */
+void spec_problems_add(struct spec_problems *p, const char *source, const char *path,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/** spec_problem_format() - "path: message" (or the message alone) into @buf; returns @buf. */
+const char *spec_problem_format(const struct spec_problem *pr, char *buf, size_t len);
 
 /** spec_init() - an empty spec with the defaults. */
 void spec_init(struct launch_spec *s);
@@ -92,6 +125,17 @@ int spec_load_json(struct launch_spec *s, json_t *doc, const char *what, char *e
  */
 int spec_load_string(struct launch_spec *s, const char *text, const char *what, char *errbuf,
                      size_t errlen);
+
+/**
+ * spec_load_file_all(), spec_load_string_all(), spec_load_json_all() - as
+ * above, but every problem of the file is added to @p (with its field
+ * path) instead of stopping at the first. A field with a problem is left as
+ * it was in @s (a "workloads" array with any problem is not taken at all).
+ * Returns 0, or -1 when problems were added.
+ */
+int spec_load_file_all(struct launch_spec *s, const char *path, struct spec_problems *p);
+int spec_load_string_all(struct launch_spec *s, const char *text, struct spec_problems *p);
+int spec_load_json_all(struct launch_spec *s, json_t *doc, struct spec_problems *p);
 
 /**
  * spec_to_json() - the spec as a JSON object (new reference, caller
@@ -125,10 +169,19 @@ int spec_add_workload_arg(struct launch_spec *s, const char *arg, char *errbuf, 
  * spec_validate() - check that what a command needs is there and sane:
  * names, the budget, the provider's required fields. @need_stack: the stack
  * name and template are required (cloudformation up/run). @need_workloads:
- * at least one workload. Returns 0 or -1 with a message saying what to add.
+ * at least one workload. Returns 0 or -1 with the first problem ("path:
+ * message", saying what to add) in @errbuf.
  */
 int spec_validate(const struct launch_spec *s, bool need_stack, bool need_workloads, char *errbuf,
                   size_t errlen);
+
+/**
+ * spec_check() - as spec_validate(), adding every problem to @p. A field
+ * that already has a problem in @p (it did not parse) is not reported again
+ * as missing. Returns 0, or -1 when problems were added.
+ */
+int spec_check(const struct launch_spec *s, bool need_stack, bool need_workloads,
+               struct spec_problems *p);
 
 /** spec_valid_name() - true for a workload / stack name hpcops accepts. */
 bool spec_valid_name(const char *name, size_t max);

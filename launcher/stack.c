@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "cfn.h"
 #include "launch.h"
 #include "log.h"
@@ -241,7 +243,9 @@ enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_p
 			res = STACK_OK;
 			goto out;
 		}
-		if (cfn_status_is_terminal(status) || cfn_status_is_failed(status)) {
+		/* With OnFailure=DELETE a failed creation goes on to DELETE_IN_PROGRESS. */
+		if (cfn_status_is_terminal(status) || cfn_status_is_failed(status) ||
+		    !strncmp(status, "DELETE_", 7)) {
 			if (stack_first_failure(cfn, *stack_id, reason, reason_len) != 0)
 				snprintf(reason, reason_len, "stack is %s", status);
 			res = STACK_FAILED;
@@ -290,12 +294,172 @@ static void nap(double s)
 		;
 }
 
-enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const char *role_arn,
-                               double poll_s, double deadline, bool quiet, char *note,
-                               size_t note_len)
+void stack_retained_free(struct stack_retained *r)
+{
+	if (!r)
+		return;
+	free(r->v);
+	r->v = NULL;
+	r->n = 0;
+}
+
+json_t *stack_retained_json(const struct stack_retained *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && r && i < r->n; i++) {
+		json_t *e = json_object();
+		json_object_set_new(e, "logical_id", json_string(r->v[i].logical_id));
+		json_object_set_new(e, "type", json_string(r->v[i].type));
+		json_object_set_new(e, "physical_id", json_string(r->v[i].physical_id));
+		json_object_set_new(e, "reason", json_string(r->v[i].reason));
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
+const char *stack_retained_text(const struct stack_retained *r, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; r && i < r->n && off < len; i++)
+		off += (size_t)snprintf(
+		    buf + off, len - off, "%s%s (%s, %s): %s", i ? "; " : "", r->v[i].logical_id,
+		    r->v[i].type, r->v[i].physical_id[0] ? r->v[i].physical_id : "no physical id",
+		    r->v[i].reason);
+	return buf;
+}
+
+/*
+ * The resources of @stack whose latest event is DELETE_FAILED: what a
+ * FORCE_DELETE_STACK will leave behind. Returns 0 or -1 (API error).
+ */
+static int collect_delete_failed(struct cfn_client *cfn, const char *stack,
+                                 struct stack_retained *out)
+{
+	struct cfn_events pages[STACK_MAX_PAGES];
+	struct stack_events decided = {.quiet = true}; /* logical ids already decided */
+	struct cfn_error err;
+	size_t np = 0;
+	int rc = -1;
+
+	memset(pages, 0, sizeof(pages));
+	stack_retained_free(out);
+	while (np < STACK_MAX_PAGES) {
+		const char *tok = np ? pages[np - 1].next_token : NULL;
+		if (np && !tok)
+			break;
+		if (cfn_describe_stack_events(cfn, stack, tok, &pages[np], &err) != 0)
+			goto out;
+		np++;
+	}
+	/* Newest first: the first event of a resource is its latest. */
+	for (size_t p = 0; p < np; p++) {
+		for (size_t i = 0; i < pages[p].n; i++) {
+			struct cfn_event *e = &pages[p].events[i];
+			struct stack_retained_resource *nv, *r;
+
+			if (e->physical_id && e->stack_id && !strcmp(e->physical_id, e->stack_id))
+				continue; /* the stack itself */
+			if (seen(&decided, e->logical_id))
+				continue;
+			remember(&decided, e->logical_id);
+			if (strcmp(e->status, "DELETE_FAILED"))
+				continue;
+			nv = realloc(out->v, (out->n + 1) * sizeof(*nv));
+			if (!nv)
+				goto out;
+			out->v = nv;
+			r = &nv[out->n++];
+			snprintf(r->logical_id, sizeof(r->logical_id), "%s", e->logical_id);
+			snprintf(r->type, sizeof(r->type), "%s",
+			         e->resource_type ? e->resource_type : "");
+			snprintf(r->physical_id, sizeof(r->physical_id), "%s",
+			         e->physical_id ? e->physical_id : "");
+			snprintf(r->reason, sizeof(r->reason), "%s",
+			         e->reason && e->reason[0] ? e->reason : "(no reason given)");
+		}
+	}
+	rc = 0;
+out:
+	stack_events_clear(&decided);
+	for (size_t p = 0; p < STACK_MAX_PAGES; p++)
+		cfn_events_free(&pages[p]);
+	return rc;
+}
+
+/* CloudFormation refuses DeleteStack while another operation runs. */
+static bool refused_busy(const struct cfn_error *e)
+{
+	return e->err == CFN_ERR_VALIDATION &&
+	       strstr(e->message, "cannot be deleted while in status");
+}
+
+/*
+ * DeleteStack, and while CloudFormation refuses it because the stack is busy
+ * (rolling back a failed creation, say), wait for that to end and ask again.
+ * @status: the status last seen, updated. Returns STACK_OK once the request
+ * was accepted or the stack is gone, else STACK_API_ERROR / STACK_TIMED_OUT
+ * with @note set.
+ */
+static enum stack_result request_delete(struct cfn_client *cfn, const char *stack, const char *name,
+                                        const char *role_arn, bool force, double poll_s,
+                                        double deadline, struct stack_events *ev, char *status,
+                                        size_t slen, char *note, size_t note_len)
 {
 	struct cfn_error err;
+	char eb[768];
+	bool said = false;
+	double since = launch_now_s();
+
+	for (;;) {
+		if (cfn_delete_stack(cfn, stack, role_arn, force, NULL, &err) == 0)
+			return STACK_OK;
+		if (!refused_busy(&err)) {
+			snprintf(note, note_len, "DeleteStack%s %s: %s",
+			         force ? " (FORCE_DELETE_STACK)" : "", stack,
+			         cfn_error_format(&err, eb, sizeof(eb)));
+			return STACK_API_ERROR;
+		}
+		/* e.g. ROLLBACK_IN_PROGRESS: wait it out, within the deadline, then ask again */
+		do {
+			if (!said && !ev->quiet)
+				launch_say(
+				    "stack %s: CloudFormation refused the deletion while %s; "
+				    "waiting for that to end, then deleting",
+				    name, status);
+			said = true;
+			if (deadline > 0 && launch_now_s() > deadline) {
+				snprintf(
+				    note, note_len,
+				    "DeleteStack refused while the stack was %s, and it was still "
+				    "%s after %.0f s of waiting: %s",
+				    status, status, launch_now_s() - since, err.message);
+				return STACK_TIMED_OUT;
+			}
+			nap(poll_s);
+			if (stack_print_new_events(cfn, stack, ev, eb, sizeof(eb)) != 0)
+				log_debug("stack events of %s: %s", stack, eb);
+			if (stack_status(cfn, stack, status, slen, eb, sizeof(eb)) != 0) {
+				snprintf(note, note_len, "DescribeStacks %s: %s", stack, eb);
+				return STACK_API_ERROR;
+			}
+			if (!strcmp(status, "DELETE_COMPLETE") ||
+			    !strcmp(status, "DELETE_IN_PROGRESS"))
+				return STACK_OK;
+		} while (!cfn_status_is_terminal(status));
+		if (!ev->quiet)
+			launch_say("stack %s: now %s; asking again to delete it", name, status);
+	}
+}
+
+enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const char *role_arn,
+                               double poll_s, double deadline, bool quiet,
+                               struct stack_retained *retained, char *note, size_t note_len)
+{
 	struct stack_events ev = {.quiet = quiet};
+	struct stack_retained kept = {0};
 	char eb[768], status[64] = "";
 	bool forced = false;
 	enum stack_result res = STACK_API_ERROR;
@@ -303,6 +467,8 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	const char *name = display_name(stack, namebuf, sizeof(namebuf));
 
 	note[0] = 0;
+	if (retained)
+		stack_retained_free(retained);
 	if (stack_status(cfn, stack, status, sizeof(status), eb, sizeof(eb)) != 0) {
 		snprintf(note, note_len, "DescribeStacks %s: %s", stack, eb);
 		return STACK_API_ERROR;
@@ -317,17 +483,18 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 	if (stack_print_new_events(cfn, stack, &ev, eb, sizeof(eb)) != 0)
 		log_debug("stack events of %s: %s", stack, eb);
 	ev.quiet = quiet;
-	if (cfn_delete_stack(cfn, stack, role_arn, !strcmp(status, "DELETE_FAILED"), NULL, &err) !=
-	    0) {
-		snprintf(note, note_len, "DeleteStack %s: %s", stack,
-		         cfn_error_format(&err, eb, sizeof(eb)));
-		goto out;
-	}
 	forced = !strcmp(status, "DELETE_FAILED");
+	if (forced && collect_delete_failed(cfn, stack, &kept) != 0)
+		log_warn("stack %s: could not list the resources that failed to delete", name);
+	res = request_delete(cfn, stack, name, role_arn, forced, poll_s, deadline, &ev, status,
+	                     sizeof(status), note, note_len);
+	if (res != STACK_OK)
+		goto out;
 	if (!quiet)
 		launch_say("stack %s: deleting%s", name, forced ? " (FORCE_DELETE_STACK)" : "");
 	for (;;) {
-		nap(poll_s);
+		if (strcmp(status, "DELETE_COMPLETE"))
+			nap(poll_s);
 		if (stack_print_new_events(cfn, stack, &ev, eb, sizeof(eb)) != 0)
 			log_debug("stack events of %s: %s", stack, eb);
 		if (stack_status(cfn, stack, status, sizeof(status), eb, sizeof(eb)) != 0) {
@@ -336,17 +503,23 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 			goto out;
 		}
 		if (!strcmp(status, "DELETE_COMPLETE")) {
-			if (!quiet)
-				launch_say(
-				    "stack %s: deleted%s", name,
-				    forced ? " after DELETE_FAILED, with FORCE_DELETE_STACK "
-				             "(resources it could not delete were left: check them)"
-				           : "");
-			if (forced)
+			if (forced && kept.n) {
+				char list[3000];
+				stack_retained_text(&kept, list, sizeof(list));
+				snprintf(
+				    note, note_len,
+				    "deleted with FORCE_DELETE_STACK after DELETE_FAILED, but "
+				    "CloudFormation RETAINED %zu resource(s) it could not delete, "
+				    "which may still cost money: %s",
+				    kept.n, list);
+			} else if (forced) {
 				snprintf(note, note_len,
-				         "first deletion ended DELETE_FAILED; deleted with "
-				         "FORCE_DELETE_STACK (resources it could not delete were "
-				         "retained)");
+				         "deleted with FORCE_DELETE_STACK after DELETE_FAILED (no "
+				         "resource named as failed: check the account)");
+			}
+			if (!quiet)
+				launch_say("stack %s: deleted%s%s", name, note[0] ? ": " : "",
+				           note);
 			res = STACK_OK;
 			goto out;
 		}
@@ -360,25 +533,26 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 				res = STACK_FAILED;
 				goto out;
 			}
+			if (collect_delete_failed(cfn, stack, &kept) != 0)
+				log_warn(
+				    "stack %s: could not list the resources that failed to delete",
+				    name);
 			if (!quiet)
-				launch_say("stack %s: DELETE_FAILED (%s); retrying with "
-				           "FORCE_DELETE_STACK",
-				           name, why);
-			if (cfn_delete_stack(cfn, stack, role_arn, true, NULL, &err) != 0) {
-				snprintf(note, note_len, "DeleteStack (FORCE_DELETE_STACK) %s: %s",
-				         stack, cfn_error_format(&err, eb, sizeof(eb)));
-				res = STACK_API_ERROR;
-				goto out;
-			}
+				launch_say(
+				    "stack %s: DELETE_FAILED (%s); retrying with "
+				    "FORCE_DELETE_STACK, which keeps what could not be deleted",
+				    name, why);
 			forced = true;
+			res = request_delete(cfn, stack, name, role_arn, true, poll_s, deadline,
+			                     &ev, status, sizeof(status), note, note_len);
+			if (res != STACK_OK)
+				goto out;
 		} else if (strcmp(status, "DELETE_IN_PROGRESS") && cfn_status_is_terminal(status)) {
 			/* e.g. still CREATE_COMPLETE: a delete request got lost; ask again. */
-			if (cfn_delete_stack(cfn, stack, role_arn, false, NULL, &err) != 0) {
-				snprintf(note, note_len, "DeleteStack %s: %s", stack,
-				         cfn_error_format(&err, eb, sizeof(eb)));
-				res = STACK_API_ERROR;
+			res = request_delete(cfn, stack, name, role_arn, false, poll_s, deadline,
+			                     &ev, status, sizeof(status), note, note_len);
+			if (res != STACK_OK)
 				goto out;
-			}
 		}
 		if (deadline > 0 && launch_now_s() > deadline) {
 			snprintf(note, note_len, "stack %s still %s after waiting for its deletion",
@@ -388,6 +562,12 @@ enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const 
 		}
 	}
 out:
+	if (retained && res == STACK_OK && forced) {
+		*retained = kept;
+		kept.v = NULL;
+		kept.n = 0;
+	}
+	stack_retained_free(&kept);
 	stack_events_clear(&ev);
 	return res;
 }

@@ -3,8 +3,10 @@
  * stack: the cluster stack's life through CloudFormation: create it and
  * stream its events as progress until CREATE_COMPLETE, find the first
  * failed resource (following nested stacks and the cluster's own stack),
- * and delete it: DELETE_COMPLETE or "does not exist" is deleted,
- * DELETE_FAILED is retried with FORCE_DELETE_STACK.
+ * and delete it: DELETE_COMPLETE or "does not exist" is deleted, a
+ * DeleteStack refused while the stack rolls back is retried when the
+ * rollback ends, DELETE_FAILED is retried with FORCE_DELETE_STACK and the
+ * resources CloudFormation retained are named.
  */
 #ifndef HPCOPS_STACK_H
 #define HPCOPS_STACK_H
@@ -62,17 +64,48 @@ enum stack_result stack_create(struct cfn_client *cfn, const struct cfn_create_p
  */
 int stack_first_failure(struct cfn_client *cfn, const char *stack, char *buf, size_t len);
 
+/** A resource CloudFormation left behind when it force-deleted the stack. */
+struct stack_retained_resource {
+	char logical_id[256];
+	char type[128];
+	char physical_id[512];
+	char reason[1024]; /* why its deletion failed */
+};
+
+/** The resources a deletion retained. Free with stack_retained_free(). */
+struct stack_retained {
+	struct stack_retained_resource *v;
+	size_t n;
+};
+
+void stack_retained_free(struct stack_retained *r);
+
+/**
+ * stack_retained_json() - [{"logical_id", "type", "physical_id", "reason"}]
+ * (new reference; NULL on ENOMEM).
+ */
+json_t *stack_retained_json(const struct stack_retained *r);
+
+/**
+ * stack_retained_text() - "Logical (Type, physical id): reason; ..." into @buf.
+ * Returns @buf.
+ */
+const char *stack_retained_text(const struct stack_retained *r, char *buf, size_t len);
+
 /**
  * stack_delete() - DeleteStack (@role_arn may be NULL) and wait until it is
- * gone. DELETE_FAILED is retried once with FORCE_DELETE_STACK and reported
- * in @note. Waiting ignores signals (a second Ctrl-C does not leave a stack
- * behind) but stops at @deadline (absolute launch_now_s(), 0 = none).
- * Returns STACK_OK when the stack is gone, else STACK_FAILED / STACK_API_ERROR
- * / STACK_TIMED_OUT with the reason in @note.
+ * gone. A DeleteStack refused because the stack is busy (ROLLBACK_IN_PROGRESS
+ * and other *_IN_PROGRESS states) is retried once that ends. DELETE_FAILED
+ * is retried once with FORCE_DELETE_STACK; the resources it retains are put
+ * in @retained (may be NULL; the caller frees it) and named in @note.
+ * Waiting ignores signals (a second Ctrl-C does not leave a stack behind)
+ * but stops at @deadline (absolute launch_now_s(), 0 = none). Returns
+ * STACK_OK when the stack is gone (check @retained), else STACK_FAILED /
+ * STACK_API_ERROR / STACK_TIMED_OUT with the reason in @note.
  */
 enum stack_result stack_delete(struct cfn_client *cfn, const char *stack, const char *role_arn,
-                               double poll_s, double deadline, bool quiet, char *note,
-                               size_t note_len);
+                               double poll_s, double deadline, bool quiet,
+                               struct stack_retained *retained, char *note, size_t note_len);
 
 /**
  * stack_status() - the status of @stack into @status ("DELETE_COMPLETE" when

@@ -20,6 +20,8 @@
 #include "cfn.h"
 #include "launch.h"
 #include "log.h"
+#include "mountio.h"
+#include "plan.h"
 #include "runrec.h"
 #include "s3.h"
 #include "slurm.h"
@@ -29,55 +31,6 @@ void submitted_free(struct submitted *s)
 {
 	free(s->job_ids);
 	memset(s, 0, sizeof(*s));
-}
-
-/* 'single-quoted' for /bin/sh. */
-static void sh_quote(struct util_buf *b, const char *s)
-{
-	util_buf_puts(b, "'");
-	for (; *s; s++) {
-		if (*s == '\'')
-			util_buf_puts(b, "'\\''");
-		else
-			util_buf_append(b, s, 1);
-	}
-	util_buf_puts(b, "'");
-}
-
-static void sh_arg(struct util_buf *b, const char *flag, const char *v)
-{
-	if (!v)
-		return;
-	util_buf_printf(b, " %s ", flag);
-	sh_quote(b, v);
-}
-
-static int self_exe(char *buf, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	return 0;
-}
-
-/* Flags every head-node subcommand passes on to the next. */
-static void common_args(struct util_buf *b, const struct launch_opts *o)
-{
-	const struct launch_spec *s = &o->spec;
-
-	sh_arg(b, "--run-id", s->run_id);
-	sh_arg(b, "--bucket", s->bucket);
-	sh_arg(b, "--region", s->region);
-	sh_arg(b, "--s3-endpoint-url", o->s3_endpoint);
-	sh_arg(b, "--cloudformation-endpoint-url", o->cfn_endpoint);
-	sh_arg(b, "--sts-endpoint-url", o->sts_endpoint);
-	sh_arg(b, "--profile", o->profile);
-	sh_arg(b, "--ca-bundle", o->ca_bundle);
-	if (o->force_path_style)
-		util_buf_puts(b, " --force-path-style");
-	sh_arg(b, "--stack-name", s->stack_name);
 }
 
 static void write_failed_run(struct launch_opts *o, struct aws *a, const char *why)
@@ -103,26 +56,22 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
                size_t errlen)
 {
 	struct launch_spec *s = &o->spec;
-	char self[4096], logdir[4096] = "", comment[512], key[512], eb[512];
-	struct util_buf deps = {0};
+	struct plan_jobs pj;
+	char logdir[4096], key[512], eb[512];
+	const char **ids = NULL;
 	json_t *rec = NULL, *jobs;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (self_exe(self, sizeof(self)) != 0) {
-		snprintf(errbuf, errlen, "cannot find my own executable: %s", strerror(errno));
+	if (plan_jobs_init(o, NULL, &pj, errbuf, errlen) != 0)
 		goto fail;
-	}
 	out->job_ids = calloc(s->n_workloads + 1, sizeof(*out->job_ids));
-	if (!out->job_ids) {
+	ids = calloc(s->n_workloads + 1, sizeof(*ids));
+	if (!out->job_ids || !ids) {
 		snprintf(errbuf, errlen, "out of memory");
 		goto fail;
 	}
-	if (o->log_dir)
-		snprintf(logdir, sizeof(logdir), "%s", o->log_dir);
-	else if (s->mount_dir)
-		snprintf(logdir, sizeof(logdir), "%s/" RUNREC_PREFIX "%s/logs", s->mount_dir,
-		         s->run_id);
+	snprintf(logdir, sizeof(logdir), "%s", pj.logdir);
 	if (logdir[0]) {
 		/* mkdir -p: in the mount, directories are local until a file lands in them. */
 		for (char *p = logdir + 1; *p; p++) {
@@ -158,117 +107,42 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 			goto fail;
 		}
 	}
-	snprintf(comment, sizeof(comment), "--comment=hpcops-stack=%s hpcops-run=%s",
-	         s->stack_name ? s->stack_name : "-", s->run_id);
 
 	for (size_t i = 0; i < s->n_workloads; i++) {
-		const struct spec_workload *w = &s->workloads[i];
-		struct util_buf script = {0};
-		char jn[128], outf[4200], errf[4200], tl[96], nd[32];
-		const char *args[96];
-		size_t k = 0;
+		const struct plan_job *j;
 
-		util_buf_printf(&script, "#!/bin/sh\n# hpcops run %s, workload %s\n", s->run_id,
-		                w->name);
-		for (size_t e = 0; e < w->n_env; e++) {
-			util_buf_printf(&script, "export %s=", w->env[e].key);
-			sh_quote(&script, w->env[e].value);
-			util_buf_puts(&script, "\n");
-		}
-		util_buf_puts(&script, "exec ");
-		sh_quote(&script, self);
-		util_buf_puts(&script, " job");
-		common_args(&script, o);
-		sh_arg(&script, "--name", w->name);
-		sh_arg(&script, "--mount-dir", s->mount_dir);
-		util_buf_puts(&script, " --");
-		for (size_t j = 0; j < w->argc; j++) {
-			util_buf_puts(&script, " ");
-			sh_quote(&script, w->argv[j]);
-		}
-		util_buf_puts(&script, "\n");
-
-		snprintf(jn, sizeof(jn), "--job-name=%s", w->name);
-		args[k++] = jn;
-		args[k++] = comment;
-		if (logdir[0]) {
-			/*
-			 * Separate files for stdout and stderr: with one file slurmstepd
-			 * opens it twice, and a mounted bucket takes one writer per object.
-			 */
-			snprintf(outf, sizeof(outf), "--output=%s/%s-%%j.out", logdir, w->name);
-			snprintf(errf, sizeof(errf), "--error=%s/%s-%%j.err", logdir, w->name);
-			args[k++] = outf;
-			args[k++] = errf;
-		}
-		if (w->time_limit) {
-			snprintf(tl, sizeof(tl), "--time=%s", w->time_limit);
-			args[k++] = tl;
-		}
-		if (w->nodes) {
-			snprintf(nd, sizeof(nd), "--nodes=%d", w->nodes);
-			args[k++] = nd;
-		}
-		for (size_t j = 0; j < w->n_sbatch_args && k < 90; j++)
-			args[k++] = w->sbatch_args[j];
-		args[k] = NULL;
-		if (!script.data || slurm_sbatch(args, script.data, out->job_ids[i],
-		                                 sizeof(out->job_ids[i]), eb, sizeof(eb)) != 0) {
-			snprintf(errbuf, errlen, "workload %s: %s", w->name,
-			         script.data ? eb : "out of memory");
-			util_buf_free(&script);
+		if (plan_add_workload(o, &pj, i, NULL) != 0) {
+			snprintf(errbuf, errlen, "workload %s: out of memory",
+			         s->workloads[i].name);
 			goto fail;
 		}
-		util_buf_free(&script);
+		j = &pj.v[pj.n - 1];
+		if (slurm_sbatch((const char *const *)j->args, j->script, out->job_ids[i],
+		                 sizeof(out->job_ids[i]), eb, sizeof(eb)) != 0) {
+			snprintf(errbuf, errlen, "workload %s: %s", s->workloads[i].name, eb);
+			goto fail;
+		}
+		ids[i] = out->job_ids[i];
 		out->n = i + 1;
 		if (!o->json)
-			launch_say("submitted workload %s as Slurm job %s", w->name,
+			launch_say("submitted workload %s as Slurm job %s", s->workloads[i].name,
 			           out->job_ids[i]);
-		util_buf_printf(&deps, "%s%s", i ? ":" : "", out->job_ids[i]);
 	}
 
 	/* The teardown job runs whatever happened to the workloads. */
 	{
-		struct util_buf script = {0}, jobsarg = {0};
-		char dep[4096], outf[4200], errf[4200];
-		const char *args[12];
-		size_t k = 0;
+		const struct plan_job *j;
 
-		for (size_t i = 0; i < out->n; i++)
-			util_buf_printf(&jobsarg, "%s%s=%s", i ? "," : "", s->workloads[i].name,
-			                out->job_ids[i]);
-		util_buf_puts(
-		    &script,
-		    "#!/bin/sh\n# hpcops teardown: run record, then delete the stack\nexec ");
-		sh_quote(&script, self);
-		util_buf_puts(&script, " teardown");
-		common_args(&script, o);
-		sh_arg(&script, "--termination-role", s->termination_role);
-		sh_arg(&script, "--jobs", jobsarg.data ? jobsarg.data : "");
-		util_buf_puts(&script, "\n");
-		snprintf(dep, sizeof(dep), "--dependency=afterany:%s", deps.data ? deps.data : "");
-		args[k++] = "--job-name=hpcops-teardown";
-		args[k++] = comment;
-		args[k++] = dep;
-		args[k++] = "--kill-on-invalid-dep=yes";
-		if (logdir[0]) {
-			snprintf(outf, sizeof(outf), "--output=%s/teardown-%%j.out", logdir);
-			snprintf(errf, sizeof(errf), "--error=%s/teardown-%%j.err", logdir);
-			args[k++] = outf;
-			args[k++] = errf;
-		}
-		args[k] = NULL;
-		if (!script.data || !deps.data ||
-		    slurm_sbatch(args, script.data, out->teardown_id, sizeof(out->teardown_id), eb,
-		                 sizeof(eb)) != 0) {
-			snprintf(errbuf, errlen, "teardown job: %s",
-			         script.data ? eb : "out of memory");
-			util_buf_free(&script);
-			util_buf_free(&jobsarg);
+		if (plan_add_teardown(o, &pj, ids, out->n) != 0) {
+			snprintf(errbuf, errlen, "teardown job: out of memory");
 			goto fail;
 		}
-		util_buf_free(&script);
-		util_buf_free(&jobsarg);
+		j = &pj.v[pj.n - 1];
+		if (slurm_sbatch((const char *const *)j->args, j->script, out->teardown_id,
+		                 sizeof(out->teardown_id), eb, sizeof(eb)) != 0) {
+			snprintf(errbuf, errlen, "teardown job: %s", eb);
+			goto fail;
+		}
 		if (!o->json)
 			launch_say(
 			    "submitted the teardown job as Slurm job %s (after all workloads)",
@@ -304,20 +178,21 @@ int submit_run(struct launch_opts *o, struct aws *a, struct submitted *out, char
 	rc = 0;
 	goto out;
 fail : {
-	const char *ids[SPEC_MAX_WORKLOADS + 1];
+	const char *cids[SPEC_MAX_WORKLOADS + 1];
 	size_t n = 0;
 	char ceb[256];
 	for (size_t i = 0; i < out->n; i++)
-		ids[n++] = out->job_ids[i];
+		cids[n++] = out->job_ids[i];
 	if (out->teardown_id[0])
-		ids[n++] = out->teardown_id;
-	if (slurm_cancel(ids, n, ceb, sizeof(ceb)) != 0)
+		cids[n++] = out->teardown_id;
+	if (slurm_cancel(cids, n, ceb, sizeof(ceb)) != 0)
 		log_err("%s", ceb);
 	write_failed_run(o, a, errbuf);
 }
 out:
 	json_decref(rec);
-	util_buf_free(&deps);
+	free(ids);
+	plan_jobs_free(&pj);
 	return rc;
 }
 
@@ -396,6 +271,7 @@ static int load_stored_spec(struct launch_opts *o, struct aws *a, char *errbuf, 
 	TAKE(mount_dir);
 	TAKE(termination_role);
 	TAKE(stack_name);
+	TAKE(mount_metrics);
 #undef TAKE
 	spec_free(&stored);
 	return 0;
@@ -409,30 +285,24 @@ int launch_cmd_submit(struct launch_opts *o)
 	char eb[1024];
 	int rc = LAUNCH_EXIT_INFRA;
 
-	if (!s->run_id || !s->bucket) {
-		fprintf(stderr, "hpcops-launch submit: needs --run-id RUN and --bucket BUCKET\n");
-		return LAUNCH_EXIT_USAGE;
-	}
-	if (spec_validate(s, false, false, eb, sizeof(eb)) != 0) {
-		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
-		return LAUNCH_EXIT_USAGE;
-	}
-	if (aws_open(&a, o, true, false, eb, sizeof(eb)) != 0) {
-		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
-		return LAUNCH_EXIT_INFRA;
-	}
+	if (!s->run_id || !s->bucket)
+		return launch_usage(o, "needs --run-id RUN and --bucket BUCKET");
+	if (spec_validate(s, false, false, eb, sizeof(eb)) != 0)
+		return launch_usage(o, "%s", eb);
+	if (aws_open(&a, o, true, false, eb, sizeof(eb)) != 0)
+		return launch_error(o, LAUNCH_EXIT_INFRA, "infrastructure_failure", "%s", eb);
 	if (s->n_workloads == 0 && load_stored_spec(o, &a, eb, sizeof(eb)) != 0) {
-		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		launch_error(o, LAUNCH_EXIT_INFRA, "aws_error", "%s", eb);
 		write_failed_run(o, &a, eb);
 		goto out;
 	}
 	if (spec_validate(s, false, true, eb, sizeof(eb)) != 0) {
-		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		launch_error(o, LAUNCH_EXIT_INFRA, "invalid_spec", "%s", eb);
 		write_failed_run(o, &a, eb);
 		goto out;
 	}
 	if (submit_run(o, &a, &sub, eb, sizeof(eb)) != 0) {
-		fprintf(stderr, "hpcops-launch submit: %s\n", eb);
+		launch_error(o, LAUNCH_EXIT_INFRA, "slurm_error", "%s", eb);
 		goto out;
 	}
 	if (o->json) {
@@ -498,6 +368,125 @@ static int put_job(struct aws *a, const struct run_job *j)
 	return rc;
 }
 
+/* Longest wait for the mount to rewrite its metrics file (it does every few seconds). */
+#define JOB_METRICS_WAIT_S 15
+/* How often the wrapper checks that no other job shares the node. */
+#define JOB_SHARE_CHECK_S 30
+
+/*
+ * The mount's counters around one job. exact stays true while the job has
+ * the node to itself: no other Slurm job holds CPUs there (an --exclusive
+ * job always does), checked at start, every JOB_SHARE_CHECK_S and at the end.
+ */
+struct job_io {
+	const char *path; /* the metrics file, or NULL: not recorded */
+	struct mountio_sample before;
+	bool have_before;
+	bool exact;
+	char note[512];
+	const char *node;
+	int my_cpus;
+	double last_check;
+};
+
+static void job_io_check_alone(struct job_io *io)
+{
+	char eb[512];
+	int alloc = 0;
+
+	io->last_check = launch_now_s();
+	if (!io->exact)
+		return;
+	if (!io->node || io->my_cpus <= 0) {
+		io->exact = false;
+		snprintf(io->note, sizeof(io->note),
+		         "not in a Slurm allocation: cannot tell whether the node was shared");
+	} else if (slurm_node_cpus(io->node, &alloc, eb, sizeof(eb)) != 0) {
+		io->exact = false;
+		snprintf(io->note, sizeof(io->note), "%s", eb);
+	} else if (alloc > io->my_cpus) {
+		io->exact = false;
+		snprintf(io->note, sizeof(io->note),
+		         "another job ran on %s at the same time (%d CPUs allocated there, %d of "
+		         "them this job's): the counts include its I/O",
+		         io->node, alloc, io->my_cpus);
+	}
+}
+
+static void job_io_start(struct job_io *io, const struct launch_opts *o, const char *node)
+{
+	const char *nn = getenv("SLURM_JOB_NUM_NODES"), *cpus = getenv("SLURM_CPUS_ON_NODE");
+	double t0 = launch_now_s();
+
+	memset(io, 0, sizeof(*io));
+	io->path = o->spec.mount_metrics ? o->spec.mount_metrics : getenv("HPCOPS_MOUNT_METRICS");
+	if (!io->path || !io->path[0]) {
+		io->path = NULL;
+		return;
+	}
+	io->node = node;
+	io->my_cpus = cpus ? atoi(cpus) : 0;
+	io->exact = true;
+	if (nn && atoi(nn) > 1) {
+		io->exact = false;
+		snprintf(io->note, sizeof(io->note),
+		         "the job ran on %d nodes: these are the counters of %s only", atoi(nn),
+		         node);
+	}
+	/* A rewrite from now on, so that I/O of a job that just ended is not counted as ours. */
+	if (access(io->path, F_OK) == 0 && !mountio_wait_newer(io->path, t0, JOB_METRICS_WAIT_S) &&
+	    io->exact) {
+		io->exact = false;
+		snprintf(io->note, sizeof(io->note),
+		         "%s was not rewritten within %d s of the job's start", io->path,
+		         JOB_METRICS_WAIT_S);
+	}
+	io->have_before = mountio_read(io->path, &io->before) == 0;
+	if (!io->have_before)
+		fprintf(stderr,
+		        "hpcops-launch job: no mount metrics in %s: %s (the job record gets "
+		        "no I/O counts)\n",
+		        io->path,
+		        errno == EPROTO ? "none of the hpcops_fs_* counters" : strerror(errno));
+	job_io_check_alone(io);
+}
+
+static json_t *job_io_finish(struct job_io *io)
+{
+	struct mountio_sample after;
+	double t_end = launch_now_s();
+	json_t *o;
+
+	if (!io->path)
+		return NULL;
+	job_io_check_alone(io);
+	if (!io->have_before) {
+		o = json_object();
+		json_object_set_new(o, "metrics_file", json_string(io->path));
+		json_object_set_new(o, "error",
+		                    json_string("no readable hpcops_fs_* counters in the metrics "
+		                                "file when the job started"));
+		return o;
+	}
+	/* The mount counts a write when close() returns; its next rewrite has all of ours. */
+	if (!mountio_wait_newer(io->path, t_end, JOB_METRICS_WAIT_S) && io->exact) {
+		io->exact = false;
+		snprintf(io->note, sizeof(io->note),
+		         "%s was not rewritten within %d s of the job's end: its last seconds may "
+		         "be missing",
+		         io->path, JOB_METRICS_WAIT_S);
+	}
+	if (mountio_read(io->path, &after) != 0) {
+		o = json_object();
+		json_object_set_new(o, "metrics_file", json_string(io->path));
+		json_object_set_new(
+		    o, "error", json_string("the metrics file could not be read at the job's end"));
+		return o;
+	}
+	return mountio_delta_json(&io->before, &after, io->exact, io->path,
+	                          io->note[0] ? io->note : NULL);
+}
+
 int launch_cmd_job(struct launch_opts *o)
 {
 	struct launch_spec *s = &o->spec;
@@ -505,6 +494,7 @@ int launch_cmd_job(struct launch_opts *o)
 	struct sigaction sa = {.sa_handler = on_job_signal};
 	char host[256] = "", idbuf[32];
 	const char *id = getenv("SLURM_JOB_ID"), *node = getenv("SLURMD_NODENAME");
+	struct job_io io;
 	struct aws a;
 	char eb[1024];
 	int status = 0, code;
@@ -536,6 +526,7 @@ int launch_cmd_job(struct launch_opts *o)
 	        j.node);
 	if (a.s3)
 		put_job(&a, &j);
+	job_io_start(&io, o, node);
 
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -563,7 +554,8 @@ int launch_cmd_job(struct launch_opts *o)
 		status = 127 << 8;
 	} else {
 		for (;;) {
-			pid_t r = waitpid(pid, &status, 0);
+			struct timespec nap = {0, 200 * 1000 * 1000};
+			pid_t r = waitpid(pid, &status, WNOHANG);
 			if (r == pid)
 				break;
 			if (r < 0 && errno != EINTR)
@@ -575,8 +567,10 @@ int launch_cmd_job(struct launch_opts *o)
 			} else if (killed_at && launch_now_s() - killed_at >= JOB_KILL_AFTER_S) {
 				kill(pid, SIGKILL);
 			}
-			if (killed_at)
-				alarm(1); /* wake up to escalate if the workload ignores SIGTERM */
+			if (io.path && io.exact &&
+			    launch_now_s() - io.last_check >= JOB_SHARE_CHECK_S)
+				job_io_check_alone(&io);
+			nanosleep(&nap, NULL); /* a signal cuts it short */
 		}
 	}
 	/*
@@ -597,10 +591,13 @@ int launch_cmd_job(struct launch_opts *o)
 	j.exit_code = code;
 	j.end = time(NULL);
 	j.state = (char *)(job_signal ? "CANCELLED" : code == 0 ? "COMPLETED" : "FAILED");
+	/* A cancelled job has JOB_KILL_AFTER_S to go: no waiting for the mount then. */
+	j.mount_io = job_signal ? NULL : job_io_finish(&io);
 	fprintf(stderr, "hpcops: run %s job %s (%s) %s, exit code %d\n", s->run_id, o->job_name, id,
 	        j.state, code);
 	if (a.s3)
 		put_job(&a, &j);
+	json_decref(j.mount_io);
 	aws_close(&a);
 	return code;
 }

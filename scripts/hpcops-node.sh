@@ -18,6 +18,9 @@
 set -euo pipefail
 
 PREFIX=${HPCOPS_PREFIX:-/opt/hpcops}
+# The mount's Prometheus metrics file on every node: hpcops-mount rewrites it,
+# the job wrapper reads it before and after each job (its I/O in the record).
+METRICS=${HPCOPS_MOUNT_METRICS:-/run/hpcops/mount-metrics.prom}
 DEFAULT_SOURCE=s3://hpcops-artifacts/bootstrap/hpcops-src.tar.gz
 SOURCE_KEY=bootstrap/hpcops-src.tar.gz
 ME=hpcops-node
@@ -72,6 +75,11 @@ Environment:
   AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL   S3 endpoint for the download
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...   as for boto3; on EC2
                   the instance profile's credentials are used
+  HPCOPS_MOUNT_METRICS  the mount's metrics file (default
+                  /run/hpcops/mount-metrics.prom): \`mount\` passes it as
+                  --metrics-file, \`submit\` hands it to the jobs, whose records
+                  then carry their I/O through the mount (when the installed
+                  hpcops-mount has --metrics-file)
 
 Publish (once per hpcops version):
   scripts/hpcops-node.sh package hpcops-src.tar.gz
@@ -335,6 +343,13 @@ source_for() {
 	fi
 }
 
+# ------------------------------------------------------------------ metrics
+
+# Does the installed hpcops-mount write a metrics file (--metrics-file)?
+mount_has_metrics() {
+	"$PREFIX/bin/hpcops-mount" --help 2>/dev/null | grep -q -- '--metrics-file'
+}
+
 # ------------------------------------------------------------------ main
 
 [ $# -ge 1 ] || {
@@ -360,6 +375,10 @@ install)
 	;;
 submit)
 	install_hpcops "$(source_for "$(step_bucket "$@")")"
+	# sbatch passes the environment on: each job wrapper reads the mount's counters
+	if mount_has_metrics; then
+		export HPCOPS_MOUNT_METRICS=$METRICS
+	fi
 	say "running: hpcops-launch submit $*"
 	exec "$PREFIX/bin/hpcops-launch" submit "$@"
 	;;
@@ -378,8 +397,18 @@ mount)
 		exit 0
 	fi
 	mkdir -p "$dir" || die "cannot create the mount point $dir"
-	say "running: hpcops-mount $* $bucket $dir"
-	exec "$PREFIX/bin/hpcops-mount" "$@" "$bucket" "$dir"
+	metrics=()
+	case " $* " in
+	*" --metrics-file "* | *" --metrics-file="*) ;;
+	*)
+		if mount_has_metrics; then
+			mkdir -p "$(dirname "$METRICS")" || die "cannot create $(dirname "$METRICS")"
+			metrics=(--metrics-file "$METRICS")
+		fi
+		;;
+	esac
+	say "running: hpcops-mount ${metrics[*]} $* $bucket $dir"
+	exec "$PREFIX/bin/hpcops-mount" "${metrics[@]}" "$@" "$bucket" "$dir"
 	;;
 *)
 	echo "$ME: unknown step \"$step\": use submit, mount, launch, install, package or publish" >&2

@@ -867,3 +867,119 @@ out:
 	free(body);
 	return rc;
 }
+
+/* ---------------------------------------------------------------- ValidateTemplate */
+
+void cfn_template_info_clear(struct cfn_template_info *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n_params; i++) {
+		free(t->params[i].key);
+		free(t->params[i].default_value);
+		free(t->params[i].description);
+	}
+	free(t->params);
+	for (size_t i = 0; i < t->n_capabilities; i++)
+		free(t->capabilities[i]);
+	free(t->capabilities);
+	free(t->description);
+	free(t->capabilities_reason);
+	memset(t, 0, sizeof(*t));
+}
+
+static size_t count_members(const xmlNode *list)
+{
+	size_t n = 0;
+
+	for (xmlNode *k = list ? list->children : NULL; k; k = k->next)
+		n += is_elem(k, "member");
+	return n;
+}
+
+int cfn_parse_validate(const char *xml, size_t len, struct cfn_template_info *out)
+{
+	xmlDoc *doc = parse_xml(xml, len);
+	xmlNode *r = result_node(doc, "ValidateTemplateResult");
+	xmlNode *params = child(r, "Parameters"), *caps = child(r, "Capabilities");
+	size_t np = count_members(params), nc = count_members(caps);
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!r)
+		goto out;
+	out->description = child_text(r, "Description");
+	out->capabilities_reason = child_text(r, "CapabilitiesReason");
+	out->params = np ? calloc(np, sizeof(*out->params)) : NULL;
+	out->capabilities = nc ? calloc(nc, sizeof(*out->capabilities)) : NULL;
+	if ((np && !out->params) || (nc && !out->capabilities))
+		goto out;
+	for (xmlNode *k = params ? params->children : NULL; k; k = k->next) {
+		struct cfn_template_param *p;
+		char *ne;
+
+		if (!is_elem(k, "member"))
+			continue;
+		p = &out->params[out->n_params++];
+		p->key = child_text(k, "ParameterKey");
+		p->default_value = child_text(k, "DefaultValue");
+		p->description = child_text(k, "Description");
+		ne = child_text(k, "NoEcho");
+		p->no_echo = ne && !strcmp(ne, "true");
+		free(ne);
+		if (!p->key)
+			goto out;
+	}
+	for (xmlNode *k = caps ? caps->children : NULL; k; k = k->next) {
+		xmlChar *t;
+
+		if (!is_elem(k, "member"))
+			continue;
+		t = xmlNodeGetContent(k);
+		out->capabilities[out->n_capabilities] = strdup(t ? (const char *)t : "");
+		xmlFree(t);
+		if (!out->capabilities[out->n_capabilities++])
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc)
+		cfn_template_info_clear(out);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+int cfn_validate_template(struct cfn_client *c, const char *body, const char *url,
+                          struct cfn_template_info *out, struct cfn_error *err)
+{
+	const char *kv[2];
+	char *resp = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!body == !url) {
+		set_err(err, CFN_ERR_VALIDATION,
+		        "ValidateTemplate needs exactly one of a template body or a template URL");
+		return -1;
+	}
+	if (body && strlen(body) > CFN_MAX_TEMPLATE_BODY) {
+		set_err(err, CFN_ERR_VALIDATION,
+		        "template body is %zu bytes, over CloudFormation's %d: "
+		        "put it in a bucket and pass its URL",
+		        strlen(body), CFN_MAX_TEMPLATE_BODY);
+		return -1;
+	}
+	kv[0] = body ? "TemplateBody" : "TemplateURL";
+	kv[1] = body ? body : url;
+	if (call_api(c, "ValidateTemplate", kv, 1, &resp, &len, err) != 0)
+		goto out;
+	if (cfn_parse_validate(resp, len, out) != 0) {
+		set_err(err, CFN_ERR_PROTOCOL, "ValidateTemplate answer could not be parsed");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(resp);
+	return rc;
+}

@@ -191,6 +191,36 @@ int cfn_describe_stack_resources(struct cfn_client *c, const char *stack, struct
                                  size_t *n, struct cfn_error *err);
 void cfn_resources_free(struct cfn_resource *res, size_t n);
 
+/** One template parameter as ValidateTemplate describes it. */
+struct cfn_template_param {
+	char *key;
+	char *default_value; /* NULL when the template gives no Default */
+	char *description;   /* or NULL */
+	bool no_echo;
+};
+
+/** What ValidateTemplate says about a template. Clear with cfn_template_info_clear(). */
+struct cfn_template_info {
+	char *description; /* the template's Description, or NULL */
+	struct cfn_template_param *params;
+	size_t n_params;
+	char **capabilities; /* e.g. "CAPABILITY_NAMED_IAM" */
+	size_t n_capabilities;
+	char *capabilities_reason; /* why they are needed, or NULL */
+};
+
+/**
+ * cfn_validate_template() - ValidateTemplate of exactly one of @body (at most
+ * CFN_MAX_TEMPLATE_BODY bytes) or @url. A template CloudFormation rejects
+ * fails with CFN_ERR_VALIDATION and its message ("Template format error:
+ * ..."). Returns 0 (@out filled, caller clears) or -1 with @err filled.
+ */
+int cfn_validate_template(struct cfn_client *c, const char *body, const char *url,
+                          struct cfn_template_info *out, struct cfn_error *err);
+
+/** cfn_template_info_clear() - free what @t holds and zero it; safe twice. */
+void cfn_template_info_clear(struct cfn_template_info *t);
+
 /* ---- parsers, exposed for unit tests ---- */
 
 /**
@@ -209,6 +239,9 @@ int cfn_parse_stack(const char *xml, size_t len, struct cfn_stack *out);
 
 /** cfn_parse_events() - a DescribeStackEventsResponse page. 0, or -1 if malformed. */
 int cfn_parse_events(const char *xml, size_t len, struct cfn_events *page);
+
+/** cfn_parse_validate() - a ValidateTemplateResponse into @out. 0, or -1 if malformed. */
+int cfn_parse_validate(const char *xml, size_t len, struct cfn_template_info *out);
 
 /** cfn_status_is_failed() - true for *_FAILED and ROLLBACK_* stack/resource states. */
 bool cfn_status_is_failed(const char *status);

@@ -18,8 +18,17 @@
 #     server_error    the next N requests answer HTTP 503 InternalFailure
 #     fail_create     {"resource": LOGICAL-ID, "reason": TEXT, "nested": bool}
 #                     nested: the failure happens inside the cluster's stack
-#     delete_failed   the next N DeleteStack walks end in DELETE_FAILED
+#     delete_failed   the next N DeleteStack walks end in DELETE_FAILED (one
+#                     resource, a security group, role or bucket if there is
+#                     one, cannot be deleted; FORCE_DELETE_STACK retains it)
+#     rollback_seconds  time per resource while a failed creation rolls back
+#                     (default step_seconds): DeleteStack is refused while
+#                     the stack is ROLLBACK_IN_PROGRESS, as in CloudFormation
 #   A counter is consumed by writing the decremented value back.
+# CreateStack honours OnFailure (ROLLBACK, the default; DELETE; DO_NOTHING).
+# ValidateTemplate parses the template, refuses unknown sections and
+# unresolved Ref/GetAtt/Sub names, and answers its Parameters (with
+# defaults), Description, Capabilities and CapabilitiesReason.
 # Credentials accepted: --access-key/--secret-key (default from
 # HPCOPS_S3_ACCESS_KEY/HPCOPS_S3_SECRET_KEY), and temporary ones it issued
 # through AssumeRole of a stack's termination role, which may only
@@ -181,6 +190,61 @@ def resolve(v, ctx):
     return {k: resolve(x, ctx) for k, x in v.items()}
 
 
+SECTIONS = {"AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Rules", "Mappings",
+            "Conditions", "Transform", "Resources", "Outputs"}
+PSEUDO = {"AWS::StackName", "AWS::Region", "AWS::AccountId", "AWS::StackId", "AWS::Partition",
+          "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
+
+
+def needed_capability(tmpl):
+    iam = [r for r, v in tmpl["Resources"].items() if isinstance(v, dict) and
+           str(v.get("Type", "")).startswith("AWS::IAM::")]
+    if not iam:
+        return None
+    named = any("RoleName" in (tmpl["Resources"][r].get("Properties") or {}) for r in iam)
+    return "CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM"
+
+
+def validate_template(tmpl):
+    """What ValidateTemplate refuses: unknown sections, names no Ref can resolve."""
+    bad = sorted(k for k in tmpl if k not in SECTIONS)
+    if bad:
+        raise ApiError(400, "ValidationError", "Template format error: Invalid template property or "
+                       "properties [%s]" % ", ".join(bad))
+    known = set(tmpl["Resources"]) | set(tmpl.get("Parameters") or {}) | PSEUDO
+    refs = set()
+
+    def walk(v):
+        if isinstance(v, Tagged):
+            v = {v.tag: v.value}
+        if isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if k == "Ref" and isinstance(x, str):
+                    refs.add(x)
+                elif k == "Fn::GetAtt":
+                    arg = x.split(".", 1) if isinstance(x, str) else x
+                    if isinstance(arg, list) and arg and isinstance(arg[0], str):
+                        refs.add(arg[0])
+                elif k == "Fn::Sub":
+                    tmpl_s, extra = (x[0], x[1]) if isinstance(x, list) else (x, {})
+                    if isinstance(tmpl_s, str):
+                        for name in re.findall(r"\$\{([^}!]+)\}", tmpl_s):
+                            if name not in (extra or {}):
+                                refs.add(name.split(".", 1)[0] if not name.startswith("AWS::") else name)
+                    walk(extra)
+                else:
+                    walk(x)
+    walk(tmpl["Resources"])
+    walk(tmpl.get("Outputs") or {})
+    missing = sorted(refs - known)
+    if missing:
+        raise ApiError(400, "ValidationError", "Template format error: Unresolved resource dependencies "
+                       "[%s] in the Resources block of the template" % ", ".join(missing))
+
+
 def ctx_ref(ctx, name):
     st = ctx
     pseudo = {"AWS::StackName": st.name, "AWS::Region": ARGS.region, "AWS::AccountId": ACCOUNT,
@@ -252,8 +316,11 @@ class Stack:
         self.event(self.name, "AWS::CloudFormation::Stack", status, reason, self.stack_id)
 
 
-def step():
-    time.sleep(float(control_get("step_seconds", 0.1)))
+def step(rollback=False):
+    secs = control_get("step_seconds", 0.1)
+    if rollback:
+        secs = control_get("rollback_seconds", secs)
+    time.sleep(float(secs))
 
 
 def physical_id(stack, logical, rtype):
@@ -347,7 +414,7 @@ def create_walk(stack, fail):
     return failed is None
 
 
-def delete_walk(stack, force):
+def delete_walk(stack, force, rollback=False):
     """Delete resources in reverse order; returns True when all went."""
     names = list(getattr(stack, "created_resources", list(stack.template["Resources"].keys())))
     ok = True
@@ -363,11 +430,11 @@ def delete_walk(stack, force):
             stack.event(logical, rtype, "DELETE_SKIPPED", "", pid)
             continue
         stack.event(logical, rtype, "DELETE_IN_PROGRESS", "", pid)
-        step()
+        step(rollback)
         child = stack.children.get(logical)
         if child and child.status != "DELETE_COMPLETE":
             child.stack_event("DELETE_IN_PROGRESS", "User Initiated")
-            delete_walk(child, force)
+            delete_walk(child, force, rollback)
             child.stack_event("DELETE_COMPLETE")
             child.deleted = now()
         if fail_one and rtype in ("AWS::EC2::SecurityGroup", "AWS::IAM::Role", "AWS::S3::Bucket") or \
@@ -531,7 +598,7 @@ def lifecycle(stack, fail):
     else:
         stack.stack_event("ROLLBACK_IN_PROGRESS", "The following resource(s) failed to create: [%s]. "
                           "Rollback requested by user." % name)
-        delete_walk(stack, True)
+        delete_walk(stack, True, rollback=True)
         stack.stack_event("ROLLBACK_COMPLETE")
     while True:
         with LOCK:
@@ -787,12 +854,14 @@ def api(action, p, akid, service):
             raise ApiError(400, "ValidationError", "Parameters: [%s] do not exist in the template"
                            % ", ".join(sorted(given)))
         caps = set(members(p, "Capabilities", None))
-        iam = [r for r, v in tmpl["Resources"].items() if isinstance(v, dict) and
-               str(v.get("Type", "")).startswith("AWS::IAM::")]
-        named = any("RoleName" in (tmpl["Resources"][r].get("Properties") or {}) for r in iam)
-        need = "CAPABILITY_NAMED_IAM" if named else "CAPABILITY_IAM"
-        if iam and not (need in caps or "CAPABILITY_NAMED_IAM" in caps):
+        need = needed_capability(tmpl)
+        if need and not (need in caps or "CAPABILITY_NAMED_IAM" in caps):
             raise ApiError(400, "InsufficientCapabilitiesException", "Requires capabilities : [%s]" % need)
+        on_failure = p.get("OnFailure")
+        if on_failure is not None and on_failure not in ("DO_NOTHING", "ROLLBACK", "DELETE"):
+            raise ApiError(400, "ValidationError", "1 validation error detected: Value '%s' at 'onFailure' "
+                           "failed to satisfy constraint: Member must satisfy enum value set: "
+                           "[DO_NOTHING, ROLLBACK, DELETE]" % on_failure)
         tags = members(p, "Tags", ["Key", "Value"])
         st = Stack(name, tmpl, params, tags, token, p.get("RoleARN"), p.get("OnFailure"))
         fail = control_get("fail_create")
@@ -800,6 +869,35 @@ def api(action, p, akid, service):
             STACKS[st.stack_id] = st
         threading.Thread(target=lifecycle, args=(st, fail), daemon=True).start()
         return CFN_NS, "<CreateStackResult><StackId>%s</StackId></CreateStackResult>" % st.stack_id
+
+    if action == "ValidateTemplate":
+        check_scope(akid, action, None)
+        body, url = p.get("TemplateBody"), p.get("TemplateURL")
+        if bool(body) == bool(url):
+            raise ApiError(400, "ValidationError", "Exactly one of TemplateBody or TemplateUrl must be specified.")
+        if body and len(body.encode()) > 51200:
+            raise ApiError(400, "ValidationError", "1 validation error detected: Value at 'templateBody' failed "
+                           "to satisfy constraint: Member must have length less than or equal to 51200")
+        tmpl = parse_template(body if body else fetch_template_url(url))
+        validate_template(tmpl)
+        x = "<Parameters>%s</Parameters>" % "".join(
+            "<member><ParameterKey>%s</ParameterKey>%s<NoEcho>%s</NoEcho>%s</member>" % (
+                escape(k), ("<DefaultValue>%s</DefaultValue>" % escape(str(v["Default"])))
+                if isinstance(v, dict) and "Default" in v else "",
+                "true" if isinstance(v, dict) and str(v.get("NoEcho", "")).lower() == "true" else "false",
+                ("<Description>%s</Description>" % escape(str(v["Description"])))
+                if isinstance(v, dict) and "Description" in v else "")
+            for k, v in (tmpl.get("Parameters") or {}).items())
+        if "Description" in tmpl:
+            x += "<Description>%s</Description>" % escape(str(tmpl["Description"]))
+        need = needed_capability(tmpl)
+        if need:
+            types = sorted({str(v.get("Type")) for v in tmpl["Resources"].values()
+                            if isinstance(v, dict) and str(v.get("Type", "")).startswith("AWS::IAM::")})
+            x += "<Capabilities><member>%s</member></Capabilities>" % need
+            x += "<CapabilitiesReason>The following resource(s) require capabilities: [%s]" \
+                 "</CapabilitiesReason>" % escape(", ".join(types))
+        return CFN_NS, "<ValidateTemplateResult>%s</ValidateTemplateResult>" % x
 
     if action == "DescribeStacks":
         name = p.get("StackName")
@@ -848,6 +946,10 @@ def api(action, p, akid, service):
                                "FORCE_DELETE_STACK is only allowed for stacks in DELETE_FAILED state" % st.stack_id)
             if st.status == "DELETE_IN_PROGRESS" or st.delete_requested:
                 return CFN_NS, ""
+            # CloudFormation runs one operation at a time: a rollback must end first
+            if st.status.endswith("_IN_PROGRESS") and st.status != "CREATE_IN_PROGRESS":
+                raise ApiError(400, "ValidationError", "Stack [%s] cannot be deleted while in status %s"
+                               % (p["StackName"], st.status))
             st.delete_requested = {"force": mode == "FORCE_DELETE_STACK", "role": p.get("RoleARN")}
         return CFN_NS, ""
 
@@ -916,7 +1018,8 @@ class Handler(BaseHTTPRequestHandler):
             params.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
         action = params.get("Action", "")
         entry = {"time": iso(now()), "action": action, "stack": params.get("StackName"),
-                 "mode": params.get("DeletionMode"), "role": params.get("RoleARN")}
+                 "mode": params.get("DeletionMode"), "role": params.get("RoleARN"),
+                 "on_failure": params.get("OnFailure")}
         ns = CFN_NS
         try:
             akid, service = verify_sigv4(self.command, u.path, u.query, headers, body)

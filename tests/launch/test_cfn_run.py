@@ -220,18 +220,6 @@ def test_throttled_api_is_retried():
         ll.check_stack_deleted(d, "throttled")
 
 
-def test_delete_failed_is_forced():
-    bucket = setup()
-    with ll.Double({"delete_failed": 1}) as d, ll.plain_dir() as out:
-        p = ll.run(ll.cfn_args("sticky", bucket, out, ["--workload", "w=true"]), d, check_rc=0)
-        if "FORCE_DELETE_STACK" not in p.stdout + p.stderr:
-            raise AssertionError("forced deletion not reported:\n%s\n%s" % (p.stdout, p.stderr))
-        forced = [r for r in d.requests() if r["action"] == "DeleteStack" and
-                  r.get("mode") == "FORCE_DELETE_STACK" and r["status"] == 200]
-        ht.check_eq(len(forced), 1, "forced DeleteStack calls")
-        ll.check_stack_deleted(d, "sticky")
-
-
 def test_template_over_51200_bytes_goes_by_url():
     bucket = setup()
     with ll.Double() as d, ll.plain_dir() as out:

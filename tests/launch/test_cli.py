@@ -23,7 +23,7 @@ def launch(*args):
 def test_help_of_every_command_documents_exit_codes():
     top = launch("--help")
     ht.check_eq(top.returncode, 0, "--help status")
-    for cmd in ("run", "up", "wait", "down", "status", "submit"):
+    for cmd in ("run", "validate", "logs", "list", "up", "wait", "down", "status", "submit"):
         if cmd not in top.stdout:
             raise AssertionError("%s missing from --help" % cmd)
         p = launch(cmd, "--help")
@@ -47,22 +47,22 @@ def test_unknown_command_and_flag():
 
 def test_missing_pieces_say_what_to_add():
     cases = [
-        (["run", "--workload", "a=true"], "no bucket: give --bucket"),
-        (["run", "--bucket", "b", "--workload", "a=true"], "no stack name"),
+        (["run", "--workload", "a=true"], "bucket: missing: give --bucket"),
+        (["run", "--bucket", "b", "--workload", "a=true"], "stack_name: missing: give --stack-name"),
         (["run", "--bucket", "b", "--stack-name", "s", "--workload", "a=true"],
-         "--template FILE or --template-url"),
-        (["run", "--provider", "slurm", "--bucket", "b"], "no workloads"),
+         "template: give exactly one of --template FILE or --template-url"),
+        (["run", "--provider", "slurm", "--bucket", "b"], "workloads: none: add --workload"),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "x"],
          "expected NAME=COMMAND"),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a b=true"],
-         "must be 1-64 letters"),
+         "workloads[0].name: \"a b\" must be 1-64 letters"),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a=true",
-          "--workload", "a=false"], "two workloads are named \"a\""),
+          "--workload", "a=false"], "workloads[1].name: two workloads are named \"a\""),
         (["run", "--provider", "slurm", "--bucket", "b", "--workload", "a=true",
-          "--max-minutes", "0"], "give a budget in minutes above 0"),
+          "--max-minutes", "0"], "max_minutes: 0 is not a budget"),
         (["run", "--provider", "cloud", "--bucket", "b"], "use cloudformation or slurm"),
         (["run", "--bucket", "b", "--stack-name", "1bad", "--template", "t",
-          "--workload", "a=true"], "letter first"),
+          "--workload", "a=true"], "stack_name: \"1bad\": CloudFormation wants a letter first"),
         (["wait", "--bucket", "b"], "give --run-id"),
         (["down"], "give --stack-name"),
         (["up", "--provider", "slurm", "--bucket", "b"], "nothing to do with --provider slurm"),
@@ -82,14 +82,14 @@ def test_bad_spec_files():
                 f.write(text)
             return path
         cases = [
-            ('{"bucket": "b", "workload": []}', 'unknown field "workload"'),
+            ('{"bucket": "b", "workload": []}', 'workload: unknown field "workload"'),
             ('{"bucket": "b",', "line 1"),
-            ('{"bucket": 5}', '"bucket" must be a string'),
-            ('{"workloads": [{"name": "a"}]}', '"command" is required'),
+            ('{"bucket": 5}', 'bucket: must be a string'),
+            ('{"workloads": [{"name": "a"}]}', 'workloads[0].command: required'),
             ('{"workloads": [{"name": "a", "command": "x", "nodes": 0}]}',
-             '"nodes" must be a positive integer'),
-            ('{"max_minutes": "ten"}', '"max_minutes" must be a number'),
-            ('{"provider": "k8s"}', 'use "cloudformation" or "slurm"'),
+             'workloads[0].nodes: must be a positive integer'),
+            ('{"max_minutes": "ten"}', 'max_minutes: must be a number'),
+            ('{"provider": "k8s"}', 'provider: "k8s": use "cloudformation" or "slurm"'),
         ]
         for text, want in cases:
             p = launch("run", "--spec", spec(text))
@@ -104,7 +104,7 @@ def test_bad_spec_files():
                                 "workloads": [{"name": "a", "command": "true"}],
                                 "max_minutes": 5}))
         p = launch("run", "--spec", path, "--max-minutes", "-1")
-        if p.returncode != 2 or "max_minutes is -1" not in p.stderr:
+        if p.returncode != 2 or "max_minutes: -1 is not a budget" not in p.stderr:
             raise AssertionError(p.stderr)
 
 
@@ -125,6 +125,56 @@ def test_closed_pipes_are_errors_not_a_kill():
         raise AssertionError("hpcops-launch was killed by signal %d" % -rc)
     if rc == 0:
         raise AssertionError("down against a refused endpoint exited 0")
+
+
+def test_errors_are_json_under_json():
+    """--json anywhere on the line: an error is one JSON document on stdout,
+    {"error": {"code", "message"}}, with the same exit status; the human line
+    still goes to stderr."""
+    env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+               AWS_SECRET_ACCESS_KEY="not-used", AWS_REGION="us-east-1",
+               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    refused = "http://127.0.0.1:1"  # loopback port 1 refuses at once
+    with ht.temp_dir() as d:
+        bad_spec = os.path.join(d, "spec.json")
+        with open(bad_spec, "w") as f:
+            f.write('{"bucket": 5, "workloads": [{"name": "a"}]}')
+        cases = [
+            (["nope", "--json"], 2, "usage_error", 'unknown command "nope"'),
+            (["run", "--json", "--max-minutes", "soon"], 2, "usage_error",
+             '--max-minutes "soon" is not a number'),
+            (["run", "--bogus", "--json"], 2, "usage_error", 'unknown option "--bogus"'),
+            (["status", "--json", "--bucket"], 2, "usage_error", 'option "--bucket" needs a value'),
+            (["run", "--json", "--workload", "a=true"], 2, "usage_error", "bucket: missing"),
+            (["run", "--json", "--spec", bad_spec], 2, "usage_error", "bucket: must be a string"),
+            (["logs", "--json", "--bucket", "b"], 2, "usage_error", "which run?"),
+            (["list", "--json"], 2, "usage_error", "give --bucket"),
+            (["submit", "--json"], 2, "usage_error", "needs --run-id"),
+            (["validate", "--json", "--local", "--spec", bad_spec], 2, "invalid_spec", ""),
+            (["status", "--json", "--stack-name", "s", "--cloudformation-endpoint-url", refused],
+             3, "aws_error", "DescribeStacks"),
+            (["down", "--json", "--stack-name", "s", "--poll-seconds", "0.1",
+              "--cloudformation-endpoint-url", refused], 6, "stack_left", "DescribeStacks"),
+        ]
+        for args, rc, code, msg in cases:
+            p = subprocess.run([ll.launch_exe()] + args, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+            try:
+                doc = json.loads(p.stdout)
+            except ValueError:
+                raise AssertionError("%s: stdout is not one JSON document: %r" % (args, p.stdout))
+            if p.returncode != rc or doc.get("error", {}).get("code") != code or \
+                    msg not in doc["error"].get("message", "") or doc.get("exit_code") != rc:
+                raise AssertionError("%s: exit %d, document %s; want %d, %s, %r" % (
+                    args, p.returncode, doc, rc, code, msg))
+            if not p.stderr.strip():
+                raise AssertionError("%s: nothing on stderr" % args)
+        # validate's document lists every problem, not just the first
+        p = subprocess.run([ll.launch_exe(), "validate", "--json", "--local", "--spec", bad_spec],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        paths = sorted(x["path"] for x in json.loads(p.stdout)["problems"])
+        ht.check_eq(paths, ["bucket", "stack_name", "template", "workloads[0].command"],
+                    "validate problems")
 
 
 if __name__ == "__main__":

@@ -220,13 +220,57 @@ static void test_status_helpers(void **state)
 	assert_false(cfn_status_is_terminal("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"));
 }
 
+static void test_validate(void **state)
+{
+	struct cfn_template_info t;
+	const char *xml =
+	    "<ValidateTemplateResponse "
+	    "xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\">"
+	    "<ValidateTemplateResult><Description>a cluster</Description>"
+	    "<Parameters><member><ParameterKey>RunId</ParameterKey><NoEcho>false</NoEcho>"
+	    "<Description>the run</Description></member>"
+	    "<member><ParameterKey>MountDir</ParameterKey><DefaultValue>/ArtifactBucket"
+	    "</DefaultValue><NoEcho>true</NoEcho></member>"
+	    "<member><ParameterKey>KeyName</ParameterKey><DefaultValue></DefaultValue></member>"
+	    "</Parameters><Capabilities><member>CAPABILITY_NAMED_IAM</member></Capabilities>"
+	    "<CapabilitiesReason>The following resource(s) require capabilities: "
+	    "[AWS::IAM::Role]</CapabilitiesReason></ValidateTemplateResult>"
+	    "<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+	    "</ValidateTemplateResponse>";
+	const char *none = "<ValidateTemplateResponse><ValidateTemplateResult><Parameters/>"
+	                   "</ValidateTemplateResult></ValidateTemplateResponse>";
+
+	(void)state;
+	assert_int_equal(cfn_parse_validate(xml, strlen(xml), &t), 0);
+	assert_string_equal(t.description, "a cluster");
+	assert_int_equal(t.n_params, 3);
+	assert_string_equal(t.params[0].key, "RunId");
+	assert_null(t.params[0].default_value); /* no Default: must be given */
+	assert_false(t.params[0].no_echo);
+	assert_string_equal(t.params[1].default_value, "/ArtifactBucket");
+	assert_true(t.params[1].no_echo);
+	assert_string_equal(t.params[2].default_value, ""); /* an empty Default is a default */
+	assert_int_equal(t.n_capabilities, 1);
+	assert_string_equal(t.capabilities[0], "CAPABILITY_NAMED_IAM");
+	assert_non_null(strstr(t.capabilities_reason, "AWS::IAM::Role"));
+	cfn_template_info_clear(&t);
+	cfn_template_info_clear(&t);
+
+	assert_int_equal(cfn_parse_validate(none, strlen(none), &t), 0);
+	assert_int_equal(t.n_params, 0);
+	assert_int_equal(t.n_capabilities, 0);
+	assert_null(t.description);
+	cfn_template_info_clear(&t);
+	assert_int_equal(cfn_parse_validate("<a/>", 4, &t), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_error_not_found), cmocka_unit_test(test_error_codes),
 	    cmocka_unit_test(test_error_not_xml),   cmocka_unit_test(test_create),
 	    cmocka_unit_test(test_stack),           cmocka_unit_test(test_events),
-	    cmocka_unit_test(test_status_helpers),
+	    cmocka_unit_test(test_status_helpers),  cmocka_unit_test(test_validate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,27 +115,29 @@ static void test_round_trip(void **state)
 static void test_bad_specs(void **state)
 {
 	(void)state;
-	expect_error("{\"bucket\": \"b\", \"workload\": []}", "unknown field \"workload\"");
+	expect_error("{\"bucket\": \"b\", \"workload\": []}",
+	             "workload: unknown field \"workload\"");
 	expect_error("{\"bucket\": \"b\", \"bucket\": \"c\"}", "duplicate");
 	expect_error("[1, 2]", "must be a JSON object");
-	expect_error("{\"max_minutes\": \"60\"}", "\"max_minutes\" must be a number");
-	expect_error("{\"parameters\": [\"a\"]}", "\"parameters\" must be an object");
+	expect_error("{\"max_minutes\": \"60\"}", "spec.json: max_minutes: must be a number");
+	expect_error("{\"parameters\": [\"a\"]}", "parameters: must be an object");
 	expect_error("{\"parameters\": {\"A\": [1]}}",
-	             "\"parameters\".\"A\" must be a string or a number");
-	expect_error("{\"capabilities\": \"CAPABILITY_IAM\"}", "\"capabilities\" must be an array");
-	expect_error("{\"workloads\": {}}", "\"workloads\" must be an array");
-	expect_error("{\"workloads\": [{\"name\": \"a\"}]}",
-	             "workloads[0]: \"command\" is required");
+	             "parameters.A: must be a string or a number");
+	expect_error("{\"capabilities\": \"CAPABILITY_IAM\"}", "capabilities: must be an array");
+	expect_error("{\"workloads\": {}}", "workloads: must be an array");
+	expect_error("{\"workloads\": [{\"name\": \"a\"}]}", "workloads[0].command: required");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"\"}]}",
-	             "\"command\" is empty");
-	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": []}]}", "empty array");
+	             "workloads[0].command: is empty");
+	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": []}]}",
+	             "workloads[0].command: is an empty array");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": [1]}]}",
-	             "\"command\"[0] must be a string");
+	             "workloads[0].command[0]: must be a string");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"x\", \"nodes\": -1}]}",
-	             "\"nodes\" must be a positive integer");
+	             "workloads[0].nodes: must be a positive integer");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"x\", \"gpus\": 1}]}",
-	             "unknown field \"gpus\"");
-	expect_error("{\"provider\": \"aws-batch\"}", "use \"cloudformation\" or \"slurm\"");
+	             "workloads[0].gpus: unknown field");
+	expect_error("{\"provider\": \"aws-batch\"}",
+	             "provider: \"aws-batch\": use \"cloudformation\" or \"slurm\"");
 	expect_error("{\"bucket\": ", "line 1");
 }
 
@@ -148,12 +150,12 @@ static void test_validate(void **state)
 	load_ok(&s, "{\"bucket\": \"b\", \"provider\": \"slurm\"}");
 	assert_int_equal(spec_validate(&s, true, false, eb, sizeof(eb)), 0);
 	assert_int_equal(spec_validate(&s, true, true, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "no workloads"));
+	assert_non_null(strstr(eb, "workloads: none: add --workload"));
 	assert_int_equal(spec_add_workload_arg(&s, "a=echo hi", eb, sizeof(eb)), 0);
 	assert_int_equal(spec_validate(&s, true, true, eb, sizeof(eb)), 0);
 	assert_int_equal(spec_add_workload_arg(&s, "a=echo again", eb, sizeof(eb)), 0);
 	assert_int_equal(spec_validate(&s, true, true, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "two workloads are named \"a\""));
+	assert_non_null(strstr(eb, "workloads[1].name: two workloads are named \"a\""));
 	assert_int_equal(spec_add_workload_arg(&s, "noequals", eb, sizeof(eb)), -1);
 	assert_non_null(strstr(eb, "expected NAME=COMMAND"));
 	assert_int_equal(spec_add_workload_arg(&s, "=cmd", eb, sizeof(eb)), -1);
@@ -161,7 +163,7 @@ static void test_validate(void **state)
 
 	load_ok(&s, "{\"bucket\": \"b\", \"stack_name\": \"9lives\", \"template\": \"t\"}");
 	assert_int_equal(spec_validate(&s, true, false, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "letter first"));
+	assert_non_null(strstr(eb, "stack_name: \"9lives\": CloudFormation wants a letter first"));
 	free(s.stack_name);
 	s.stack_name = strdup("hpc_ci");
 	assert_int_equal(spec_validate(&s, true, false, eb, sizeof(eb)), -1);
@@ -170,19 +172,69 @@ static void test_validate(void **state)
 	assert_int_equal(spec_validate(&s, true, false, eb, sizeof(eb)), 0);
 	s.template_url = strdup("https://x/t.yaml");
 	assert_int_equal(spec_validate(&s, true, false, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "exactly one of --template"));
+	assert_non_null(strstr(eb, "template: give exactly one of --template"));
 	s.max_minutes = 0;
 	assert_int_equal(spec_validate(&s, false, false, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "above 0"));
+	assert_non_null(strstr(eb, "max_minutes: 0 is not a budget"));
 	s.max_minutes = 1;
 	s.run_id = strdup("a/b");
 	assert_int_equal(spec_validate(&s, false, false, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "run id"));
+	assert_non_null(strstr(eb, "run_id: \"a/b\" may only hold"));
 	spec_free(&s);
 
 	load_ok(&s, "{}");
 	assert_int_equal(spec_validate(&s, false, false, eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "no bucket"));
+	assert_non_null(strstr(eb, "bucket: missing: give --bucket"));
+	spec_free(&s);
+}
+
+/* validate's view: every problem of a file at once, each with its field path */
+static void test_all_problems(void **state)
+{
+	struct launch_spec s;
+	struct spec_problems p = {0};
+	char line[1400];
+	const char *want[] = {
+	    "bukcet: unknown field \"bukcet\"",
+	    "max_minutes: must be a number",
+	    "parameters.Size: must be a string or a number",
+	    "workloads[0].name: required",
+	    "workloads[1].command: required",
+	    "workloads[1].nodes: must be a positive integer",
+	    "workloads[2].sbatch_args[1]: must be a string",
+	    "stack_name: \"9-lives_x\": CloudFormation wants a letter first",
+	};
+	const char *text =
+	    "{\"bukcet\": \"b\", \"bucket\": \"b\", \"max_minutes\": \"ten\","
+	    " \"stack_name\": \"9-lives_x\", \"template\": \"t.yaml\","
+	    " \"parameters\": {\"Size\": [1], \"Ok\": \"x\"},"
+	    " \"workloads\": [{\"command\": \"true\"},"
+	    "  {\"name\": \"b\", \"nodes\": 0},"
+	    "  {\"name\": \"c\", \"command\": \"true\", \"sbatch_args\": [\"-p\", 2]}]}";
+
+	(void)state;
+	spec_init(&s);
+	assert_int_equal(spec_load_string_all(&s, text, &p), -1);
+	assert_int_equal(spec_check(&s, true, true, &p), -1);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		bool found = false;
+		for (size_t k = 0; k < p.n && !found; k++)
+			found = strstr(spec_problem_format(&p.v[k], line, sizeof(line)), want[i]) ==
+			        line;
+		if (!found)
+			fail_msg("no problem \"%s\" among %zu", want[i], p.n);
+	}
+	/* a field that did not parse is not reported a second time as missing */
+	for (size_t k = 0; k < p.n; k++) {
+		spec_problem_format(&p.v[k], line, sizeof(line));
+		if (strstr(line, "workloads: none") || strstr(line, "max_minutes: 60"))
+			fail_msg("reported again: %s", line);
+	}
+	assert_string_equal(spec_get_kv(s.parameters, s.n_parameters, "Ok") ? "set" : "unset",
+	                    "unset"); /* an object with a bad member is not taken */
+	assert_int_equal(s.n_workloads, 0);
+	spec_problems_free(&p);
+	spec_problems_free(&p);
 	spec_free(&s);
 }
 
@@ -275,10 +327,10 @@ static void test_example_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_full_spec),    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_bad_specs),    cmocka_unit_test(test_validate),
-	    cmocka_unit_test(test_kv),           cmocka_unit_test(test_scontrol_line),
-	    cmocka_unit_test(test_example_file),
+	    cmocka_unit_test(test_full_spec),     cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_bad_specs),     cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_all_problems),  cmocka_unit_test(test_kv),
+	    cmocka_unit_test(test_scontrol_line), cmocka_unit_test(test_example_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
