@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fs: the central state of hpcops-mount shared by every file of fs/: the
- * parsed options, the S3 client, the inode table, the memory budget, the file
+ * parsed options (options.h), the S3 client, the inode table, the memory budget, the file
  * handle type, the helpers that fill FUSE replies, and the write-side ops
  * (fsw_*, implemented in ops_write.c) that the ops table in ops.c dispatches to.
  */
@@ -20,6 +20,7 @@
 
 #include "budget.h"
 #include "inode.h"
+#include "options.h"
 
 struct s3_client;
 struct xfer_engine;
@@ -27,76 +28,6 @@ struct creds_provider;
 struct prefetch;
 struct upload;
 struct cache;
-
-/* --metadata-ttl special values (seconds otherwise). */
-#define FS_TTL_MINIMAL    0.0 /* "minimal": revalidate on every access */
-#define FS_TTL_INDEFINITE 1e9 /* "indefinite": never revalidate */
-#define FS_TTL_DEFAULT    1.0 /* see other nodes' writes within about a second */
-
-/** Every command-line / -o option, parsed by main.c. Strings are malloc'd, freed at exit. */
-struct fs_options {
-	/* the two positional arguments */
-	char *bucket;
-	char *prefix; /* "" or "a/b/" (always ends in '/') */
-	char *mountpoint;
-
-	/* S3 access */
-	char *region;          /* --region; NULL = from the environment / us-east-1 */
-	char *endpoint_url;    /* --endpoint-url */
-	bool force_path_style; /* --force-path-style */
-	char *profile;         /* --profile */
-	bool no_sign_request;  /* --no-sign-request */
-	char *ca_bundle;       /* --ca-bundle */
-
-	/* permissions and ownership */
-	bool read_only;   /* --read-only */
-	bool allow_other; /* --allow-other */
-	bool allow_root;  /* --allow-root */
-	uid_t uid;        /* --uid (default: the caller's) */
-	gid_t gid;        /* --gid */
-	mode_t file_mode; /* --file-mode (default 0644) */
-	mode_t dir_mode;  /* --dir-mode (default 0755) */
-
-	/* write side (fswrite reads these) */
-	/*
-	 * (fswrite -> fsread) --help wording proposed for main.c, with the cost
-	 * of each opt-in as issue 4 asks:
-	 *  --allow-overwrite  "replace an existing object when it is opened with
-	 *     O_TRUNC; others see the old object until the new one is closed
-	 *     (the whole file is uploaded again)"
-	 *  --allow-delete     "allow unlink of files and rmdir of empty
-	 *     directories (deletes the objects: cannot be undone)"
-	 *  --allow-append     "allow O_APPEND on an existing object: it is
-	 *     rewritten as a new upload starting with a server-side copy of the
-	 *     old bytes (under 5 MiB they are downloaded and re-sent), so each
-	 *     append costs a copy of the whole object"
-	 *  --allow-rename     "allow rename of files: a server-side copy, then a
-	 *     delete of the old name; not atomic (after a failure both names can
-	 *     exist) and it costs a copy of the whole object; directories: EXDEV"
-	 *  --write-part-size  "size of each uploaded part, 5M..5G (8M): a file
-	 *     holds at most 10,000 parts (80 GB at 8M), and each file being
-	 *     written keeps up to 5 parts in memory (--memory-limit)"
-	 */
-	bool allow_overwrite;     /* --allow-overwrite */
-	bool allow_delete;        /* --allow-delete */
-	bool allow_append;        /* --allow-append */
-	bool allow_rename;        /* --allow-rename */
-	uint64_t write_part_size; /* --write-part-size (default 8 MiB) */
-
-	/* process */
-	bool foreground;     /* -f/--foreground */
-	bool debug;          /* -d/--debug */
-	char *log_directory; /* -l/--log-directory */
-	bool auto_unmount;   /* --auto-unmount */
-	int max_threads;     /* --max-threads: FUSE worker threads (default 16) */
-
-	/* reading and caching */
-	double metadata_ttl;     /* --metadata-ttl in seconds; FS_TTL_* */
-	char *cache_dir;         /* --cache DIR, NULL = no block cache */
-	uint64_t max_cache_size; /* --max-cache-size bytes (0 = keep 5% of the disk free) */
-	uint64_t read_part_size; /* --read-part-size (default 8 MiB) */
-	uint64_t memory_limit;   /* --memory-limit (default 512 MiB) */
-};
 
 /** The filesystem: one per process, passed as the FUSE session's userdata. */
 struct hpcops_fs {
