@@ -22,16 +22,14 @@
 
 #include <jansson.h>
 
-#include "creds.h"
-#include "endpoint.h"
 #include "options.h"
+#include "options_env.h"
 
 #define KIB 1024ULL
 #define MIB (1024ULL * 1024ULL)
 
-/* exit statuses */
-#define EXIT_USAGE   2 /* what mount-s3's parser (clap) refuses */
-#define EXIT_REFUSED 1 /* what mount-s3 refuses once parsed, before mounting */
+#define EXIT_USAGE   FS_EXIT_USAGE
+#define EXIT_REFUSED FS_EXIT_REFUSED
 
 enum opt_type {
 	OPT_FLAG,    /* bool, no value (-o NAME=true|false also) */
@@ -1136,289 +1134,9 @@ void fs_options_free(struct fs_options *o)
 	o->mount_fd = -1;
 }
 
-/* ---- the environment ---- */
-
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
-
-/* The profile the SDKs use: --profile, AWS_PROFILE, "default". */
-static const char *profile_name(const struct fs_options *o, const char **source)
-{
-	if (o->profile) {
-		*source = "--profile";
-		return o->profile;
-	}
-	if (env("AWS_PROFILE")) {
-		*source = "AWS_PROFILE";
-		return env("AWS_PROFILE");
-	}
-	*source = "default";
-	return "default";
-}
-
-/*
- * A setting the SDKs take from a variable, else from the profile's key.
- * Returns a heap string (or NULL) and where it came from.
- */
-static char *env_or_profile(const struct fs_options *o, const char *var, const char *key,
-                            const char **source)
-{
-	const char *psrc, *prof = profile_name(o, &psrc);
-	char *v;
-
-	if (env(var)) {
-		*source = var;
-		return strdup(env(var));
-	}
-	v = creds_profile_get(prof, key);
-	*source = v ? "profile" : "default";
-	return v;
-}
-
-static bool truthy(const char *v)
-{
-	return v && !strcasecmp(v, "true");
-}
-
-/*
- * MOUNTPOINT_LOG: tracing-subscriber directives ("debug", "warn,awscrt=debug",
- * "mountpoint_s3=trace"). The most verbose level of the bare directives and
- * of mountpoint_s3* targets becomes ours; awscrt=debug|trace means --debug-crt.
- * Returns 0, or -1 if no level in it is one we know.
- */
-static int apply_log_filter(struct fs_options *o, const char *filter)
-{
-	char *copy = strdup(filter), *save = NULL, *dir;
-	int level = -2;
-
-	if (!copy)
-		return -1;
-	for (dir = strtok_r(copy, ",", &save); dir; dir = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(dir, '=');
-		const char *target = eq ? dir : "", *lvl = eq ? eq + 1 : dir;
-		int l;
-
-		if (eq)
-			*eq = '\0';
-		while (*lvl == ' ')
-			lvl++;
-		if (!strcasecmp(lvl, "off"))
-			l = -1;
-		else if (!strcasecmp(lvl, "error"))
-			l = LOG_ERR;
-		else if (!strcasecmp(lvl, "warn"))
-			l = LOG_WARNING;
-		else if (!strcasecmp(lvl, "info"))
-			l = LOG_INFO;
-		else if (!strcasecmp(lvl, "debug") || !strcasecmp(lvl, "trace"))
-			l = LOG_DEBUG;
-		else
-			continue;
-		if (!strncmp(target, "awscrt", 6)) {
-			if (l == LOG_DEBUG)
-				o->debug_crt = true;
-			continue;
-		}
-		if (*target && strncmp(target, "mountpoint_s3", 13))
-			continue;
-		if (l > level)
-			level = l;
-	}
-	free(copy);
-	if (level == -2)
-		return -1;
-	o->log_level = level;
-	return 0;
-}
-
-/* Read what the environment adds. Returns 0 or an exit status. */
-static int read_env(struct fs_options *o)
-{
-	const char *src;
-	char *v;
-
-	if (!o->ca_bundle) {
-		o->ca_bundle = env_or_profile(o, "AWS_CA_BUNDLE", "ca_bundle", &src);
-	}
-	v = env_or_profile(o, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint", &src);
-	if (truthy(v))
-		o->dual_stack = true;
-	free(v);
-	v = env_or_profile(o, "AWS_MAX_ATTEMPTS", "max_attempts", &src);
-	if (v) {
-		char *end;
-		long n;
-
-		errno = 0;
-		n = strtol(v, &end, 10);
-		if (errno || end == v || *end || n < 1 || n > 100) {
-			say(o,
-			    "%s '%s' is not a number of attempts from 1 to 100 (the first attempt "
-			    "included)",
-			    strcmp(src, "profile") ? "AWS_MAX_ATTEMPTS"
-			                           : "the profile's max_attempts",
-			    v);
-			free(v);
-			return EXIT_USAGE;
-		}
-		o->max_attempts = (int)n;
-		free(v);
-	}
-	v = env_or_profile(o, "AWS_RETRY_MODE", "retry_mode", &src);
-	if (v) {
-		if (!strcmp(v, "standard"))
-			o->retry_mode = FS_RETRY_STANDARD;
-		else if (!strcmp(v, "adaptive"))
-			o->retry_mode = FS_RETRY_ADAPTIVE;
-		else if (!strcmp(v, "legacy"))
-			o->retry_mode = FS_RETRY_LEGACY;
-		else {
-			say(o, "retry mode '%s' (%s) is not standard, adaptive or legacy", v, src);
-			free(v);
-			return EXIT_USAGE;
-		}
-		free(v);
-	}
-	if (o->no_log)
-		o->log_level = -1;
-	else if (o->debug)
-		o->log_level = LOG_DEBUG;
-	if (env("MOUNTPOINT_LOG")) {
-		o->log_filter = strdup(env("MOUNTPOINT_LOG"));
-		if (!o->log_filter)
-			return EXIT_REFUSED;
-		if (apply_log_filter(o, o->log_filter) < 0) {
-			say(o,
-			    "MOUNTPOINT_LOG='%s': no level in it (off, error, warn, info, debug or "
-			    "trace, optionally as mountpoint_s3=LEVEL)",
-			    o->log_filter);
-			return EXIT_USAGE;
-		}
-	}
-	return 0;
-}
-
-/* ---- endpoint and region, as the SDKs resolve them (no network) ---- */
-
-static bool virtual_hostable(const char *b)
-{
-	size_t n = strlen(b);
-
-	if (n < 3 || n > 63 || strchr(b, '.') || strchr(b, '_'))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (isupper((unsigned char)b[i]))
-			return false;
-	return b[0] != '-' && b[n - 1] != '-';
-}
-
-int fs_options_endpoint(const struct fs_options *o, const char *region, char **out,
-                        const char **source, char *err, size_t errlen)
-{
-	const char *custom = NULL, *src = NULL, *r = region && *region ? region : "us-east-1";
-	const char *suffix = strncmp(r, "cn-", 3) ? "amazonaws.com" : "amazonaws.com.cn";
-	const char *ign = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-	int n;
-
-	*out = NULL;
-	if (errlen)
-		err[0] = '\0';
-	if (o->endpoint_url) {
-		custom = o->endpoint_url;
-		src = "--endpoint-url";
-	} else if (!truthy(ign) && env("AWS_ENDPOINT_URL_S3")) {
-		custom = env("AWS_ENDPOINT_URL_S3");
-		src = "AWS_ENDPOINT_URL_S3";
-	} else if (!truthy(ign) && env("AWS_ENDPOINT_URL")) {
-		custom = env("AWS_ENDPOINT_URL");
-		src = "AWS_ENDPOINT_URL";
-	}
-	if (custom && o->dual_stack) {
-		snprintf(err, errlen,
-		         "Cannot set dual-stack in combination with a custom endpoint. "
-		         "(--dual-stack or AWS_USE_DUALSTACK_ENDPOINT, with %s)",
-		         src);
-		return -1;
-	}
-	if (custom || (!o->dual_stack && !o->transfer_acceleration)) {
-		/* the one resolver the S3 client also uses */
-		if (endpoint_resolve("s3", custom, r, out, err, errlen) < 0)
-			return -1;
-		if (source)
-			*source = custom ? src : "AWS regional endpoint";
-		return 0;
-	}
-	if (o->transfer_acceleration) {
-		if (!strncmp(r, "cn-", 3)) {
-			snprintf(err, errlen, "S3 Accelerate cannot be used in this region");
-			return -1;
-		}
-		if (o->force_path_style || !virtual_hostable(o->bucket ? o->bucket : "")) {
-			snprintf(err, errlen,
-			         "Path-style addressing cannot be used with S3 Accelerate");
-			return -1;
-		}
-		n = asprintf(out, "https://s3-accelerate%s.%s", o->dual_stack ? ".dualstack" : "",
-		             suffix);
-		if (source)
-			*source = "--transfer-acceleration";
-	} else {
-		n = asprintf(out, "https://s3.dualstack.%s.%s", r, suffix);
-		if (source)
-			*source = "--dual-stack";
-	}
-	if (n < 0) {
-		*out = NULL;
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-bool fs_options_is_directory_bucket(const struct fs_options *o)
-{
-	size_t n = o->bucket ? strlen(o->bucket) : 0;
-
-	if (o->bucket_type != FS_BUCKET_AUTO)
-		return o->bucket_type == FS_BUCKET_DIRECTORY;
-	return (n > 6 && !strcmp(o->bucket + n - 6, "--x-s3")) ||
-	       (n > 7 && !strcmp(o->bucket + n - 7, "--xa-s3"));
-}
-
 const char *fs_checksum_name(enum fs_checksum c)
 {
 	return (unsigned)c < 4 ? checksums[c] : "?";
-}
-
-/* The region without asking IMDS: what --print-config can tell. */
-static char *region_offline(const struct fs_options *o, const char **source)
-{
-	const char *psrc, *prof = profile_name(o, &psrc);
-	char *v;
-
-	if (o->region) {
-		*source = "--region";
-		return strdup(o->region);
-	}
-	if (env("AWS_REGION")) {
-		*source = "AWS_REGION";
-		return strdup(env("AWS_REGION"));
-	}
-	if (env("AWS_DEFAULT_REGION")) {
-		*source = "AWS_DEFAULT_REGION";
-		return strdup(env("AWS_DEFAULT_REGION"));
-	}
-	if ((v = creds_profile_get(prof, "region"))) {
-		*source = "profile";
-		return v;
-	}
-	*source = "default (when mounting, EC2 instance metadata is asked first unless "
-	          "AWS_EC2_METADATA_DISABLED=true)";
-	return strdup("us-east-1");
 }
 
 /* ---- the positional arguments ---- */
@@ -1695,8 +1413,8 @@ static int check_combinations(struct fs_options *o, struct parse_state *ps)
 		warn(o, ps,
 		     "'--metadata-ttl 0' means 'minimal' (as in mount-s3, which deprecates "
 		     "the 0 spelling)");
-	if (o->transfer_acceleration &&
-	    (o->endpoint_url || env("AWS_ENDPOINT_URL_S3") || env("AWS_ENDPOINT_URL")))
+	if (o->transfer_acceleration && (o->endpoint_url || fs_env_get("AWS_ENDPOINT_URL_S3") ||
+	                                 fs_env_get("AWS_ENDPOINT_URL")))
 		warn(o, ps, "--transfer-acceleration has no effect with a custom endpoint");
 	return 0;
 }
@@ -1773,7 +1491,7 @@ static int print_config(struct fs_options *o, struct parse_state *ps)
 	static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 	json_t *root = json_object(), *opts = json_object(), *envj = json_object();
 	const char *rsrc = NULL, *esrc = NULL, *psrc = NULL, *src = NULL;
-	char *region = region_offline(o, &rsrc), *ep = NULL, *tmp;
+	char *region = fs_env_region(o, &rsrc), *ep = NULL, *tmp;
 	char err[512];
 	const char *level;
 	int rc = 0;
@@ -1805,24 +1523,24 @@ static int print_config(struct fs_options *o, struct parse_state *ps)
 		goto out;
 	}
 	json_object_set_new(envj, "endpoint", resolved(ep, esrc));
-	json_object_set_new(envj, "profile", resolved(profile_name(o, &psrc), psrc));
+	json_object_set_new(envj, "profile", resolved(fs_env_profile(o, &psrc), psrc));
 	json_object_set_new(envj, "credentials",
 	                    json_string(o->no_sign_request ? "none (--no-sign-request)"
 	                                                   : "the AWS chain (not read here)"));
-	tmp = env_or_profile(o, "AWS_MAX_ATTEMPTS", "max_attempts", &src);
+	tmp = fs_env_setting(o, "AWS_MAX_ATTEMPTS", "max_attempts", &src);
 	json_object_set_new(envj, "max_attempts",
 	                    json_pack("{s:o,s:s}", "value",
 	                              o->max_attempts ? json_integer(o->max_attempts) : json_null(),
 	                              "source", o->max_attempts ? src : "transfer engine default"));
 	free(tmp);
-	tmp = env_or_profile(o, "AWS_RETRY_MODE", "retry_mode", &src);
+	tmp = fs_env_setting(o, "AWS_RETRY_MODE", "retry_mode", &src);
 	json_object_set_new(envj, "retry_mode", resolved(retry_modes[o->retry_mode], src));
 	free(tmp);
-	tmp = env_or_profile(o, "AWS_CA_BUNDLE", "ca_bundle", &src);
+	tmp = fs_env_setting(o, "AWS_CA_BUNDLE", "ca_bundle", &src);
 	json_object_set_new(envj, "ca_bundle",
 	                    resolved(o->ca_bundle, given(ps, "ca-bundle") ? "--ca-bundle" : src));
 	free(tmp);
-	tmp = env_or_profile(o, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint", &src);
+	tmp = fs_env_setting(o, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint", &src);
 	json_object_set_new(envj, "dual_stack",
 	                    json_pack("{s:b,s:s}", "value", o->dual_stack, "source",
 	                              given(ps, "dual-stack") ? "--dual-stack" : src));
@@ -2037,7 +1755,7 @@ int fs_options_parse(struct fs_options *o, int argc, char **argv)
 	}
 	if (rc)
 		goto out;
-	rc = read_env(o);
+	rc = fs_env_read(o);
 	if (rc)
 		goto out;
 	rc = check_combinations(o, ps);
