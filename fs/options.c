@@ -1482,7 +1482,7 @@ static json_t *opt_json(const struct fs_options *o, const struct opt_desc *d)
 static json_t *resolved(const char *value, const char *source)
 {
 	return json_pack("{s:o,s:s}", "value", value ? json_string(value) : json_null(), "source",
-	                 source);
+	                 source ? source : "?");
 }
 
 static int print_config(struct fs_options *o, struct parse_state *ps)
@@ -1493,7 +1493,7 @@ static int print_config(struct fs_options *o, struct parse_state *ps)
 	const char *rsrc = NULL, *esrc = NULL, *psrc = NULL, *src = NULL;
 	char *region = fs_env_region(o, &rsrc), *ep = NULL, *tmp;
 	char err[512];
-	const char *level;
+	const char *level, *prof;
 	int rc = 0;
 
 	for (size_t i = 0; i < N_OPTS; i++) {
@@ -1523,7 +1523,8 @@ static int print_config(struct fs_options *o, struct parse_state *ps)
 		goto out;
 	}
 	json_object_set_new(envj, "endpoint", resolved(ep, esrc));
-	json_object_set_new(envj, "profile", resolved(fs_env_profile(o, &psrc), psrc));
+	prof = fs_env_profile(o, &psrc);
+	json_object_set_new(envj, "profile", resolved(prof, psrc));
 	json_object_set_new(envj, "credentials",
 	                    json_string(o->no_sign_request ? "none (--no-sign-request)"
 	                                                   : "the AWS chain (not read here)"));
