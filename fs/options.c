@@ -548,7 +548,7 @@ static void help_line(FILE *f, const char *left, const char *text, bool hpcops)
 	bool first = true;
 
 	snprintf(buf, sizeof(buf), "%s%s", text, hpcops ? " [hpcops]" : "");
-	if (strlen(left) + 2 > COL - 1) {
+	if (strlen(left) > COL - 4) { /* keep two spaces before the text */
 		fprintf(f, "  %s\n", left);
 		first = false;
 	}
@@ -1226,23 +1226,29 @@ static int parse_mount_point(struct fs_options *o, const char *arg, char *why, s
 	}
 	o->mountpoint = realpath(arg, NULL);
 	if (!o->mountpoint) {
+		int e = errno;
+
 		o->mountpoint = strdup(arg);
-		snprintf(why, wl, "mount point %s does not exist (create the directory first)",
-		         arg);
+		if (!o->mountpoint)
+			return -1;
+		if (e != ENOTCONN) {
+			snprintf(why, wl,
+			         "mount point %s does not exist (create the directory first)", arg);
+			return -1;
+		}
+	}
+	/* a dead FUSE mount (its daemon was killed) answers stat with ENOTCONN */
+	if (is_mounted(o->mountpoint)) {
+		snprintf(
+		    why, wl,
+		    "mount point %s is already mounted (a dead FUSE mount: fusermount3 -uz %s)",
+		    o->mountpoint, o->mountpoint);
 		return -1;
 	} else {
 		struct stat st;
 
 		if (stat(o->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			snprintf(why, wl, "mount point %s is not a directory", arg);
-			return -1;
-		}
-		if (is_mounted(o->mountpoint)) {
-			snprintf(
-			    why, wl,
-			    "mount point %s is already mounted (a dead FUSE mount: fusermount3 "
-			    "-uz %s)",
-			    o->mountpoint, o->mountpoint);
 			return -1;
 		}
 	}
