@@ -151,6 +151,12 @@ def test_dev_fd_mount_by_a_privileged_helper():
                 rc = p.wait()
             log.seek(0)
             out = log.read().decode(errors="replace")
+            if ht.mounted("/dev/fuse"):
+                # a daemon that took /dev/fd/N for a path resolves it to
+                # /dev/fuse and mounts over the device: undo that at once
+                subprocess.run(["fusermount3", "-uz", "/dev/fuse"])
+                raise AssertionError("the daemon mounted over /dev/fuse (it resolved "
+                                     "/dev/fd/%d as a path): %s" % (fd, out[-2000:]))
         ht.check_eq(rc, 0, "daemon exit status after the helper unmounted (%s)" % out[-2000:])
         if ht.mounted(mnt):
             raise AssertionError("still mounted")
