@@ -3,6 +3,7 @@
  * fs: the state of one hpcops-mount, shared by the filesystem's modules.
  * There is no other state: no file of fs/ keeps globals.
  *
+ *   main.c        the process; options.c the command line (mount-s3's flags)
  *   fuse_ops.c    the adapter: decodes each FUSE request, calls the logic
  *                 below, logs and replies in one place (the only caller of
  *                 fuse_reply_*)
@@ -41,6 +42,7 @@
 #include "backend.h"
 #include "budget.h"
 #include "inode.h"
+#include "options.h"
 
 struct s3_client;
 struct xfer_engine;
@@ -52,63 +54,9 @@ struct uploader;
 struct cache;
 struct dir_handle;
 
-/* --metadata-ttl special values (seconds otherwise). */
-#define FS_TTL_MINIMAL    0.0 /* "minimal": revalidate on every access */
-#define FS_TTL_INDEFINITE 1e9 /* "indefinite": never revalidate */
-#define FS_TTL_DEFAULT    1.0 /* see other nodes' writes within about a second */
-
 /** S3's longest key: a path whose key would be longer cannot exist there. */
 #define FS_MAX_KEY 1024
 
-/** Every command-line / -o option, parsed by main.c. Strings are malloc'd, freed at exit. */
-struct fs_options {
-	/* the two positional arguments */
-	char *bucket;
-	char *prefix; /* "" or "a/b/" (always ends in '/') */
-	char *mountpoint;
-
-	/* S3 access */
-	char *region;          /* --region; NULL = from the environment / us-east-1 */
-	char *endpoint_url;    /* --endpoint-url */
-	bool force_path_style; /* --force-path-style */
-	char *profile;         /* --profile */
-	bool no_sign_request;  /* --no-sign-request */
-	char *ca_bundle;       /* --ca-bundle */
-
-	/* permissions and ownership */
-	bool read_only;   /* --read-only */
-	bool allow_other; /* --allow-other */
-	bool allow_root;  /* --allow-root */
-	uid_t uid;        /* --uid (default: the caller's) */
-	gid_t gid;        /* --gid */
-	mode_t file_mode; /* --file-mode (default 0644) */
-	mode_t dir_mode;  /* --dir-mode (default 0755) */
-
-	/* writing */
-	bool allow_overwrite;     /* --allow-overwrite */
-	bool allow_delete;        /* --allow-delete */
-	bool allow_append;        /* --allow-append */
-	bool allow_rename;        /* --allow-rename */
-	uint64_t write_part_size; /* --write-part-size (default 8 MiB) */
-
-	/* process */
-	bool foreground;     /* -f/--foreground */
-	bool debug;          /* -d/--debug */
-	char *log_directory; /* -l/--log-directory */
-	bool auto_unmount;   /* --auto-unmount */
-	int max_threads;     /* --max-threads: FUSE worker threads (default 16) */
-
-	/* reading and caching */
-	double metadata_ttl;     /* --metadata-ttl in seconds; FS_TTL_* */
-	char *cache_dir;         /* --cache DIR, NULL = no block cache */
-	uint64_t max_cache_size; /* --max-cache-size bytes (0 = keep 5% of the disk free) */
-	uint64_t read_part_size; /* --read-part-size (default 8 MiB) */
-	uint64_t memory_limit;   /* --memory-limit (default 512 MiB) */
-
-	/* faults */
-	double check_timeout;      /* --check-timeout: bound of the bucket check at mount (10 s) */
-	double max_retry_duration; /* --max-retry-duration: the retry time budget (120 s) */
-};
 
 enum fs_handle_kind {
 	FS_HANDLE_READ = 1,

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hpcops-mount: maps an S3 bucket as a POSIX filesystem with FUSE3.
- * This file: the command line (Mountpoint's flag names, and their -o
- * spelling for fstab / mount -t fuse.hpcops-mount), the bucket check before
- * mounting, detaching only once the mount is live, and the FUSE session.
+ * This file: the bucket check before mounting, detaching only once the
+ * mount is live, and the FUSE session. The command line is options.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,536 +24,6 @@
 #include "retry.h"
 #include "s3.h"
 #include "xfer.h"
-
-#define MIB (1024ULL * 1024ULL)
-
-enum opt_type {
-	OPT_FLAG,  /* bool, no value */
-	OPT_STR,   /* char * */
-	OPT_UID,   /* uid_t / gid_t (unsigned int) */
-	OPT_MODE,  /* octal mode_t */
-	OPT_INT,   /* int */
-	OPT_BYTES, /* uint64_t; plain number = bytes, K/M/G suffixes */
-	OPT_MIB,   /* uint64_t; plain number = MiB, K/M/G suffixes */
-	OPT_TTL,   /* double: seconds | minimal | indefinite */
-};
-
-struct opt_desc {
-	const char *name; /* long name without "--" */
-	char short_name;  /* 0 if none */
-	enum opt_type type;
-	size_t off;      /* offset in struct fs_options */
-	const char *arg; /* argument name for --help, NULL for flags */
-	const char *help;
-};
-
-#define O(f) offsetof(struct fs_options, f)
-
-static const struct opt_desc opt_table[] = {
-    {"region", 0, OPT_STR, O(region), "REGION",
-     "AWS region of the bucket (default: AWS_REGION, the profile, or us-east-1)"},
-    {"endpoint-url", 0, OPT_STR, O(endpoint_url), "URL",
-     "S3 endpoint, e.g. http://127.0.0.1:7480 (default: AWS for the region)"},
-    {"force-path-style", 0, OPT_FLAG, O(force_path_style), NULL,
-     "address the bucket as URL/BUCKET/KEY instead of BUCKET.HOST/KEY"},
-    {"prefix", 0, OPT_STR, O(prefix), "PREFIX/",
-     "mount only keys under PREFIX/ (same as BUCKET:PREFIX/)"},
-    {"profile", 0, OPT_STR, O(profile), "NAME",
-     "credentials and region from this profile of ~/.aws/config"},
-    {"no-sign-request", 0, OPT_FLAG, O(no_sign_request), NULL,
-     "send unsigned requests (public buckets; no credentials needed)"},
-    {"ca-bundle", 0, OPT_STR, O(ca_bundle), "FILE",
-     "PEM file of CA certificates to trust for HTTPS"},
-    {"read-only", 0, OPT_FLAG, O(read_only), NULL, "mount read-only: every write fails with EROFS"},
-    {"allow-other", 0, OPT_FLAG, O(allow_other), NULL,
-     "let other users than the mounting one access the files"},
-    {"allow-root", 0, OPT_FLAG, O(allow_root), NULL,
-     "let root access the files as well as the mounting user"},
-    {"uid", 0, OPT_UID, O(uid), "UID", "owner of every file and directory (default: you)"},
-    {"gid", 0, OPT_UID, O(gid), "GID", "group of every file and directory (default: yours)"},
-    {"file-mode", 0, OPT_MODE, O(file_mode), "MODE", "permission bits of files, octal (0644)"},
-    {"dir-mode", 0, OPT_MODE, O(dir_mode), "MODE", "permission bits of directories, octal (0755)"},
-    {"allow-overwrite", 0, OPT_FLAG, O(allow_overwrite), NULL,
-     "allow replacing an existing object (open with O_TRUNC)"},
-    {"allow-delete", 0, OPT_FLAG, O(allow_delete), NULL, "allow unlink of objects"},
-    {"allow-append", 0, OPT_FLAG, O(allow_append), NULL,
-     "allow appending to an existing object (rewritten server-side)"},
-    {"allow-rename", 0, OPT_FLAG, O(allow_rename), NULL,
-     "allow rename of files (copy + delete: not atomic)"},
-    {"write-part-size", 0, OPT_BYTES, O(write_part_size), "BYTES",
-     "size of each multipart upload part (8M)"},
-    {"foreground", 'f', OPT_FLAG, O(foreground), NULL,
-     "stay in the foreground (logs to stderr unless -l)"},
-    {"debug", 'd', OPT_FLAG, O(debug), NULL, "log every request (debug level)"},
-    {"log-directory", 'l', OPT_STR, O(log_directory), "DIR",
-     "write logs to a file in DIR (default: syslog, stderr with -f)"},
-    {"auto-unmount", 0, OPT_FLAG, O(auto_unmount), NULL,
-     "unmount automatically when the process exits"},
-    {"max-threads", 0, OPT_INT, O(max_threads), "N", "FUSE worker threads (16)"},
-    {"metadata-ttl", 0, OPT_TTL, O(metadata_ttl), "SECONDS|minimal|indefinite",
-     "how long names and attributes are trusted before S3 is asked again (1)"},
-    {"cache", 0, OPT_STR, O(cache_dir), "DIR",
-     "keep read blocks in DIR for later reads (key + ETag, checksummed)"},
-    {"max-cache-size", 0, OPT_MIB, O(max_cache_size), "MIB",
-     "bound of --cache in MiB (default: leave 5% of the disk free)"},
-    {"read-part-size", 0, OPT_BYTES, O(read_part_size), "BYTES",
-     "size of each ranged GET of the prefetcher (8M)"},
-    {"memory-limit", 0, OPT_MIB, O(memory_limit), "MIB",
-     "bound of all prefetch and upload buffers in MiB (512)"},
-    {"max-retry-duration", 0, OPT_TTL, O(max_retry_duration), "SECONDS",
-     "how long a failing request is retried before an error (120: rides out a 60 s outage)"},
-    {"check-timeout", 0, OPT_TTL, O(check_timeout), "SECONDS",
-     "bound of the bucket check at mount time (10)"},
-};
-
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: hpcops-mount [options] BUCKET[:PREFIX/] DIR\n"
-	           "\n"
-	           "Mount an S3 bucket (or the keys under PREFIX/) as a filesystem at DIR.\n"
-	           "Every option can also be given as -o NAME[=VALUE] (for /etc/fstab and\n"
-	           "mount -t fuse.hpcops-mount BUCKET DIR -o OPTS); '-' and '_' are alike there.\n"
-	           "Sizes take K, M, G suffixes (powers of 1024).\n"
-	           "\n");
-	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
-		const struct opt_desc *d = &opt_table[i];
-		char left[64];
-
-		if (d->short_name)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s", d->short_name, d->name,
-			         d->arg ? " " : "", d->arg ? d->arg : "");
-		else
-			snprintf(left, sizeof(left), "    --%s%s%s", d->name, d->arg ? " " : "",
-			         d->arg ? d->arg : "");
-		fprintf(f, "  %-34s %s\n", left, d->help);
-	}
-	fprintf(f, "  %-34s %s\n", "-o OPT[,OPT...]", "options in mount(8) style (see above)");
-	fprintf(f, "  %-34s %s\n", "-h, --help", "show this help and exit");
-	fprintf(f, "  %-34s %s\n", "-V, --version", "show the version and exit");
-}
-
-static const struct opt_desc *opt_find(const char *name, size_t len)
-{
-	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
-		const char *n = opt_table[i].name;
-		size_t j;
-
-		if (strlen(n) != len)
-			continue;
-		/* '-' and '_' are alike, so -o allow_other works as in other FUSE filesystems */
-		for (j = 0; j < len; j++) {
-			char a = n[j], b = name[j];
-
-			if (a == '-')
-				a = '_';
-			if (b == '-')
-				b = '_';
-			if (a != b)
-				break;
-		}
-		if (j == len)
-			return &opt_table[i];
-	}
-	return NULL;
-}
-
-static int parse_size(const char *s, uint64_t unit, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	if (!*s || *s == '-')
-		return -1;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case '\0':
-		v *= unit;
-		break;
-	case 'k':
-	case 'K':
-		v *= 1024ULL;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v *= MIB;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v *= 1024ULL * MIB;
-		end++;
-		break;
-	default:
-		return -1;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* Set one option; @val is NULL for flags. Returns 0 or -1 after printing why. */
-static int opt_set(struct fs_options *o, const struct opt_desc *d, const char *val)
-{
-	void *p = (char *)o + d->off;
-	char *end;
-
-	if (d->type != OPT_FLAG && !val) {
-		fprintf(stderr, "hpcops-mount: --%s needs a value (%s)\n", d->name, d->arg);
-		return -1;
-	}
-	switch (d->type) {
-	case OPT_FLAG:
-		if (val && strcmp(val, "true") && strcmp(val, "1")) {
-			if (!strcmp(val, "false") || !strcmp(val, "0")) {
-				*(bool *)p = false;
-				return 0;
-			}
-			fprintf(stderr, "hpcops-mount: --%s takes no value (got '%s')\n", d->name,
-			        val);
-			return -1;
-		}
-		*(bool *)p = true;
-		return 0;
-	case OPT_STR:
-		free(*(char **)p);
-		*(char **)p = strdup(val);
-		return *(char **)p ? 0 : -1;
-	case OPT_UID: {
-		unsigned long v;
-
-		errno = 0;
-		v = strtoul(val, &end, 10);
-		if (errno || end == val || *end || v > UINT_MAX - 1)
-			goto bad;
-		*(unsigned int *)p = (unsigned int)v;
-		return 0;
-	}
-	case OPT_MODE: {
-		unsigned long v;
-
-		errno = 0;
-		v = strtoul(val, &end, 8);
-		if (errno || end == val || *end || v > 07777)
-			goto bad;
-		*(mode_t *)p = (mode_t)v;
-		return 0;
-	}
-	case OPT_INT: {
-		long v;
-
-		errno = 0;
-		v = strtol(val, &end, 10);
-		if (errno || end == val || *end || v < 1 || v > 1024)
-			goto bad;
-		*(int *)p = (int)v;
-		return 0;
-	}
-	case OPT_BYTES:
-		if (parse_size(val, 1, (uint64_t *)p) < 0)
-			goto bad;
-		return 0;
-	case OPT_MIB:
-		if (parse_size(val, MIB, (uint64_t *)p) < 0)
-			goto bad;
-		return 0;
-	case OPT_TTL: {
-		double v;
-
-		if (!strcmp(val, "minimal")) {
-			*(double *)p = FS_TTL_MINIMAL;
-			return 0;
-		}
-		if (!strcmp(val, "indefinite")) {
-			*(double *)p = FS_TTL_INDEFINITE;
-			return 0;
-		}
-		errno = 0;
-		v = strtod(val, &end);
-		if (errno || end == val || *end || v < 0 || v > 1e8)
-			goto bad;
-		*(double *)p = v;
-		return 0;
-	}
-	}
-bad:
-	fprintf(stderr, "hpcops-mount: bad value '%s' for --%s (expected %s)\n", val, d->name,
-	        d->arg);
-	return -1;
-}
-
-/*
- * mount(8) and fstab pass generic options through -o: accept the ones that
- * mean nothing here, map ro/rw, refuse the rest with a message.
- */
-static int opt_mount_word(struct fs_options *o, const char *w)
-{
-	static const char *const ignored[] = {
-	    "rw",          "dev",
-	    "nodev",       "suid",
-	    "nosuid",      "exec",
-	    "noexec",      "async",
-	    "atime",       "noatime",
-	    "relatime",    "norelatime",
-	    "strictatime", "nodiratime",
-	    "diratime",    "auto",
-	    "noauto",      "user",
-	    "nouser",      "users",
-	    "owner",       "group",
-	    "defaults",    "_netdev",
-	    "nofail",      "default_permissions",
-	    "lazytime",    "nolazytime",
-	    "x-systemd",   "comment",
-	};
-
-	if (!strcmp(w, "ro")) {
-		o->read_only = true;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
-		if (!strcmp(w, ignored[i]))
-			return 0;
-	if (!strncmp(w, "x-", 2) || !strncmp(w, "comment=", 8) || !strncmp(w, "fsname=", 7) ||
-	    !strncmp(w, "subtype=", 8))
-		return 0;
-	return -1;
-}
-
-static int opt_parse_o(struct fs_options *o, const char *list)
-{
-	char *copy = strdup(list), *save = NULL, *w;
-	int rc = 0;
-
-	if (!copy)
-		return -1;
-	for (w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(w, '=');
-		size_t len = eq ? (size_t)(eq - w) : strlen(w);
-		const struct opt_desc *d = opt_find(w, len);
-
-		if (d) {
-			if (opt_set(o, d, eq ? eq + 1 : NULL) < 0) {
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		if (opt_mount_word(o, w) == 0)
-			continue;
-		fprintf(stderr, "hpcops-mount: unknown option -o %s (see hpcops-mount --help)\n",
-		        w);
-		rc = -1;
-		break;
-	}
-	free(copy);
-	return rc;
-}
-
-static void opt_defaults(struct fs_options *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->uid = getuid();
-	o->gid = getgid();
-	o->file_mode = 0644;
-	o->dir_mode = 0755;
-	o->write_part_size = 8 * MIB;
-	o->max_threads = 16;
-	o->metadata_ttl = FS_TTL_DEFAULT;
-	o->read_part_size = 8 * MIB;
-	o->memory_limit = 512 * MIB;
-	o->check_timeout = 10;
-	o->max_retry_duration = RETRY_DEFAULT_BUDGET_MS / 1000.0;
-}
-
-static void opt_free(struct fs_options *o)
-{
-	free(o->bucket);
-	free(o->prefix);
-	free(o->mountpoint);
-	free(o->region);
-	free(o->endpoint_url);
-	free(o->profile);
-	free(o->ca_bundle);
-	free(o->log_directory);
-	free(o->cache_dir);
-}
-
-static bool valid_bucket(const char *b)
-{
-	size_t n = strlen(b);
-
-	if (n < 3 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = b[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		      c == '_' || (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return true;
-}
-
-/* Returns 0 to go on, 1 when --help/--version was handled, -1 on bad input. */
-static int opt_parse(struct fs_options *o, int argc, char **argv)
-{
-	const char *pos[2] = {NULL, NULL};
-	int npos = 0;
-	char *colon;
-	const char *prefix;
-
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const struct opt_desc *d = NULL;
-		const char *val = NULL;
-
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 1;
-		}
-		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("hpcops-mount %s\n", HPCOPS_VERSION);
-			return 1;
-		}
-		if (!strcmp(a, "-o")) {
-			if (++i >= argc) {
-				fprintf(stderr, "hpcops-mount: -o needs a list of options\n");
-				return -1;
-			}
-			if (opt_parse_o(o, argv[i]) < 0)
-				return -1;
-			continue;
-		}
-		if (!strncmp(a, "-o", 2) && a[2]) {
-			if (opt_parse_o(o, a + 2) < 0)
-				return -1;
-			continue;
-		}
-		if (!strncmp(a, "--", 2) && a[2]) {
-			const char *eq = strchr(a + 2, '=');
-			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-
-			d = opt_find(a + 2, len);
-			if (!d) {
-				fprintf(stderr, "hpcops-mount: unknown option %s (see --help)\n",
-				        a);
-				return -1;
-			}
-			if (eq)
-				val = eq + 1;
-			else if (d->type != OPT_FLAG) {
-				if (++i >= argc) {
-					fprintf(stderr, "hpcops-mount: --%s needs a value (%s)\n",
-					        d->name, d->arg);
-					return -1;
-				}
-				val = argv[i];
-			}
-		} else if (a[0] == '-' && a[1] && !a[2]) {
-			for (size_t k = 0; k < sizeof(opt_table) / sizeof(opt_table[0]); k++)
-				if (opt_table[k].short_name == a[1])
-					d = &opt_table[k];
-			if (!d) {
-				fprintf(stderr, "hpcops-mount: unknown option %s (see --help)\n",
-				        a);
-				return -1;
-			}
-			if (d->type != OPT_FLAG) {
-				if (++i >= argc) {
-					fprintf(stderr, "hpcops-mount: -%c needs a value (%s)\n",
-					        d->short_name, d->arg);
-					return -1;
-				}
-				val = argv[i];
-			}
-		} else {
-			if (npos == 2) {
-				fprintf(stderr,
-				        "hpcops-mount: unexpected argument '%s': only "
-				        "BUCKET[:PREFIX/] and DIR are positional\n",
-				        a);
-				return -1;
-			}
-			pos[npos++] = a;
-			continue;
-		}
-		if (opt_set(o, d, val) < 0)
-			return -1;
-	}
-	if (npos != 2) {
-		fprintf(stderr, "hpcops-mount: need BUCKET[:PREFIX/] and DIR\n\n");
-		usage(stderr);
-		return -1;
-	}
-	o->bucket = strdup(pos[0]);
-	o->mountpoint = realpath(pos[1], NULL);
-	if (!o->bucket)
-		return -1;
-	if (!o->mountpoint) {
-		fprintf(stderr, "hpcops-mount: mount point %s: %s (create the directory first)\n",
-		        pos[1], strerror(errno));
-		return -1;
-	}
-	colon = strchr(o->bucket, ':');
-	prefix = NULL;
-	if (colon) {
-		*colon = '\0';
-		prefix = colon + 1;
-		if (o->prefix && *prefix) {
-			fprintf(stderr, "hpcops-mount: give the prefix once: BUCKET:PREFIX/ or "
-			                "--prefix, not both\n");
-			return -1;
-		}
-	}
-	if (!valid_bucket(o->bucket)) {
-		fprintf(stderr,
-		        "hpcops-mount: '%s' is not a valid bucket name (3-63 letters, "
-		        "digits, '-', '.')\n",
-		        o->bucket);
-		return -1;
-	}
-	if (prefix && *prefix) {
-		free(o->prefix);
-		o->prefix = strdup(prefix);
-	}
-	if (!o->prefix)
-		o->prefix = strdup("");
-	if (!o->prefix)
-		return -1;
-	if (*o->prefix) {
-		size_t n = strlen(o->prefix);
-
-		if (o->prefix[0] == '/' || o->prefix[n - 1] != '/' || strstr(o->prefix, "//")) {
-			fprintf(stderr,
-			        "hpcops-mount: prefix '%s' must end in '/' and not start "
-			        "with one, e.g. results/run1/\n",
-			        o->prefix);
-			return -1;
-		}
-	}
-	if (o->read_part_size < 1 * MIB || o->read_part_size > 1024 * MIB) {
-		fprintf(stderr, "hpcops-mount: --read-part-size must be between 1M and 1G\n");
-		return -1;
-	}
-	if (o->write_part_size < 5 * MIB || o->write_part_size > 5120 * MIB) {
-		fprintf(stderr, "hpcops-mount: --write-part-size must be between 5M and 5G "
-		                "(S3's part size limits)\n");
-		return -1;
-	}
-	if (o->memory_limit < 16 * MIB) {
-		fprintf(stderr, "hpcops-mount: --memory-limit must be at least 16 (MiB)\n");
-		return -1;
-	}
-	return 0;
-}
 
 /* ---- the bucket check ---- */
 
@@ -629,7 +98,8 @@ static int check_bucket(struct hpcops_fs *fs, struct s3_client *s3, const char *
 
 static int setup_log(const struct fs_options *o, bool detached)
 {
-	int level = o->debug ? LOG_DEBUG : LOG_INFO;
+	/* --debug, --no-log (-1: nothing kept) and MOUNTPOINT_LOG, resolved by options.c */
+	int level = o->log_level;
 
 	if (o->log_directory) {
 		char path[PATH_MAX];
@@ -760,6 +230,7 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	char region[64];
 	const char *endpoint;
 	char endpoint_buf[256];
+	char *endpoint_url = NULL;
 	bool mounted = false;
 	int rc = 1;
 
@@ -769,14 +240,11 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	xc.max_connections = 64;
 	retry_policy_defaults(&xc.retry);
 	xc.retry.budget_ms = (long)(o->max_retry_duration * 1000.0);
-	{
-		char why[160];
-
-		if (retry_policy_from_env(&xc.retry, why, sizeof(why)) < 0) {
-			fprintf(stderr, "hpcops-mount: %s\n", why);
-			goto out;
-		}
-	}
+	xc.retry.max_attempts = o->max_attempts; /* AWS_MAX_ATTEMPTS; 0 = only the budget */
+	xc.retry.mode = o->retry_mode == FS_RETRY_ADAPTIVE ? RETRY_ADAPTIVE
+	                : o->retry_mode == FS_RETRY_LEGACY ? RETRY_LEGACY
+	                                                   : RETRY_STANDARD;
+	xc.user_agent = o->user_agent; /* --user-agent-prefix; NULL = hpcops/VERSION */
 	fs->xfer = xfer_engine_new(&xc);
 	if (!fs->xfer) {
 		fprintf(stderr,
@@ -802,8 +270,14 @@ static int serve(struct hpcops_fs *fs, bool detached)
 		creds_provider_free(fs->creds);
 		fs->creds = NULL;
 	}
-	sc.endpoint = o->endpoint_url;
 	sc.region = o->region ? o->region : region;
+	/* --endpoint-url, AWS_ENDPOINT_URL_S3, --dual-stack, --transfer-acceleration */
+	if (fs_options_endpoint(o, sc.region, &endpoint_url, NULL, endpoint_buf,
+	                        sizeof(endpoint_buf)) < 0) {
+		fprintf(stderr, "hpcops-mount: Failed to create S3 client: %s\n", endpoint_buf);
+		goto out;
+	}
+	sc.endpoint = endpoint_url;
 	sc.bucket = o->bucket;
 	sc.force_path_style = o->force_path_style;
 	sc.no_sign = o->no_sign_request;
@@ -887,6 +361,7 @@ out:
 	fs_teardown(fs);
 	s3_client_free(fs->s3);
 	creds_provider_free(fs->creds);
+	free(endpoint_url);
 	report_parent(1);
 	log_close();
 	return rc;
@@ -899,15 +374,15 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	memset(&fs, 0, sizeof(fs));
-	opt_defaults(&fs.opt);
-	rc = opt_parse(&fs.opt, argc, argv);
-	if (rc != 0) {
-		opt_free(&fs.opt);
-		return rc > 0 ? 0 : 2;
+	fs_options_init(&fs.opt);
+	rc = fs_options_parse(&fs.opt, argc, argv);
+	if (rc != FS_OPTIONS_MOUNT) {
+		fs_options_free(&fs.opt);
+		return rc;
 	}
 	if (fs.opt.foreground) {
 		rc = serve(&fs, false);
-		opt_free(&fs.opt);
+		fs_options_free(&fs.opt);
 		return rc;
 	}
 	/*
@@ -943,7 +418,7 @@ int main(int argc, char **argv)
 
 			waitpid(pid, &ws, 0);
 		}
-		opt_free(&fs.opt);
+		fs_options_free(&fs.opt);
 		return st;
 	}
 	close(pfd[0]);
@@ -953,6 +428,6 @@ int main(int argc, char **argv)
 		/* harmless: paths are absolute */
 	}
 	rc = serve(&fs, true);
-	opt_free(&fs.opt);
+	fs_options_free(&fs.opt);
 	return rc;
 }

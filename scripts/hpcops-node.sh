@@ -9,6 +9,8 @@
 #                   -> exec PREFIX/bin/hpcops-launch submit --run-id RUN --bucket B ...
 #   compute nodes:  hpcops-node.sh mount BUCKET DIR [hpcops-mount options]
 #                   -> exec PREFIX/bin/hpcops-mount [options] BUCKET DIR
+#                   or mount-service BUCKET DIR [options]: the same through
+#                   hpcops-mount@.service (kept across reboots and crashes)
 # and, on a developer's machine, packages the source tarball it installs:
 #   scripts/hpcops-node.sh package OUT.tar.gz [REV]
 # and publishes both into a bucket (what scripts/buildspec.yml does per run):
@@ -31,6 +33,7 @@ BUILD_PACKAGES=(
 	libfuse3-dev fuse3 libcurl4-openssl-dev libxml2-dev libssl-dev
 	libjansson-dev libcmocka-dev
 	python3 python3-boto3 python3-botocore ca-certificates
+	scdoc
 )
 
 say() { echo "$ME: $*" >&2; }
@@ -53,6 +56,11 @@ Steps:
   mount BUCKET DIR [OPTS]   install, mkdir -p DIR, then exec
                             hpcops-mount [OPTS] BUCKET DIR (compute nodes);
                             nothing to do if DIR is already a mount point
+  mount-service BUCKET DIR [OPTS]
+                            install, write /etc/hpcops/mount.d/INSTANCE.env
+                            and enable hpcops-mount@INSTANCE.service (INSTANCE
+                            = systemd-escape --path DIR): mounted at boot,
+                            restarted after a crash
   launch ARGS...            install, then exec hpcops-launch ARGS...
   install                   install only
   package OUT.tar.gz [REV]  (in a git checkout) write the source tarball
@@ -69,6 +77,12 @@ Steps:
 Environment:
   HPCOPS_PREFIX   install prefix (default /opt/hpcops); every node of a
                   cluster must use the same one (jobs run PREFIX/bin/...)
+  HPCOPS_MOUNT_S3_NAME=true   also install hpcops-mount as mount-s3
+                  (/usr/local/bin/mount-s3, /sbin/mount.mount-s3), for
+                  recipes written for Mountpoint
+  HPCOPS_SYSROOT  where the system files go (default /): the mount(8)
+                  helper /sbin/mount.fuse.hpcops-mount, the unit in
+                  /etc/systemd/system, /etc/hpcops/mount.d/
   HPCOPS_SOURCE   the source tarball: s3://BUCKET/KEY or a local file.
                   Default: s3://B/$SOURCE_KEY where B is the step's bucket
                   (submit --bucket B, mount B), else $DEFAULT_SOURCE
@@ -287,12 +301,14 @@ install_hpcops() {
 
 	if [ -f "$stamp" ] && grep -qx "sha256=$sum" "$stamp" &&
 		[ -x "$PREFIX/bin/hpcops-mount" ] &&
+		{ [ "$(mount_s3_name)" = false ] || [ -L "$PREFIX/bin/mount-s3" ]; } &&
 		[ "$("$PREFIX/bin/hpcops-launch" --version 2>/dev/null)" = "hpcops-launch $ver" ]; then
 		say "hpcops $ver already installed in $PREFIX from this tarball: not rebuilding"
 	else
 		say "building hpcops $ver into $PREFIX"
 		meson setup "$work/build" "$work/src" --prefix "$PREFIX" --buildtype release \
-			-Dtests=false --wrap-mode=nodownload >"$work/setup.log" 2>&1 || {
+			-Dtests=false --wrap-mode=nodownload -Dmount_s3_name="$(mount_s3_name)" \
+			>"$work/setup.log" 2>&1 || {
 			tail -n 30 "$work/setup.log" >&2
 			die "meson setup failed (above); are all build packages installed?"
 		}
@@ -316,7 +332,86 @@ install_hpcops() {
 	fi
 	rm -rf "$work"
 	trap - EXIT
+	integrate_system
 	exec 9>&-
+}
+
+mount_s3_name() {
+	case ${HPCOPS_MOUNT_S3_NAME:-} in
+	1 | true | yes) echo true ;;
+	*) echo false ;;
+	esac
+}
+
+# link LINK TARGET: a symlink, replaced only if it is ours or a dangling one.
+link() {
+	local l=$1 t=$2
+	mkdir -p "$(dirname "$l")" || die "cannot create $(dirname "$l")"
+	if [ -e "$l" ] && [ ! -L "$l" ]; then
+		say "note: $l exists and is not a link: leaving it"
+		return 0
+	fi
+	ln -sfn "$t" "$l" || die "cannot link $l -> $t"
+}
+
+# integrate_system: what mount(8), fstab and systemd need beyond PREFIX
+# (root only). mount(8) runs /sbin/mount.fuse.hpcops-mount itself; without
+# it mount.fuse3 looks for hpcops-mount in a fixed PATH that PREFIX/bin is
+# not in. The unit template goes where systemd reads it.
+integrate_system() {
+	local root=${HPCOPS_SYSROOT:-} unit="$PREFIX/lib/systemd/system/hpcops-mount@.service"
+	if [ "$(id -u)" -ne 0 ] && [ -z "$root" ]; then
+		say "not root: skipping /sbin/mount.fuse.hpcops-mount and the systemd unit"
+		return 0
+	fi
+	link "$root/usr/sbin/mount.fuse.hpcops-mount" "$PREFIX/bin/hpcops-mount"
+	if [ "$(mount_s3_name)" = true ]; then
+		link "$root/usr/local/bin/mount-s3" "$PREFIX/bin/hpcops-mount"
+		link "$root/usr/sbin/mount.mount-s3" "$PREFIX/bin/hpcops-mount"
+	fi
+	if [ -f "$unit" ]; then
+		mkdir -p "$root/etc/systemd/system" "$root/etc/hpcops/mount.d" ||
+			die "cannot create $root/etc/systemd/system"
+		install -m 0644 "$unit" "$root/etc/systemd/system/hpcops-mount@.service" ||
+			die "cannot install the unit into $root/etc/systemd/system"
+		if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+			systemctl daemon-reload || say "warning: systemctl daemon-reload failed"
+		fi
+	fi
+}
+
+# mount_service BUCKET DIR [OPTS]: the instance's environment file, then
+# enable --now (systemd must be running).
+mount_service() {
+	local bucket=$1 dir=$2 root=${HPCOPS_SYSROOT:-} inst envf q=()
+	shift 2
+	command -v systemd-escape >/dev/null || die "systemd-escape not found: is this a systemd host?"
+	inst=$(systemd-escape --path "$dir") || die "cannot escape $dir as a unit instance"
+	envf="$root/etc/hpcops/mount.d/$inst.env"
+	mkdir -p "$(dirname "$envf")" || die "cannot create $(dirname "$envf")"
+	for a in "$@"; do
+		case $a in
+		*[[:space:]\\\"\']*) die "option \"$a\" has a space or quote: not possible in $envf" ;;
+		esac
+		q+=("$a")
+	done
+	{
+		echo "# written by hpcops-node.sh mount-service: hpcops-mount@$inst.service mounts"
+		echo "# HPCOPS_BUCKET at $dir"
+		echo "HPCOPS_BUCKET=$bucket"
+		echo "HPCOPS_MOUNT_OPTIONS=\"${q[*]}\""
+		for v in AWS_REGION AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL AWS_CA_BUNDLE AWS_PROFILE; do
+			[ -n "${!v:-}" ] && echo "$v=${!v}"
+		done
+		true
+	} >"$envf.part" && mv -f "$envf.part" "$envf" || die "cannot write $envf"
+	say "wrote $envf"
+	if [ -n "$root" ] || [ ! -d /run/systemd/system ]; then
+		say "systemd is not running here: start it with systemctl enable --now hpcops-mount@$inst.service"
+		return 0
+	fi
+	systemctl enable --now "hpcops-mount@$inst.service" ||
+		die "systemctl enable --now hpcops-mount@$inst.service failed: see journalctl -u hpcops-mount@$inst.service"
 }
 
 # step_bucket ARGS...: the bucket a submit step names (--bucket B / --bucket=B).
@@ -410,8 +505,15 @@ mount)
 	say "running: hpcops-mount ${metrics[*]} $* $bucket $dir"
 	exec "$PREFIX/bin/hpcops-mount" "${metrics[@]}" "$@" "$bucket" "$dir"
 	;;
+mount-service)
+	[ $# -ge 2 ] || die "mount-service needs BUCKET DIR [hpcops-mount options]"
+	bucket=$1 dir=$2
+	shift 2
+	install_hpcops "$(source_for "$bucket")"
+	mount_service "$bucket" "$dir" "$@"
+	;;
 *)
-	echo "$ME: unknown step \"$step\": use submit, mount, launch, install, package or publish" >&2
+	echo "$ME: unknown step \"$step\": use submit, mount, mount-service, launch, install, package or publish" >&2
 	usage >&2
 	exit 2
 	;;

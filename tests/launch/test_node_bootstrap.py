@@ -34,7 +34,11 @@ def node_env(prefix, tmp, source=None):
          if not k.startswith("AWS_") and k not in ("HPCOPS_SOURCE", "HPCOPS_PREFIX")}
     e.update(AWS_ACCESS_KEY_ID=env.access_key, AWS_SECRET_ACCESS_KEY=env.secret_key,
              AWS_REGION=env.region, AWS_ENDPOINT_URL_S3=env.endpoint,
-             AWS_EC2_METADATA_DISABLED="true", HPCOPS_PREFIX=prefix, TMPDIR=tmp)
+             AWS_EC2_METADATA_DISABLED="true", HPCOPS_PREFIX=prefix, TMPDIR=tmp,
+             # the system files (/sbin/mount.fuse.hpcops-mount, the unit) go
+             # here, not into this machine's /usr/sbin and /etc
+             HPCOPS_SYSROOT=os.path.join(tmp, "sysroot"))
+    e.pop("HPCOPS_MOUNT_S3_NAME", None)
     if source:
         e["HPCOPS_SOURCE"] = source
     return e
@@ -91,6 +95,7 @@ def test_package_upload_install_and_run_the_head_node_step():
             if not os.access(os.path.join(prefix, f), os.X_OK):
                 raise AssertionError("%s not installed (executable) in the prefix" % f)
         mtime = os.stat(exe).st_mtime_ns
+        check_system_files(prefix, os.path.join(tmp, "sysroot"))
 
         # Same tarball again, named explicitly: no rebuild, the step runs.
         p = bootstrap(node_env(prefix, tmp, "s3://%s/%s" % (bucket, KEY)),
@@ -103,6 +108,54 @@ def test_package_upload_install_and_run_the_head_node_step():
         leftovers = [d for d in os.listdir(tmp) if d.startswith("hpcops-node.")]
         ht.check_eq(leftovers, [], "build directories left in TMPDIR")
         ht.delete_bucket(bucket)
+
+
+def check_system_files(prefix, sysroot):
+    """What mount(8), fstab and systemd need beyond the prefix (dropin)."""
+    exe = os.path.join(prefix, "bin", "hpcops-mount")
+    link = os.path.join(sysroot, "usr", "sbin", "mount.fuse.hpcops-mount")
+    ht.check_eq(os.readlink(link), exe, "/sbin/mount.fuse.hpcops-mount")
+    unit = os.path.join(sysroot, "etc", "systemd", "system", "hpcops-mount@.service")
+    with open(unit) as f:
+        if "ExecStart=%s " % exe not in f.read():
+            raise AssertionError("the installed unit does not run %s" % exe)
+    for page in ("hpcops-mount.1", "hpcops-launch.1"):
+        if not os.path.isfile(os.path.join(prefix, "share", "man", "man1", page)):
+            raise AssertionError("man page %s not installed" % page)
+
+
+def test_mount_service_step_writes_the_instance():
+    """mount-service BUCKET DIR OPTS: the environment file of the unit's instance."""
+    ht.s3_env()
+    if subprocess.run(["git", "-C", SRC, "rev-parse", "HEAD"], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        ht.skip("%s is not a git checkout: `package` needs git archive" % SRC)
+    with ht.temp_dir("hpcops-t-node-") as tmp:
+        tarball = os.path.join(tmp, "hpcops-src.tar.gz")
+        check(subprocess.run([NODE, "package", tarball], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, timeout=120), 0, "package")
+        prefix = os.path.join(tmp, "prefix")
+        env = node_env(prefix, tmp, tarball)
+        env["HPCOPS_MOUNT_S3_NAME"] = "true"
+        p = bootstrap(env, "mount-service", "s3://my-bucket/results/", "/mnt/data",
+                      "--allow-other", "--metadata-ttl", "5")
+        check(p, 0, "mount-service")
+        sysroot = os.path.join(tmp, "sysroot")
+        check_system_files(prefix, sysroot)
+        envf = os.path.join(sysroot, "etc", "hpcops", "mount.d", "mnt-data.env")
+        with open(envf) as f:
+            text = f.read()
+        for want in ("HPCOPS_BUCKET=s3://my-bucket/results/\n",
+                     'HPCOPS_MOUNT_OPTIONS="--allow-other --metadata-ttl 5"\n'):
+            if want not in text:
+                raise AssertionError("%s lacks %r:\n%s" % (envf, want, text))
+        for name, where in (("mount-s3", "usr/local/bin"), ("mount.mount-s3", "usr/sbin")):
+            ht.check_eq(os.readlink(os.path.join(sysroot, where, name)),
+                        os.path.join(prefix, "bin", "hpcops-mount"), name)
+        if not os.path.islink(os.path.join(prefix, "bin", "mount-s3")):
+            raise AssertionError("HPCOPS_MOUNT_S3_NAME=true did not install PREFIX/bin/mount-s3")
+        if "systemctl enable --now hpcops-mount@mnt-data.service" not in p.stderr:
+            raise AssertionError("no word on how to start the unit:\n" + p.stderr)
 
 
 def test_missing_tarball_is_a_clear_error():
