@@ -276,7 +276,7 @@ static void usage(FILE *f)
 	           "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!commands[i].hidden)
-			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+			fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\n`hpcops-launch COMMAND --help` for a command's options.\n"
 	        "  -V, --version    show the version and exit\n\n%s",

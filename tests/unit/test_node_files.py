@@ -25,8 +25,8 @@ SRC = os.environ.get("HPCOPS_SOURCE_ROOT",
 
 # Being added to launcher/main.c on another branch (launchops); the man page
 # already documents them. Delete once they are in `hpcops-launch --help`.
-PENDING_LAUNCH_OPTIONS = {"--dry-run", "--keep-on-failure"}
-PENDING_LAUNCH_COMMANDS = {"validate", "logs", "list"}
+PENDING_LAUNCH_OPTIONS = set()
+PENDING_LAUNCH_COMMANDS = set()
 
 
 def man_page(name):
