@@ -243,6 +243,7 @@ static int web_identity_locked(struct creds_provider *p, const char *token_file,
 	struct sts_config cfg;
 	struct sts_error se;
 	char *path = creds_expand_home(token_file), *token = NULL;
+	size_t token_len = 0;
 	int rc = -1;
 
 	if (!path) {
@@ -250,7 +251,7 @@ static int web_identity_locked(struct creds_provider *p, const char *token_file,
 		return -1;
 	}
 	/* re-read on every renewal: the token file is rotated by the platform */
-	token = util_read_file(path, CREDS_MAX_FILE);
+	token = util_read_secret_file(path, CREDS_MAX_FILE, &token_len);
 	if (!token) {
 		creds_set_err(err, CREDS_ERR_CONFIG,
 		              "cannot read the web identity token file %s (%s): %s", path, from,
@@ -267,7 +268,7 @@ static int web_identity_locked(struct creds_provider *p, const char *token_file,
 	snprintf(out->source, sizeof(out->source), "web-identity");
 	rc = 1;
 out:
-	util_free_secret(token);
+	util_free_secret_len(token, token_len);
 	free(path);
 	return rc;
 }

@@ -91,7 +91,9 @@ static void fold_section(char *s)
  */
 static char *ini_lookup(const char *path, const char *section, const char *key)
 {
-	char *text = util_read_file(path, CREDS_MAX_FILE);
+	size_t text_len = 0;
+	/* the whole text is wiped at the end: strtok_r cuts it into lines */
+	char *text = util_read_secret_file(path, CREDS_MAX_FILE, &text_len);
 	char *line, *save = NULL, *res = NULL;
 	bool in = false;
 
@@ -133,8 +135,7 @@ static char *ini_lookup(const char *path, const char *section, const char *key)
 			break;
 		}
 	}
-	OPENSSL_cleanse(text, strlen(text));
-	free(text);
+	util_free_secret_len(text, text_len);
 	return res;
 }
 

@@ -184,6 +184,7 @@ int creds_from_container_locked(struct creds_provider *p, struct creds *out,
 	const char *tok_file = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
 	const char *tok_env = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
 	char *url = NULL, *token = NULL, *body = NULL;
+	size_t token_len = 0;
 	struct xfer_header h[1];
 	struct http_call call = {
 	    .method = "GET", .attempts = 3, .what = "the container credentials endpoint"};
@@ -219,7 +220,7 @@ int creds_from_container_locked(struct creds_provider *p, struct creds *out,
 		return -1;
 	}
 	if (tok_file && *tok_file) {
-		token = util_read_file(tok_file, CREDS_MAX_FILE);
+		token = util_read_secret_file(tok_file, CREDS_MAX_FILE, &token_len);
 		if (!token) {
 			creds_set_err(err, CREDS_ERR_CONFIG,
 			              "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s",
@@ -228,6 +229,7 @@ int creds_from_container_locked(struct creds_provider *p, struct creds *out,
 		}
 	} else if (tok_env && *tok_env) {
 		token = strdup(tok_env);
+		token_len = token ? strlen(token) : 0;
 	}
 	if (token) {
 		char *t = creds_trim(token);
@@ -259,7 +261,7 @@ int creds_from_container_locked(struct creds_provider *p, struct creds *out,
 	rc = 1;
 out:
 	util_free_secret(body);
-	util_free_secret(token);
+	util_free_secret_len(token, token_len);
 	free(url);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <libxml/parser.h>
+#include <openssl/crypto.h>
 #include <libxml/tree.h>
 
 #include "endpoint.h"
@@ -72,12 +73,26 @@ static xmlNode *find_elem(xmlNode *n, const char *name)
 {
 	for (; n; n = n->next) {
 		xmlNode *c;
-		if (n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name))
+		if (n->type != XML_ELEMENT_NODE)
+			continue; /* an entity reference's children loop back into the DTD */
+		if (!strcmp((const char *)n->name, name))
 			return n;
-		if ((c = find_elem(n->children, name)))
+		c = find_elem(n->children, name);
+		if (c)
 			return c;
 	}
 	return NULL;
+}
+
+/* Wipe the text of every node at and below @n: the document held secrets. */
+static void wipe_texts(xmlNode *n)
+{
+	for (; n; n = n->next) {
+		if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) && n->content)
+			OPENSSL_cleanse(n->content, (size_t)xmlStrlen(n->content));
+		if (n->type == XML_ELEMENT_NODE)
+			wipe_texts(n->children);
+	}
 }
 
 /* Text of the first @name below @n, heap-allocated, or NULL. */
@@ -93,6 +108,7 @@ static char *elem_text(xmlNode *n, const char *name)
 	if (!t)
 		return NULL;
 	s = strdup((const char *)t);
+	OPENSSL_cleanse(t, (size_t)xmlStrlen(t)); /* it may be a secret key or token */
 	xmlFree(t);
 	return s;
 }
@@ -223,8 +239,26 @@ out:
 	free(exp);
 	if (rc)
 		creds_clear(out);
+	if (root)
+		wipe_texts(root);
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+/* The verdict on one attempt (xfer.h): STS's throttling and "later" codes are retried. */
+static enum xfer_verdict classify_attempt(void *user, struct xfer_request *req)
+{
+	struct sts_error e;
+
+	(void)user;
+	if (req->result.http_status < 300)
+		return XFER_ACCEPT;
+	memset(&e, 0, sizeof(e));
+	if (sts_parse_error(req->result.err_body, req->result.err_body_len, &e) != 0)
+		return XFER_ACCEPT;
+	if (xfer_is_throttle_code(e.code, strlen(e.code)))
+		return XFER_RETRY_SLOW;
+	return xfer_is_retryable_code(e.code, strlen(e.code)) ? XFER_RETRY : XFER_ACCEPT;
 }
 
 /* POST one query-protocol action; signed when @caller is not NULL. */
@@ -273,6 +307,7 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 	req.resp_max = STS_MAX_RESPONSE;
 	req.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
 	req.log_name = action;
+	req.classify = classify_attempt;
 	if (caller) {
 		req.sign = sts_sign;
 		req.sign_user = &ctx;
@@ -302,6 +337,8 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 	         (long)(out->expiration - time(NULL)));
 	rc = 0;
 out:
+	if (req.result.body) /* an AssumeRole answer holds the role's secret key */
+		OPENSSL_cleanse(req.result.body, req.result.body_len);
 	xfer_request_cleanup(&req);
 	free(url);
 	util_free_secret(body); /* may hold a web identity token */

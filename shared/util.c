@@ -259,9 +259,21 @@ int util_buf_append(struct util_buf *b, const void *data, size_t n)
 		char *p;
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		p = realloc(b->data, cap);
-		if (!p)
-			return -1;
+		if (b->secret) {
+			/* no realloc: it would leave a copy of the secret in freed memory */
+			p = malloc(cap);
+			if (!p)
+				return -1;
+			if (b->data) {
+				memcpy(p, b->data, b->len + 1);
+				OPENSSL_cleanse(b->data, b->cap);
+				free(b->data);
+			}
+		} else {
+			p = realloc(b->data, cap);
+			if (!p)
+				return -1;
+		}
 		b->data = p;
 		b->cap = cap;
 	}
@@ -304,6 +316,8 @@ int util_buf_printf(struct util_buf *b, const char *fmt, ...)
 
 void util_buf_free(struct util_buf *b)
 {
+	if (b->secret && b->data)
+		OPENSSL_cleanse(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -321,6 +335,14 @@ char *util_buf_steal(struct util_buf *b)
 	return p;
 }
 
+void util_free_secret_len(char *s, size_t len)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, len + 1);
+	free(s);
+}
+
 void util_free_secret(char *s)
 {
 	if (!s)
@@ -329,18 +351,18 @@ void util_free_secret(char *s)
 	free(s);
 }
 
-char *util_read_file(const char *path, size_t max)
+/* The file at @path (up to @max bytes) into @b; 0, or -1 with errno set. */
+static int read_into(const char *path, struct util_buf *b)
 {
-	struct util_buf b = {.max = max};
 	char chunk[4096];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *res = NULL;
-	int saved = 0;
+	int rc = -1, saved = 0;
 
 	if (fd < 0)
-		return NULL;
+		return -1;
 	for (;;) {
 		ssize_t r = read(fd, chunk, sizeof(chunk));
+
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -349,18 +371,51 @@ char *util_read_file(const char *path, size_t max)
 		}
 		if (r == 0)
 			break;
-		if (util_buf_append(&b, chunk, (size_t)r)) {
+		if (util_buf_append(b, chunk, (size_t)r)) {
 			saved = EFBIG;
 			goto out;
 		}
 	}
-	res = util_buf_steal(&b);
-	if (!res)
-		saved = ENOMEM;
+	rc = 0;
 out:
+	if (b->secret)
+		OPENSSL_cleanse(chunk, sizeof(chunk));
 	close(fd);
-	util_buf_free(&b);
-	if (!res)
+	if (rc)
 		errno = saved;
+	return rc;
+}
+
+char *util_read_file(const char *path, size_t max)
+{
+	struct util_buf b = {.max = max};
+	char *res = NULL;
+
+	if (read_into(path, &b) == 0) {
+		res = util_buf_steal(&b);
+		if (!res)
+			errno = ENOMEM;
+	}
+	util_buf_free(&b);
+	return res;
+}
+
+char *util_read_secret_file(const char *path, size_t max, size_t *len)
+{
+	struct util_buf b = {.max = max, .secret = true};
+	char *res = NULL;
+	int saved;
+
+	if (read_into(path, &b) == 0) {
+		/* the buffer as it is (never copied again): the caller wipes *len + 1 bytes */
+		res = b.data ? b.data : calloc(1, 1);
+		*len = b.data ? b.len : 0;
+		b.data = NULL;
+		if (!res)
+			errno = ENOMEM;
+	}
+	saved = errno;
+	util_buf_free(&b);
+	errno = saved;
 	return res;
 }

@@ -75,7 +75,8 @@ struct util_buf {
 	char *data;
 	size_t len;
 	size_t cap;
-	size_t max; /* appends that would pass this fail; 0 = 64 MiB */
+	size_t max;  /* appends that would pass this fail; 0 = 64 MiB */
+	bool secret; /* holds a secret: growing and freeing wipe the old bytes */
 };
 
 /** util_buf_append() - append @n bytes. Returns 0, or -1 (bound reached or ENOMEM). */
@@ -105,5 +106,17 @@ void util_free_secret(char *s);
  * with errno set.
  */
 char *util_read_file(const char *path, size_t max);
+
+/**
+ * util_read_secret_file() - util_read_file() for files holding secrets
+ * (credentials, web identity tokens): no copy of the text is left behind
+ * in freed memory as it is read. *@len gets the bytes read; the caller
+ * wipes all of them (and the NUL after) before free(): see
+ * util_free_secret_len().
+ */
+char *util_read_secret_file(const char *path, size_t max, size_t *len);
+
+/** util_free_secret_len() - wipe @len bytes of @s (and the NUL after) and free it. */
+void util_free_secret_len(char *s, size_t len);
 
 #endif
