@@ -526,6 +526,28 @@ out:
 }
 
 /*
+ * The verdict on one attempt (xfer.h): throttling ("Rate exceeded", code
+ * Throttling) and the codes that say "later" are retried under the engine's
+ * policy; anything else stands.
+ */
+static enum xfer_verdict classify_attempt(void *user, struct xfer_request *req)
+{
+	struct cfn_error e;
+
+	(void)user;
+	if (req->result.http_status < 300)
+		return XFER_ACCEPT;
+	memset(&e, 0, sizeof(e));
+	cfn_parse_error(req->result.err_body, req->result.err_body_len, req->result.http_status,
+	                &e);
+	if (!e.code[0])
+		return XFER_ACCEPT;
+	if (xfer_is_throttle_code(e.code, strlen(e.code)))
+		return XFER_RETRY_SLOW;
+	return xfer_is_retryable_code(e.code, strlen(e.code)) ? XFER_RETRY : XFER_ACCEPT;
+}
+
+/*
  * One query-protocol call. @kv holds @n key/value pairs after Action and
  * Version. On success *@body gets the response (caller frees).
  */
@@ -569,6 +591,7 @@ static int call_api(struct cfn_client *c, const char *action, const char *const 
 	req.resp_max = CFN_MAX_RESPONSE;
 	req.sign = sign_attempt;
 	req.sign_user = &call;
+	req.classify = classify_attempt;
 	req.log_name = action;
 	log_debug("cfn: %s %s", action, c->url);
 	if (xfer_perform(c->xfer, &req) != 0) {

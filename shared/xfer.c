@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #ifndef HPCOPS_VERSION
@@ -32,6 +33,9 @@ struct xfer_engine {
 	char *ca_bundle;
 	char *user_agent;
 	char *interface;
+	char **interfaces; /* --bind list, or NULL */
+	unsigned n_interfaces;
+	unsigned next_interface;
 	CURLM *multi;
 	pthread_t thread;
 	bool thread_started;
@@ -51,6 +55,8 @@ struct xfer_engine {
 	int n_idle;
 	uint64_t rng;
 	uint64_t slow_until_ms; /* adaptive mode: new requests wait until then */
+	/* metrics (cfg.metrics): the series every request touches, looked up once */
+	struct metric *m_in_flight, *m_throttled;
 };
 
 struct waiter {
@@ -216,6 +222,8 @@ static size_t on_header_cb(char *buf, size_t size, size_t n, void *ud)
 		if (st < 100 || st > 999)
 			st = 0; /* not a status: treated as no response */
 		req->priv_.status = st;
+		if (!req->priv_.first_byte_ms)
+			req->priv_.first_byte_ms = now_ms();
 		return len;
 	}
 	colon = memchr(buf, ':', len);
@@ -420,20 +428,56 @@ static void inflight_remove(struct xfer_engine *e, struct xfer_request *r)
 	for (int i = 0; i < e->n_inflight; i++) {
 		if (e->inflight[i] == r) {
 			e->inflight[i] = e->inflight[--e->n_inflight];
+			metric_gauge_set(e->m_in_flight, e->n_inflight);
 			return;
 		}
 	}
 }
 
 /* Report the outcome. @r may be freed by its owner once this returns. */
+/* Count @r's outcome in the engine's metrics (engine thread). */
+static void count_request(struct xfer_engine *e, struct xfer_request *r, enum xfer_status st)
+{
+	const char *op = r->log_name ? r->log_name : "other";
+	char labels[160], opl[80];
+	struct metric *m;
+
+	if (!e->cfg.metrics)
+		return;
+	metrics_label_escape(op, opl, sizeof(opl));
+	if (st == XFER_OK)
+		snprintf(labels, sizeof(labels), "op=\"%s\",status=\"%ld\"", opl,
+		         r->result.http_status);
+	else
+		snprintf(labels, sizeof(labels), "op=\"%s\",status=\"%s\"", opl,
+		         st == XFER_ERR_TIMEOUT     ? "timeout"
+		         : st == XFER_ERR_CANCELLED ? "cancelled"
+		                                    : "error");
+	metric_add(metrics_counter(e->cfg.metrics, "s3_requests_total",
+	                           "S3 (and STS, CloudFormation) requests by operation and outcome",
+	                           labels),
+	           1);
+	snprintf(labels, sizeof(labels), "op=\"%s\"", opl);
+	m = metrics_histogram(e->cfg.metrics, "s3_request_seconds",
+	                      "time of a request, its retries included", labels,
+	                      metrics_latency_bounds, METRICS_LATENCY_NBOUNDS);
+	metric_observe(m, (double)r->result.elapsed_ms / 1000.0);
+	if (r->priv_.first_byte_ms && r->priv_.attempt_ms) {
+		m = metrics_histogram(e->cfg.metrics, "s3_first_byte_seconds",
+		                      "time from an attempt's start to the first byte of its answer",
+		                      labels, metrics_latency_bounds, METRICS_LATENCY_NBOUNDS);
+		metric_observe(m, (double)(r->priv_.first_byte_ms - r->priv_.attempt_ms) / 1000.0);
+	}
+}
+
 static void complete(struct xfer_engine *e, struct xfer_request *r, enum xfer_status st)
 {
 	struct waiter *w = r->priv_.waiter;
 
-	(void)e;
 	r->result.status = st;
 	r->result.http_status = r->priv_.status;
 	r->result.elapsed_ms = r->priv_.first_ms ? (long)(now_ms() - r->priv_.first_ms) : 0;
+	count_request(e, r, st);
 	if (log_level() >= LOG_DEBUG) {
 		if (st == XFER_OK)
 			log_msg(LOG_DEBUG, r->result.request_id[0] ? r->result.request_id : NULL,
@@ -508,8 +552,10 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	const char *m = r->method;
 
 	r->result.attempts++;
+	r->priv_.attempt_ms = now_ms();
+	r->priv_.first_byte_ms = 0;
 	if (r->result.attempts == 1)
-		r->priv_.first_ms = now_ms();
+		r->priv_.first_ms = r->priv_.attempt_ms;
 	r->result.request_id[0] = '\0';
 	r->result.errmsg[0] = '\0';
 	/* An error body of an earlier attempt says nothing about this one. */
@@ -557,7 +603,10 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (e->ca_bundle)
 		curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_bundle);
-	if (e->interface)
+	if (e->interfaces)
+		curl_easy_setopt(h, CURLOPT_INTERFACE,
+		                 e->interfaces[e->next_interface++ % e->n_interfaces]);
+	else if (e->interface)
 		curl_easy_setopt(h, CURLOPT_INTERFACE, e->interface);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, e->user_agent);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
@@ -601,6 +650,7 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	if (curl_multi_add_handle(e->multi, h) != CURLM_OK)
 		goto fail;
 	e->inflight[e->n_inflight++] = r;
+	metric_gauge_set(e->m_in_flight, e->n_inflight);
 	return;
 fail:
 	release_easy(e, r);
@@ -675,6 +725,17 @@ static bool schedule_retry(struct xfer_engine *e, struct xfer_request *r, const 
 	r->priv_.due_ms = now_ms() + (uint64_t)delay;
 	if (slow && p.mode == RETRY_ADAPTIVE && r->priv_.due_ms > e->slow_until_ms)
 		e->slow_until_ms = r->priv_.due_ms;
+	if (e->cfg.metrics) {
+		char labels[96], opl[80];
+
+		metrics_label_escape(r->log_name ? r->log_name : "other", opl, sizeof(opl));
+		snprintf(labels, sizeof(labels), "op=\"%s\"", opl);
+		metric_add(metrics_counter(e->cfg.metrics, "s3_retries_total",
+		                           "attempts sent again (transient failures)", labels),
+		           1);
+		if (slow)
+			metric_add(e->m_throttled, 1);
+	}
 	log_msg(r->result.attempts >= 3 ? LOG_INFO : LOG_DEBUG,
 	        r->result.request_id[0] ? r->result.request_id : NULL,
 	        "%s %s %s: %s; retry %d in %ld ms", r->log_name ? r->log_name : "request",
@@ -860,6 +921,15 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
 /* ---- public API ---- */
 
 struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
@@ -899,10 +969,26 @@ struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
 	e->cfg.ca_bundle = NULL;
 	e->cfg.user_agent = NULL;
 	e->cfg.interface = NULL;
+	e->cfg.interfaces = NULL;
 	if (cfg->interface && cfg->interface[0]) {
 		e->interface = strdup(cfg->interface);
 		if (!e->interface)
 			goto fail;
+	}
+	if (cfg->interfaces && cfg->interfaces[0]) {
+		unsigned n = 0;
+
+		while (cfg->interfaces[n])
+			n++;
+		e->interfaces = calloc(n + 1, sizeof(*e->interfaces));
+		if (!e->interfaces)
+			goto fail;
+		for (unsigned i = 0; i < n; i++) {
+			e->interfaces[i] = strdup(cfg->interfaces[i]);
+			if (!e->interfaces[i])
+				goto fail;
+		}
+		e->n_interfaces = n;
 	}
 	if (cfg->ca_bundle) {
 		if (access(cfg->ca_bundle, R_OK) != 0) {
@@ -917,6 +1003,13 @@ struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
 			goto fail;
 	}
 	e->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "hpcops/" HPCOPS_VERSION);
+	if (cfg->metrics) {
+		e->m_in_flight = metrics_gauge(cfg->metrics, "s3_requests_in_flight",
+		                               "requests on the wire now", NULL);
+		e->m_throttled = metrics_counter(cfg->metrics, "s3_throttled_total",
+		                                 "replies that said slow down (503, 429, SlowDown)",
+		                                 NULL);
+	}
 	e->inflight = calloc((size_t)e->cfg.max_connections, sizeof(*e->inflight));
 	e->idle = calloc((size_t)e->cfg.max_connections, sizeof(*e->idle));
 	e->multi = curl_multi_init();
@@ -944,6 +1037,7 @@ fail:
 	free(e->ca_bundle);
 	free(e->user_agent);
 	free(e->interface);
+	free_strv(e->interfaces);
 	free(e);
 	return NULL;
 }
@@ -970,6 +1064,7 @@ void xfer_engine_free(struct xfer_engine *e)
 	free(e->ca_bundle);
 	free(e->user_agent);
 	free(e->interface);
+	free_strv(e->interfaces);
 	free(e);
 }
 

@@ -18,6 +18,7 @@
 
 #include "retry.h"
 
+struct metrics;
 struct xfer_engine;
 struct xfer_request;
 
@@ -32,6 +33,15 @@ struct xfer_config {
 	const char *ca_bundle;     /* PEM file of CAs (--ca-bundle); NULL = system store */
 	const char *user_agent;    /* NULL = "hpcops/VERSION" */
 	const char *interface;     /* --bind: network interface or address (CURLOPT_INTERFACE) */
+	const char *const *interfaces; /* or several (NULL-terminated), used in turn per attempt */
+	/*
+	 * Where the engine counts what it does (borrowed, may be NULL):
+	 * s3_requests_total{op,status}, s3_retries_total{op},
+	 * s3_throttled_total, s3_requests_in_flight, s3_request_seconds{op}
+	 * (whole request, retries included) and s3_first_byte_seconds{op}.
+	 * op is the request's log_name.
+	 */
+	struct metrics *metrics;
 };
 
 /** How a request ended. An HTTP response of any status is XFER_OK. */
@@ -190,7 +200,9 @@ struct xfer_request {
 		CURL *easy;
 		struct curl_slist *slist;
 		uint64_t due_ms;
-		uint64_t first_ms; /* when the first attempt started */
+		uint64_t first_ms;      /* when the first attempt started */
+		uint64_t attempt_ms;    /* when this attempt started */
+		uint64_t first_byte_ms; /* when this attempt's status line came, or 0 */
 		size_t body_off;
 		size_t grow_cap;
 		size_t delivered;
