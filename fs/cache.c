@@ -54,6 +54,8 @@ struct cache {
 	uint64_t total;
 	atomic_bool warned;
 	atomic_uint seq;
+	/* counters for metrics (relaxed atomics) */
+	uint64_t hits, misses;
 };
 
 static size_t bucket_of(const struct cache *c, const char *name)
@@ -400,8 +402,10 @@ ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t i
 		lru_push_front(c, e);
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (!e)
+	if (!e) {
+		__atomic_add_fetch(&c->misses, 1, __ATOMIC_RELAXED);
 		return -1;
+	}
 	path_of(c, name, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -427,7 +431,14 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(meta);
+	__atomic_add_fetch(rc >= 0 ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
 	return rc;
+}
+
+void cache_stats(struct cache *c, uint64_t *hits, uint64_t *misses)
+{
+	*hits = c ? __atomic_load_n(&c->hits, __ATOMIC_RELAXED) : 0;
+	*misses = c ? __atomic_load_n(&c->misses, __ATOMIC_RELAXED) : 0;
 }
 
 void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx, const void *data,

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The default block size (--cache-block-size): blocks are whatever the reader stores. */
 #define CACHE_BLOCK_SIZE (1024 * 1024)
 
 struct cache;
@@ -44,5 +45,8 @@ ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t i
  */
 void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx, const void *data,
                size_t len);
+
+/** cache_stats() - block lookups that hit and missed so far (0, 0 for NULL). */
+void cache_stats(struct cache *c, uint64_t *hits, uint64_t *misses);
 
 #endif

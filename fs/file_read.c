@@ -40,6 +40,9 @@ int fr_open(struct hpcops_fs *fs, fuse_ino_t ino, int flags, bool undecided, str
 			r = ns_refresh(fs, n);
 			if (r)
 				goto fail;
+			/* fstat on this fd must see the size S3 has now, not the kernel's copy */
+			if (fs->inval_attr)
+				fs->inval_attr(fs, n->ino);
 		}
 	}
 	inode_lock(t);
@@ -58,21 +61,24 @@ int fr_open(struct hpcops_fs *fs, fuse_ino_t ino, int flags, bool undecided, str
 	of->direct_io = direct;
 	if (!direct)
 		snprintf(n->cache_etag, sizeof(n->cache_etag), "%s", etag);
+	n->readers++; /* an overwrite of it is refused while it is read */
 	inode_unlock(t);
 
 	h = fs_handle_new(fs, undecided ? FS_HANDLE_UNDECIDED : FS_HANDLE_READ, n);
-	if (!h) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	h->direct = direct;
-	h->rd = prefetch_new(fs->reads, n->key, size, etag, direct);
-	if (!h->rd) {
-		fs_handle_free(fs, h);
+	if (h) {
+		h->direct = direct;
+		h->rd = prefetch_new(fs->reads, n->key, size, etag, direct);
+		if (h->rd) {
+			*out = h;
+			return 0;
+		}
+		fr_release(fs, h);
 		return -ENOMEM;
 	}
-	*out = h;
-	return 0;
+	inode_lock(t);
+	n->readers--;
+	inode_unlock(t);
+	r = -ENOMEM;
 fail:
 	inode_put(t, n);
 	return r;
@@ -95,6 +101,9 @@ int fr_read(struct hpcops_fs *fs, struct fs_handle *h, size_t size, uint64_t off
 
 void fr_release(struct hpcops_fs *fs, struct fs_handle *h)
 {
+	inode_lock(&fs->inodes);
+	h->inode->readers--;
+	inode_unlock(&fs->inodes);
 	prefetch_free(h->rd);
 	h->rd = NULL;
 	fs_handle_free(fs, h);

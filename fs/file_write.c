@@ -23,6 +23,9 @@
 #include "log.h"
 #include "namespace.h"
 
+/* mkdir'd directories above a completed file that finish() hands back at once */
+#define FW_MAX_DEPTH 64
+
 /*
  * The kernel sends the caller's thread id; a process is its thread group.
  * A forked child is another group, another thread of the opener is not.
@@ -204,6 +207,11 @@ int fw_create(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, mode_t 
 		r = EPERM;
 		goto fail_locked;
 	}
+	if (old && old->readers && !old->local) {
+		log_err("create of '%s': it is open for reading here; close it first", old->key);
+		r = EPERM;
+		goto fail_locked;
+	}
 	if (old && !old->local && !fs->opt.allow_overwrite) {
 		/* The kernel thought the name free, but we know the object. */
 		log_err("create of '%s': the object exists; mount with --allow-overwrite and "
@@ -272,6 +280,7 @@ int fw_open(struct hpcops_fs *fs, fuse_ino_t ino, int flags, const struct fw_ope
 {
 	const struct fs_backend *be = &fs->be;
 	bool trunc = flags & O_TRUNC, append = flags & O_APPEND, busy, local;
+	uint32_t readers;
 	struct s3_object_info info;
 	struct upload *u = NULL;
 	struct fs_handle *h;
@@ -292,10 +301,18 @@ int fw_open(struct hpcops_fs *fs, fuse_ino_t ino, int flags, const struct fw_ope
 	inode_lock(&fs->inodes);
 	busy = n->writer != NULL;
 	local = n->local;
+	readers = n->readers;
 	inode_unlock(&fs->inodes);
 	if (busy) {
 		log_err("open of '%s' for writing: it is already being written through another "
 		        "open file; one writer at a time",
+		        n->key);
+		r = EPERM;
+		goto fail;
+	}
+	if (readers && (trunc || append) && !local) {
+		/* as Mountpoint: a file is not replaced under its readers on this node */
+		log_err("open of '%s' for writing: it is open for reading here; close it first",
 		        n->key);
 		r = EPERM;
 		goto fail;
@@ -425,6 +442,8 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	struct inode *n = h->inode;
 	char etag[80], *name = NULL;
+	struct inode *written[FW_MAX_DEPTH];
+	size_t n_written = 0;
 	fuse_ino_t parent = 0;
 	struct timespec t;
 	bool kept;
@@ -443,6 +462,8 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 		n->mtime_kept = kept;
 		inode_set_local_locked(n, false);
 		n->expires = inode_now() + fs_attr_timeout(fs);
+		/* its mkdir'd directories exist in S3 now: they follow S3 from here */
+		n_written = ns_dirs_written_locked(fs, n, written, FW_MAX_DEPTH);
 	} else {
 		if (n->local && n->parent) {
 			parent = n->parent->ino;
@@ -454,6 +475,7 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 	}
 	untrack_writer_locked(fs, h);
 	inode_unlock(&fs->inodes);
+	ns_dirs_release(fs, written, n_written);
 	if (name) {
 		/*
 		 * The file never came to exist: drop the kernel's dentry now,

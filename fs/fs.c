@@ -50,12 +50,15 @@ int fs_setup(struct hpcops_fs *fs)
 	pc.budget = fs->budget;
 	pc.cache = fs->cache;
 	pc.part_size = fs->opt.read_part_size;
+	pc.cache_block = fs->opt.cache_block_size;
 	fs->reads = prefetcher_new(&pc);
 	uc.be = &fs->be;
 	uc.budget = fs->budget;
 	uc.part_size = fs->opt.write_part_size ? fs->opt.write_part_size : 8u << 20;
 	uc.max_inflight = FS_MAX_INFLIGHT_PARTS;
 	uc.submit_threads = FS_SUBMIT_THREADS;
+	uc.infer_content_type = fs->opt.infer_content_type;
+	uc.refuse = fs->upload_refusal;
 	fs->writes = uploader_new(&uc);
 	if (!fs->reads || !fs->writes)
 		goto nomem;

@@ -53,6 +53,7 @@ struct upload;
 struct uploader;
 struct cache;
 struct dir_handle;
+struct fs_metrics;
 
 /** S3's longest key: a path whose key would be longer cannot exist there. */
 #define FS_MAX_KEY 1024
@@ -110,6 +111,8 @@ struct hpcops_fs {
 	struct cache *cache;      /* owned; NULL without --cache */
 	struct prefetcher *reads; /* owned; the read side */
 	struct uploader *writes;  /* owned; what the uploads share */
+	struct fs_metrics *metrics; /* owned; NULL in unit tests */
+	const char *upload_refusal; /* non-NULL: every upload fails (EIO) and logs this */
 	struct fuse_session *se;  /* NULL in unit tests */
 	size_t max_write;         /* negotiated in init: the largest FUSE write */
 	time_t mount_time;        /* the mtime of directories S3 has no time for */
@@ -126,6 +129,8 @@ struct hpcops_fs {
 	 * until then), else at once.
 	 */
 	void (*inval_entry)(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, bool later);
+	/* Tell the kernel to drop what it caches of @ino's attributes (O_DIRECT opens). */
+	void (*inval_attr)(struct hpcops_fs *fs, fuse_ino_t ino);
 };
 
 /** fs_setup() - the modules' state from fs->opt and fs->be. Prints why on failure; 0 or -1. */
@@ -154,6 +159,13 @@ void fs_handle_free(struct hpcops_fs *fs, struct fs_handle *h);
 static inline double fs_attr_timeout(const struct hpcops_fs *fs)
 {
 	return fs->opt.metadata_ttl;
+}
+
+/** fs_negative_ttl() - how long "does not exist" is trusted (--negative-metadata-ttl). */
+static inline double fs_negative_ttl(const struct hpcops_fs *fs)
+{
+	return fs->opt.negative_metadata_ttl_set ? fs->opt.negative_metadata_ttl
+	                                         : fs->opt.metadata_ttl;
 }
 
 /**

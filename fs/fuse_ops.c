@@ -17,6 +17,7 @@
 
 #include "file_read.h"
 #include "file_write.h"
+#include "fs_metrics.h"
 #include "log.h"
 #include "namespace.h"
 
@@ -32,11 +33,19 @@ static struct fs_handle *handle_of(const struct fuse_file_info *fi)
 
 /* ---- replies: one helper per shape, each the end of a handler ---- */
 
-static void reply_entry(fuse_req_t req, struct hpcops_fs *fs, int r,
+/* An error reply, counted by operation and errno (hpcops_fs_errors_total). */
+static void reply_err(fuse_req_t req, const char *op, int r)
+{
+	if (r < 0)
+		fs_metrics_error(fs_of(req)->metrics, op, -r);
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}
+
+static void reply_entry(fuse_req_t req, struct hpcops_fs *fs, const char *op, int r,
                         const struct fuse_entry_param *e)
 {
 	if (r) {
-		fuse_reply_err(req, -r);
+		reply_err(req, op, r);
 		return;
 	}
 	/* interrupted: the kernel did not take the lookup the logic counted */
@@ -44,20 +53,21 @@ static void reply_entry(fuse_req_t req, struct hpcops_fs *fs, int r,
 		inode_forget(&fs->inodes, e->ino, 1);
 }
 
-static void reply_attr(fuse_req_t req, struct hpcops_fs *fs, int r, const struct stat *st)
+static void reply_attr(fuse_req_t req, struct hpcops_fs *fs, const char *op, int r,
+                       const struct stat *st)
 {
 	if (r)
-		fuse_reply_err(req, -r);
+		reply_err(req, op, r);
 	else
 		fuse_reply_attr(req, st, fs_attr_timeout(fs));
 }
 
 /* Reply to an open; a reply that does not reach the kernel frees the handle. */
-static void reply_open(fuse_req_t req, struct hpcops_fs *fs, int r, struct fuse_file_info *fi,
-                       struct fs_handle *h)
+static void reply_open(fuse_req_t req, struct hpcops_fs *fs, const char *op, int r,
+                       struct fuse_file_info *fi, struct fs_handle *h)
 {
 	if (r) {
-		fuse_reply_err(req, -r);
+		reply_err(req, op, r);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -145,9 +155,17 @@ static void inval_entry(struct hpcops_fs *fs, fuse_ino_t parent, const char *nam
 	pthread_mutex_unlock(&notifier.lock);
 }
 
+static void inval_attr(struct hpcops_fs *fs, fuse_ino_t ino)
+{
+	/* attributes only (offset < 0): no page or lock the open could hold */
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 void fuse_ops_attach(struct hpcops_fs *fs)
 {
 	fs->inval_entry = inval_entry;
+	fs->inval_attr = inval_attr;
 	notifier.fs = fs;
 }
 
@@ -168,6 +186,7 @@ void fuse_ops_detach(struct hpcops_fs *fs)
 	notifier.head = NULL;
 	notifier.started = false;
 	fs->inval_entry = NULL;
+	fs->inval_attr = NULL;
 }
 
 /* ---- the namespace ---- */
@@ -178,7 +197,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int r = ns_lookup(fs, parent, name, &e);
 
-	reply_entry(req, fs, r, &e);
+	if (r == -ENOENT) {
+		/* an answer, not a failure of the mount: not counted */
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_entry(req, fs, "lookup", r, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -202,7 +226,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int r = ns_getattr(fs, ino, fi != NULL, &st);
 
-	reply_attr(req, fs, r, &st);
+	reply_attr(req, fs, "getattr", r, &st);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -212,7 +236,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int r = fw_setattr(fs, ino, fi ? handle_of(fi) : NULL, attr, to_set, &st);
 
-	reply_attr(req, fs, r, &st);
+	reply_attr(req, fs, "setattr", r, &st);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -222,7 +246,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int r = ns_mkdir(fs, parent, name, &e);
 
 	(void)mode;
-	reply_entry(req, fs, r, &e);
+	reply_entry(req, fs, "mkdir", r, &e);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -232,37 +256,37 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int r = ns_mknod(fs, parent, name, mode, &e);
 
 	(void)rdev;
-	reply_entry(req, fs, r, &e);
+	reply_entry(req, fs, "mknod", r, &e);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -ns_unlink(fs_of(req), parent, name));
+	reply_err(req, "unlink", ns_unlink(fs_of(req), parent, name));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -ns_rmdir(fs_of(req), parent, name));
+	reply_err(req, "rmdir", ns_rmdir(fs_of(req), parent, name));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, -ns_rename(fs_of(req), parent, name, newparent, newname, flags));
+	reply_err(req, "rename", ns_rename(fs_of(req), parent, name, newparent, newname, flags));
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	(void)link;
 	(void)parent;
-	fuse_reply_err(req, -ns_symlink(fs_of(req), name));
+	reply_err(req, "symlink", ns_symlink(fs_of(req), name));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	(void)ino;
 	(void)newparent;
-	fuse_reply_err(req, -ns_link(fs_of(req), newname));
+	reply_err(req, "link", ns_link(fs_of(req), newname));
 }
 
 /* xattrs: ENOSYS, which the kernel remembers and turns into EOPNOTSUPP. */
@@ -314,7 +338,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int r = ns_opendir(fs, ino, &h);
 
 	fi->keep_cache = 0;
-	reply_open(req, fs, r, fi, h);
+	reply_open(req, fs, "opendir", r, fi, h);
 }
 
 struct emit_ctx {
@@ -345,7 +369,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 	}
 	r = ns_readdir(fs, handle_of(fi), off, plus, buf, size, emit_dirent, &ctx, &used);
 	if (r)
-		fuse_reply_err(req, -r);
+		reply_err(req, "readdir", r);
 	else
 		fuse_reply_buf(req, buf, used);
 	free(buf);
@@ -388,9 +412,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int r = fw_create(fs, parent, name, mode, fi->flags, &who, &h, &e);
 
 	if (r) {
-		fuse_reply_err(req, -r);
+		reply_err(req, "create", r);
 		return;
 	}
+	fs_metrics_created(fs->metrics);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* our own writes change what the kernel may have cached */
 	fi->keep_cache = 0;
@@ -421,7 +446,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->keep_cache = of.keep_cache;
 	fi->direct_io = of.direct_io;
-	reply_open(req, fs, r, fi, h);
+	reply_open(req, fs, "open", r, fi, h);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -430,11 +455,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct hpcops_fs *fs = fs_of(req);
 	struct prefetch_reply rep;
 	int r = fr_read(fs, handle_of(fi), size, off < 0 ? 0 : (uint64_t)off, &rep);
+	uint64_t n = 0;
 
 	if (r) {
-		fuse_reply_err(req, -r);
+		reply_err(req, "read", r);
 		return;
 	}
+	for (int i = 0; i < rep.n_iov; i++)
+		n += rep.iov[i].iov_len;
+	fs_metrics_read(fs->metrics, n);
 	/* one writev from the part buffers: libfuse would copy a multi-piece bufvec */
 	fuse_reply_iov(req, rep.iov, rep.n_iov);
 	prefetch_reply_done(&rep);
@@ -472,20 +501,22 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	                    : fw_write(fs_of(req), handle_of(fi), (uint64_t)off,
 	                               fuse_buf_size(bufv), fill_from_bufvec, &s);
 
-	if (r < 0)
-		fuse_reply_err(req, (int)-r);
-	else
-		fuse_reply_write(req, (size_t)r);
+	if (r < 0) {
+		reply_err(req, "write", (int)r);
+		return;
+	}
+	fs_metrics_write(fs_of(req)->metrics, (uint64_t)r);
+	fuse_reply_write(req, (size_t)r);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -fw_flush(fs_of(req), handle_of(fi), fuse_req_ctx(req)->pid));
+	reply_err(req, "close", fw_flush(fs_of(req), handle_of(fi), fuse_req_ctx(req)->pid));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -fw_fsync(fs_of(req), handle_of(fi)));
+	reply_err(req, "fsync", fw_fsync(fs_of(req), handle_of(fi)));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -51,6 +51,7 @@ struct inode {
 	struct upload *writer;
 	uint32_t local_children; /* dirs: local children (mkdir'd dirs, files being written) */
 	uint32_t writer_users;   /* setattr calls using @writer without a handle */
+	uint32_t readers;        /* read handles open on it: it is not overwritten meanwhile */
 
 	/* Hash links, owned by the table. */
 	struct inode *next_ino;

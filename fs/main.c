@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,9 @@
 #include "creds.h"
 #include "fs.h"
 #include "log.h"
+#include "fs_metrics.h"
 #include "fuse_ops.h"
+#include "metrics.h"
 #include "retry.h"
 #include "s3.h"
 #include "xfer.h"
@@ -219,6 +223,33 @@ static void detach_stdio(void)
 		close(fd);
 }
 
+/*
+ * --auto-unmount and DIR is a dead FUSE mount (its daemon was killed):
+ * detach it, so the new mount goes where the old one was. 0 or -1 (said).
+ */
+static int clean_dead_mount(const char *dir)
+{
+	char *argv[] = {(char *)"fusermount3", (char *)"-uz", (char *)dir, NULL};
+	pid_t pid;
+	int st = 0;
+
+	if (umount2(dir, MNT_DETACH) == 0)
+		goto done;
+	if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) != 0 ||
+	    waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr,
+		        "hpcops-mount: %s is a dead FUSE mount and could not be unmounted "
+		        "(fusermount3 -uz %s failed); unmount it and mount again\n",
+		        dir, dir);
+		return -1;
+	}
+done:
+	log_notice("%s was a dead FUSE mount (its daemon had gone): unmounted it first "
+	           "(--auto-unmount)",
+	           dir);
+	return 0;
+}
+
 /* Runs in the process that serves the mount. Returns the exit status. */
 static int serve(struct hpcops_fs *fs, bool detached)
 {
@@ -231,6 +262,7 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	const char *endpoint;
 	char endpoint_buf[256];
 	char *endpoint_url = NULL;
+	struct metrics *reg = NULL;
 	bool mounted = false;
 	int rc = 1;
 
@@ -245,6 +277,19 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	                : o->retry_mode == FS_RETRY_LEGACY ? RETRY_LEGACY
 	                                                   : RETRY_STANDARD;
 	xc.user_agent = o->user_agent; /* --user-agent-prefix; NULL = hpcops/VERSION */
+	xc.interfaces = (const char *const *)o->bind; /* --bind, used in turn */
+	if (o->maximum_throughput_gbps) {
+		/* about one connection per 100 Mbit/s of the target, as the AWS CRT sizes them */
+		uint64_t c = o->maximum_throughput_gbps * 10;
+
+		xc.max_connections = c < 8 ? 8 : c > 512 ? 512 : (int)c;
+	}
+	reg = fs_metrics_registry_new();
+	if (!reg) {
+		fprintf(stderr, "hpcops-mount: out of memory\n");
+		goto out;
+	}
+	xc.metrics = reg;
 	fs->xfer = xfer_engine_new(&xc);
 	if (!fs->xfer) {
 		fprintf(stderr,
@@ -283,6 +328,15 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	sc.no_sign = o->no_sign_request;
 	sc.creds = fs->creds;
 	sc.xfer = fs->xfer;
+	sc.storage_class = o->storage_class;
+	sc.sse = o->sse;
+	sc.sse_kms_key_id = o->sse_kms_key_id;
+	sc.requester_pays = o->requester_pays;
+	sc.expected_bucket_owner = o->expected_bucket_owner;
+	sc.checksum = o->upload_checksums == FS_CHECKSUM_CRC64NVME ? S3_CHECKSUM_CRC64NVME
+	              : o->upload_checksums == FS_CHECKSUM_OFF     ? S3_CHECKSUM_NONE
+	              : o->upload_checksums == FS_CHECKSUM_MD5     ? S3_CHECKSUM_MD5
+	                                                           : S3_CHECKSUM_CRC32C;
 	fs->s3 = s3_client_new(&sc);
 	if (!fs->s3) {
 		fprintf(stderr, "hpcops-mount: cannot create the S3 client (out of memory?)\n");
@@ -306,8 +360,17 @@ static int serve(struct hpcops_fs *fs, bool detached)
 			goto out;
 	}
 	fs->be = fs_backend_s3(fs->s3, &xc.retry);
+	if (o->incremental_upload && !fs_options_is_directory_bucket(o))
+		/* as mount-s3: it mounts, and every upload fails */
+		fs->upload_refusal = "--incremental-upload works only with directory buckets (S3 "
+		                     "Express One Zone); this is a general-purpose bucket";
 	if (fs_setup(fs) < 0)
 		goto out;
+	fs->metrics = fs_metrics_start(fs, reg);
+	reg = NULL; /* the metrics own it now (or freed it) */
+	if (!fs->metrics)
+		goto out;
+	fs_metrics_install_signals();
 	fs->se = new_session(fs);
 	if (!fs->se) {
 		fprintf(stderr, "hpcops-mount: cannot create the FUSE session (is /dev/fuse "
@@ -316,6 +379,8 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	}
 	fuse_ops_attach(fs);
 	if (fuse_set_signal_handlers(fs->se) < 0)
+		goto out;
+	if (o->dead_mount && clean_dead_mount(o->mountpoint) < 0)
 		goto out;
 	if (fuse_session_mount(fs->se, o->mountpoint) < 0) {
 		fprintf(stderr,
@@ -355,12 +420,15 @@ out:
 	}
 	/* handles never released, and aborts still owed, while the engine runs */
 	fs_shutdown(fs);
+	fs_metrics_stop(fs->metrics);
+	fs->metrics = NULL;
 	/* GETs still in flight complete (cancelled) before their buffers' budget goes */
 	xfer_engine_free(fs->xfer);
 	fs->xfer = NULL;
 	fs_teardown(fs);
 	s3_client_free(fs->s3);
 	creds_provider_free(fs->creds);
+	metrics_free(reg);
 	free(endpoint_url);
 	report_parent(1);
 	log_close();

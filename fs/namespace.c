@@ -83,7 +83,7 @@ static void negative_entry(struct hpcops_fs *fs, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = 0; /* a negative entry the kernel may cache for the TTL */
-	e->entry_timeout = fs_attr_timeout(fs);
+	e->entry_timeout = fs_negative_ttl(fs);
 }
 
 /*
@@ -288,7 +288,7 @@ int ns_lookup(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, struct 
 	} else if (kind == 0) {
 		if (n)
 			inode_unlink_locked(t, n);
-		inode_neg_add_locked(t, p, name, inode_now() + fs->opt.metadata_ttl);
+		inode_neg_add_locked(t, p, name, inode_now() + fs_negative_ttl(fs));
 		negative_entry(fs, e);
 		goto out_locked;
 	}
@@ -854,6 +854,25 @@ static void drop_dir(struct hpcops_fs *fs, struct inode *n)
 		inode_put(&fs->inodes, n);
 }
 
+size_t ns_dirs_written_locked(struct hpcops_fs *fs, struct inode *file, struct inode **out,
+                              size_t max)
+{
+	size_t n = 0;
+
+	for (struct inode *d = file->parent; d && d->local && n < max; d = d->parent) {
+		inode_set_local_locked(d, false);
+		d->expires = inode_now() + fs_attr_timeout(fs);
+		out[n++] = d;
+	}
+	return n;
+}
+
+void ns_dirs_release(struct hpcops_fs *fs, struct inode **dirs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		drop_dir(fs, dirs[i]);
+}
+
 /* @n changed here and now: its time is now, not one kept in the object. */
 static void touch_now_locked(struct inode *n)
 {
@@ -1003,7 +1022,7 @@ static void forget_name(struct hpcops_fs *fs, struct inode *n)
 	if (n->parent && !n->unlinked) {
 		inode_unlink_locked(&fs->inodes, n);
 		inode_neg_add_locked(&fs->inodes, n->parent, n->name,
-		                     inode_now() + fs_attr_timeout(fs));
+		                     inode_now() + fs_negative_ttl(fs));
 	}
 	inode_unlock(&fs->inodes);
 }
@@ -1312,7 +1331,7 @@ int ns_rename(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, fuse_in
 	if (n && !n->unlinked) {
 		inode_unlink_locked(&fs->inodes, n);
 		inode_neg_add_locked(&fs->inodes, n->parent, n->name,
-		                     inode_now() + fs_attr_timeout(fs));
+		                     inode_now() + fs_negative_ttl(fs));
 	}
 	if (n)
 		retarget_locked(fs, n, newkey, info.size, new_etag);

@@ -72,6 +72,18 @@ int ns_rename(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, fuse_in
 /** ns_new_name_err() - why @name in @dir cannot become a new entry (an errno), or 0. */
 int ns_new_name_err(struct hpcops_fs *fs, const struct inode *dir, const char *name, bool is_dir);
 
+/**
+ * ns_dirs_written_locked() - a file below mkdir'd (local) directories was
+ * written: they exist in S3 now and follow it from here (a listing shows
+ * them while keys lie under them, as Mountpoint does). Up to @max of them
+ * go into @out for ns_dirs_release() once the table's lock is dropped.
+ */
+size_t ns_dirs_written_locked(struct hpcops_fs *fs, struct inode *file, struct inode **out,
+                              size_t max);
+
+/** ns_dirs_release() - drop the refs mkdir kept on the @n directories in @dirs. */
+void ns_dirs_release(struct hpcops_fs *fs, struct inode **dirs, size_t n);
+
 /* ---- directories ---- */
 
 /** ns_opendir() - a handle on directory @ino: its listing is read as readdir asks. */

@@ -1236,12 +1236,23 @@ static int parse_mount_point(struct fs_options *o, const char *arg, char *why, s
 			         "mount point %s does not exist (create the directory first)", arg);
 			return -1;
 		}
+		/* a dead FUSE mount (its daemon was killed) answers stat with ENOTCONN */
+		if (o->auto_unmount) {
+			/* --auto-unmount: clean it up before mounting (main.c) */
+			o->dead_mount = true;
+			return 0;
+		}
+		snprintf(why, wl,
+		         "mount point %s is a dead FUSE mount (its daemon is gone): run "
+		         "'fusermount3 -u %s' (or 'umount -l %s' as root) and mount again, or "
+		         "pass --auto-unmount to have it cleaned up",
+		         o->mountpoint, o->mountpoint, o->mountpoint);
+		return -1;
 	}
-	/* a dead FUSE mount (its daemon was killed) answers stat with ENOTCONN */
 	if (is_mounted(o->mountpoint)) {
 		snprintf(
 		    why, wl,
-		    "mount point %s is already mounted (a dead FUSE mount: fusermount3 -uz %s)",
+		    "mount point %s is already mounted (unmount it first: fusermount3 -u %s)",
 		    o->mountpoint, o->mountpoint);
 		return -1;
 	} else {

@@ -66,6 +66,7 @@ struct fs_options {
 	char *mountpoint;   /* realpath of DIR, or "/dev/fd/N" as given */
 	int mount_fd;       /* N of DIR = /dev/fd/N (an open /dev/fuse fd), else -1 */
 	bool bucket_is_uri; /* the bucket was given as s3://BUCKET[/PREFIX/] */
+	bool dead_mount;    /* DIR is a dead FUSE mount, to clean up first (--auto-unmount) */
 
 	/* S3 access */
 	char *region;          /* --region; NULL = from the environment / us-east-1 */

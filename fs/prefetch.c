@@ -112,6 +112,7 @@ struct prefetcher {
 	pthread_mutex_t lock;                /* the object table; before any object's lock */
 	struct pf_object *objs[OBJ_BUCKETS]; /* under lock */
 	int n_objs;                /* objects with a handle: the budget's fair share (atomic) */
+	uint64_t align;            /* where windows start: 1 MiB, or the cache block */
 	pthread_mutex_t pool_lock; /* after any object's lock, before the budget's */
 	struct pool_buf *pool;     /* under pool_lock */
 	uint64_t pool_idle;        /* under pool_lock */
@@ -425,13 +426,14 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 static bool part_from_cache(struct pf_object *o, struct pf_part *p)
 {
 	struct cache *c = o->pfr->cfg.cache;
-	uint64_t idx = p->off / CACHE_BLOCK_SIZE;
+	size_t bs = o->pfr->cfg.cache_block;
+	uint64_t idx = p->off / bs;
 	size_t done = 0;
 
-	if (!c || !o->etag[0] || p->off % CACHE_BLOCK_SIZE)
+	if (!c || !o->etag[0] || p->off % bs)
 		return false;
 	while (done < p->len) {
-		size_t want = p->len - done < CACHE_BLOCK_SIZE ? p->len - done : CACHE_BLOCK_SIZE;
+		size_t want = p->len - done < bs ? p->len - done : bs;
 		ssize_t n = cache_get(c, o->key, o->etag, idx, p->buf + done, want);
 
 		if (n < 0 || (size_t)n != want)
@@ -475,16 +477,16 @@ static void part_start_locked(struct pf_object *o, struct pf_part *p, bool no_ca
 static void part_to_cache(struct pf_object *o, struct pf_part *p, const char *etag)
 {
 	struct cache *c = o->pfr->cfg.cache;
-	size_t done = 0;
+	size_t bs = o->pfr->cfg.cache_block, done = 0;
 
-	if (!c || !etag[0] || p->off % CACHE_BLOCK_SIZE)
+	if (!c || !etag[0] || p->off % bs)
 		return;
 	while (done < p->got) {
-		size_t n = p->got - done < CACHE_BLOCK_SIZE ? p->got - done : CACHE_BLOCK_SIZE;
+		size_t n = p->got - done < bs ? p->got - done : bs;
 
-		if (n < CACHE_BLOCK_SIZE && p->off + done + n != o->size)
+		if (n < bs && p->off + done + n != o->size)
 			break;
-		cache_put(c, o->key, etag, (p->off + done) / CACHE_BLOCK_SIZE, p->buf + done, n);
+		cache_put(c, o->key, etag, (p->off + done) / bs, p->buf + done, n);
 		done += n;
 	}
 }
@@ -645,7 +647,7 @@ static void window_reset_locked(struct prefetch *pf, uint64_t off, uint64_t end,
 		          lazy ? "seek" : "new stream", (unsigned long long)off,
 		          (unsigned long long)pf->win[0].p->off, (unsigned long long)pf->next_off);
 	window_clear_locked(pf);
-	pf->next_off = off / MIB * MIB;
+	pf->next_off = off / pf->pfr->align * pf->pfr->align;
 	pf->window = FIRST_PART;
 	pf->next_len = FIRST_PART;
 	pf->hi = end;
@@ -771,8 +773,9 @@ static int read_far_locked(struct prefetch *pf, uint64_t off, uint64_t end,
 {
 	struct pf_object *o = pf->obj;
 	bool cache = o->pfr->cfg.cache != NULL && !pf->no_cache;
-	uint64_t from = cache ? off / MIB * MIB : off;
-	uint64_t to = cache ? (end + MIB - 1) / MIB * MIB : end;
+	uint64_t bs = o->pfr->cfg.cache_block;
+	uint64_t from = cache ? off / bs * bs : off;
+	uint64_t to = cache ? (end + bs - 1) / bs * bs : end;
 	struct pf_part *p;
 	char etag[80];
 	size_t n;
@@ -882,6 +885,9 @@ struct prefetcher *prefetcher_new(const struct prefetch_config *cfg)
 	if (!pfr)
 		return NULL;
 	pfr->cfg = *cfg;
+	if (!pfr->cfg.cache_block)
+		pfr->cfg.cache_block = CACHE_BLOCK_SIZE;
+	pfr->align = pfr->cfg.cache && pfr->cfg.cache_block > MIB ? pfr->cfg.cache_block : MIB;
 	pthread_mutex_init(&pfr->lock, NULL);
 	pthread_mutex_init(&pfr->pool_lock, NULL);
 	return pfr;

@@ -39,6 +39,7 @@ struct prefetch_config {
 	struct budget *budget;
 	struct cache *cache; /* NULL without --cache */
 	size_t part_size;    /* --read-part-size */
+	size_t cache_block;  /* --cache-block-size (0: CACHE_BLOCK_SIZE) */
 };
 
 /** prefetcher_new() - the read side of a mount (object table, buffer pool). NULL on ENOMEM. */

@@ -75,6 +75,7 @@ struct uploader {
 	struct uploader_config cfg;
 	struct upload_submitter *sub; /* NULL: the writer sends its parts itself */
 	int active;                   /* uploads holding a buffer (atomic): the fair share */
+	struct uploader_stats st;     /* counters (relaxed atomics) */
 
 	/* the janitor: aborts that failed, tried again in the background */
 	pthread_mutex_t alock;
@@ -146,6 +147,11 @@ const char *upload_state_name(enum upload_state s)
 	return "?";
 }
 
+static void stat_add(uint64_t *c, int64_t n)
+{
+	__atomic_add_fetch(c, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
 static bool is_final(enum upload_state s)
 {
 	return s == UPLOAD_DONE || s == UPLOAD_FAILED || s == UPLOAD_DISCARDED;
@@ -182,6 +188,13 @@ static void set_state_locked(struct upload *u, enum upload_state to, const char 
 	log_debug("upload of '%s': %s -> %s (%s)", u->key, upload_state_name(u->state),
 	          upload_state_name(to), why);
 	u->state = to;
+	if (is_final(to)) {
+		stat_add(&u->up->st.open, -1);
+		if (to == UPLOAD_DONE)
+			stat_add(&u->up->st.completed, 1);
+		else if (to == UPLOAD_FAILED)
+			stat_add(&u->up->st.failed, 1);
+	}
 	pthread_cond_broadcast(&u->cond);
 }
 
@@ -328,6 +341,16 @@ static void abort_later(struct uploader *up, const char *key, const char *upload
 	log_warn("upload of '%s': abort of multipart upload %.40s queued; it is retried in the "
 	         "background and at unmount",
 	         key, upload_id);
+}
+
+void uploader_stats(struct uploader *up, struct uploader_stats *out)
+{
+	out->open = __atomic_load_n(&up->st.open, __ATOMIC_RELAXED);
+	out->completed = __atomic_load_n(&up->st.completed, __ATOMIC_RELAXED);
+	out->failed = __atomic_load_n(&up->st.failed, __ATOMIC_RELAXED);
+	out->parts = __atomic_load_n(&up->st.parts, __ATOMIC_RELAXED);
+	out->budget_waits = __atomic_load_n(&up->st.budget_waits, __ATOMIC_RELAXED);
+	out->pending_aborts = uploader_pending_aborts(up);
 }
 
 size_t uploader_pending_aborts(struct uploader *up)
@@ -558,6 +581,9 @@ static size_t reserve_patiently(struct upload *u, size_t n)
 {
 	bool logged;
 
+	if (budget_try_reserve(u->up->cfg.budget, n))
+		return n;
+	stat_add(&u->up->st.budget_waits, 1);
 	if (budget_reserve_wait(u->up->cfg.budget, n, OVERDRAFT_WAIT_MS))
 		return n;
 	pthread_mutex_lock(&u->lock);
@@ -847,6 +873,7 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	pthread_mutex_lock(&u->lock);
 	if (err->err == S3_OK) {
 		u->parts[b->part_no - 1] = b->part;
+		stat_add(&u->up->st.parts, 1);
 	} else {
 		/* The engine has spent its retries: the upload is lost. */
 		fail_locked(u, EIO, "a part failed for good");
@@ -979,6 +1006,7 @@ struct upload *upload_new(struct uploader *up, const char *key)
 	u->max_size = upload_max_size(u->part_size);
 	u->next_part = 1;
 	u->state = UPLOAD_OPEN;
+	stat_add(&up->st.open, 1);
 	pthread_mutex_init(&u->wlock, NULL);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
@@ -1132,6 +1160,11 @@ ssize_t upload_write_with(struct upload *u, uint64_t off, size_t len, upload_fil
 	ssize_t r;
 
 	pthread_mutex_lock(&u->wlock);
+	if (u->up->cfg.refuse && upload_get_state(u) != UPLOAD_FAILED) {
+		log_err("write to '%s': %s", u->key, u->up->cfg.refuse);
+		fail(u, EIO, "uploads refused");
+		drive(u);
+	}
 	r = check_write(u, off, len);
 	if (r)
 		goto out;

@@ -80,6 +80,7 @@ struct uploader_config {
 	int submit_threads;          /* threads that checksum and send full parts; 0 = the writer */
 	const char *content_type;    /* fixed Content-Type of new objects, NULL = none */
 	bool infer_content_type;     /* --infer-content-type: from the key's extension */
+	const char *refuse;          /* non-NULL: every upload fails with EIO, this logged */
 };
 
 /**
@@ -100,6 +101,19 @@ void uploader_free(struct uploader *up);
 
 /** uploader_pending_aborts() - aborts still owed (for logs and tests). */
 size_t uploader_pending_aborts(struct uploader *up);
+
+/** Counters of the write side, for metrics and the status line. */
+struct uploader_stats {
+	uint64_t open;      /* uploads not final yet */
+	uint64_t completed; /* objects made (PutObject or CompleteMultipartUpload) */
+	uint64_t failed;    /* uploads that failed (aborted) */
+	uint64_t parts;     /* parts uploaded */
+	uint64_t budget_waits; /* times a writer waited on the memory budget */
+	uint64_t pending_aborts;
+};
+
+/** uploader_stats() - a snapshot of the counters. */
+void uploader_stats(struct uploader *up, struct uploader_stats *out);
 
 /**
  * upload_new() - an upload of a new version of @key (copied). Nothing is
