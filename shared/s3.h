@@ -144,6 +144,8 @@ typedef void (*s3_done_fn)(void *user, const struct s3_error *err, size_t got,
 /**
  * s3_head_object_async() - as s3_head_object() without waiting: @done gets
  * the object's info. 0 = queued, -1 = @err filled (then @done is not called).
+ * Once queued, @err is not written again: @done may run before this returns
+ * (and may copy its outcome into the same struct).
  */
 int s3_head_object_async(struct s3_client *c, const char *key, s3_done_fn done, void *user,
                          struct s3_error *err);

@@ -942,11 +942,17 @@ int s3_req_submit(struct s3_req *r, s3_done_fn done, void *user, struct s3_error
 	r->done_user = user;
 	r->x.done = async_done_cb;
 	r->x.n_headers = r->nh;
+	/*
+	 * Cleared before, never after, the submit: once queued, the request may
+	 * complete on the engine's thread before xfer_submit() returns, and
+	 * @done may well copy its outcome into this very @err (the caller's
+	 * one struct for both). Zeroing it afterwards turned a 404 into "OK".
+	 */
+	memset(err, 0, sizeof(*err));
 	if (xfer_submit(r->c->xfer, &r->x)) {
 		s3_req_result(r, err);
 		s3_req_free(r);
 		return -1;
 	}
-	memset(err, 0, sizeof(*err));
 	return 0;
 }

@@ -7,8 +7,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -439,6 +441,87 @@ static void test_get_async_parallel(void **state)
 		free(jobs[i].buf);
 	}
 	free(d);
+}
+
+/*
+ * An async call's outcome must survive its own submit. The callback may run
+ * on the engine's thread before s3_*_async() returns, and callers (the
+ * mount's lookup) pass the one struct the callback fills as the submit's
+ * @err too: a submit that cleared @err after queueing turned a finished
+ * 404 into S3_OK, and the mount showed (then deleted) a file that did not
+ * exist. To lose the race on purpose the submitting thread runs at
+ * SCHED_IDLE against busy threads, so it is preempted right after queueing.
+ */
+struct same_err {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool done;
+	struct s3_error err;
+};
+
+static void same_err_done(void *user, const struct s3_error *err, size_t got,
+                          const struct s3_object_info *info)
+{
+	struct same_err *w = user;
+
+	(void)got, (void)info;
+	pthread_mutex_lock(&w->m);
+	w->err = *err;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->m);
+}
+
+static volatile bool hog_stop;
+
+static void *hog(void *arg)
+{
+	volatile uint64_t x = 0;
+
+	(void)arg;
+	while (!hog_stop)
+		x++;
+	return NULL;
+}
+
+static void test_async_outcome_survives_submit(void **state)
+{
+	enum { ROUNDS = 300, HOGS = 2 };
+	struct sched_param sp = {0}, old_sp;
+	pthread_t hogs[HOGS];
+	int old_policy, wrong = 0, first_wrong = 0;
+	char key[256];
+
+	(void)state;
+	key_of(key, sizeof(key), "missing/async-head");
+	pthread_getschedparam(pthread_self(), &old_policy, &old_sp);
+	hog_stop = false;
+	for (int i = 0; i < HOGS; i++)
+		assert_int_equal(pthread_create(&hogs[i], NULL, hog, NULL), 0);
+	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	for (int i = 0; i < ROUNDS; i++) {
+		struct same_err w = {.done = false};
+
+		pthread_mutex_init(&w.m, NULL);
+		pthread_cond_init(&w.cv, NULL);
+		if (s3_head_object_async(g.c, key, same_err_done, &w, &w.err) == 0) {
+			pthread_mutex_lock(&w.m);
+			while (!w.done)
+				pthread_cond_wait(&w.cv, &w.m);
+			pthread_mutex_unlock(&w.m);
+		}
+		if (w.err.err != S3_ERR_NO_SUCH_KEY && !wrong++)
+			first_wrong = (int)w.err.err;
+		pthread_mutex_destroy(&w.m);
+		pthread_cond_destroy(&w.cv);
+	}
+	(void)pthread_setschedparam(pthread_self(), old_policy, &old_sp);
+	hog_stop = true;
+	for (int i = 0; i < HOGS; i++)
+		pthread_join(hogs[i], NULL);
+	if (wrong)
+		fail_msg("%d of %d async HEADs of a missing key ended as error %d, not NoSuchKey",
+		         wrong, ROUNDS, first_wrong);
 }
 
 static void test_if_match(void **state)
@@ -1199,6 +1282,7 @@ int main(void)
 	    cmocka_unit_test(test_ranges),
 	    cmocka_unit_test(test_get_stream),
 	    cmocka_unit_test(test_get_async_parallel),
+	    cmocka_unit_test(test_async_outcome_survives_submit),
 	    cmocka_unit_test(test_if_match),
 	    cmocka_unit_test(test_object_meta_mtime),
 	    cmocka_unit_test(test_special_keys),
