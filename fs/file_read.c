@@ -54,8 +54,17 @@ int fr_open(struct hpcops_fs *fs, fuse_ino_t ino, int flags, bool undecided, str
 		r = -EBUSY;
 		goto fail;
 	}
+	if (n->local) {
+		/* mknod'd and not written yet: no object to read (Mountpoint) */
+		inode_unlock(t);
+		log_info("open of '%s' for reading: it was created here and not written yet; "
+		         "open it for writing first",
+		         n->key);
+		r = -EBUSY;
+		goto fail;
+	}
 	snprintf(etag, sizeof(etag), "%s", n->etag);
-	size = n->local ? 0 : n->size; /* mknod'd, never written: empty */
+	size = n->size;
 	/* keep the page cache only while the object is the version it holds */
 	of->keep_cache = !direct && etag[0] && !strcmp(n->cache_etag, etag);
 	of->direct_io = direct;

@@ -24,7 +24,6 @@
 #include "namespace.h"
 
 /* mkdir'd directories above a completed file that finish() hands back at once */
-#define FW_MAX_DEPTH 64
 
 /*
  * The kernel sends the caller's thread id; a process is its thread group.
@@ -442,8 +441,6 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 {
 	struct inode *n = h->inode;
 	char etag[80], *name = NULL;
-	struct inode *written[FW_MAX_DEPTH];
-	size_t n_written = 0;
 	fuse_ino_t parent = 0;
 	struct timespec t;
 	bool kept;
@@ -463,7 +460,7 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 		inode_set_local_locked(n, false);
 		n->expires = inode_now() + fs_attr_timeout(fs);
 		/* its mkdir'd directories exist in S3 now: they follow S3 from here */
-		n_written = ns_dirs_written_locked(fs, n, written, FW_MAX_DEPTH);
+		ns_dirs_written_locked(fs, n->parent);
 	} else {
 		if (n->local && n->parent) {
 			parent = n->parent->ino;
@@ -475,7 +472,6 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 	}
 	untrack_writer_locked(fs, h);
 	inode_unlock(&fs->inodes);
-	ns_dirs_release(fs, written, n_written);
 	if (name) {
 		/*
 		 * The file never came to exist: drop the kernel's dentry now,

@@ -419,7 +419,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* our own writes change what the kernel may have cached */
 	fi->keep_cache = 0;
-	fi->direct_io = 0;
+	/*
+	 * A handle that writes a new object does not read it (Mountpoint): with
+	 * O_RDWR its reads must reach us (EBADF), not pages the kernel kept of
+	 * the writes, cut to whatever size S3 reports once the object is done.
+	 */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_RDWR;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		/* Interrupted: the kernel will send no release, nor keep the lookup. */
 		inode_forget(&fs->inodes, e.ino, 1);
@@ -446,6 +451,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->keep_cache = of.keep_cache;
 	fi->direct_io = of.direct_io;
+	if (r == 0 && !undecided && h && h->kind == FS_HANDLE_WRITE)
+		fi->direct_io = (fi->flags & O_ACCMODE) == O_RDWR; /* as in op_create */
 	reply_open(req, fs, "open", r, fi, h);
 }
 

@@ -172,7 +172,7 @@ static int remote_lookup(struct hpcops_fs *fs, const char *key, struct s3_object
 	struct head_wait w = {.done = false};
 	struct s3_list_params p = {.max_keys = 1};
 	struct s3_list_page page;
-	struct s3_error lerr;
+	struct s3_error lerr, serr;
 	size_t klen = strlen(key);
 	char *dirkey = malloc(klen + 2);
 	bool async;
@@ -188,7 +188,8 @@ static int remote_lookup(struct hpcops_fs *fs, const char *key, struct s3_object
 	memset(&lerr, 0, sizeof(lerr));
 	pthread_mutex_init(&w.m, NULL);
 	pthread_cond_init(&w.c, NULL);
-	async = be->ops->head_async(be->ctx, key, head_done, &w, &w.err) == 0;
+	/* serr: the submit's own error; w.err is head_done's, written on another thread */
+	async = be->ops->head_async(be->ctx, key, head_done, &w, &serr) == 0;
 	lrc = be->ops->list(be->ctx, &p, &page, &lerr);
 	if (async) {
 		pthread_mutex_lock(&w.m);
@@ -301,6 +302,8 @@ int ns_lookup(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, struct 
 		set_file_attr_locked(fs, n, info.size, info.mtime, info.etag, &info.meta);
 	else
 		n->expires = inode_now() + fs->opt.metadata_ttl;
+	/* a key under a mkdir'd directory (written elsewhere): the directory is S3's now */
+	ns_dirs_written_locked(fs, p);
 	ns_entry_locked(fs, n, e, true);
 	inode_put_locked(t, n);
 out_locked:
@@ -523,6 +526,12 @@ static int dir_fetch_page(struct hpcops_fs *fs, struct inode *dir, struct dir_ha
 		return -(fs_errno(err.err) ?: EIO);
 	}
 	d->started = true;
+	if (page.n_prefixes || page.n_entries) {
+		/* keys lie under a mkdir'd directory (written elsewhere): S3's now */
+		inode_lock(&fs->inodes);
+		ns_dirs_written_locked(fs, dir);
+		inode_unlock(&fs->inodes);
+	}
 	for (size_t i = 0; i < page.n_prefixes; i++)
 		if (!last || strcmp(page.prefixes[i], last) > 0)
 			last = page.prefixes[i];
@@ -836,8 +845,8 @@ static bool keep_dir(struct hpcops_fs *fs, struct inode *n)
 	return ok;
 }
 
-/* After rmdir: drop the ref keep_dir() kept on @n, if it kept one. */
-static void drop_dir(struct hpcops_fs *fs, struct inode *n)
+/* Take @n out of the kept directories; true if keep_dir() kept a ref on it. */
+static bool unkeep_dir(struct hpcops_fs *fs, struct inode *n)
 {
 	bool found = false;
 
@@ -850,27 +859,28 @@ static void drop_dir(struct hpcops_fs *fs, struct inode *n)
 		}
 	}
 	pthread_mutex_unlock(&fs->ns.lock);
-	if (found)
+	return found;
+}
+
+/* After rmdir: drop the ref keep_dir() kept on @n, if it kept one. */
+static void drop_dir(struct hpcops_fs *fs, struct inode *n)
+{
+	if (unkeep_dir(fs, n))
 		inode_put(&fs->inodes, n);
 }
 
-size_t ns_dirs_written_locked(struct hpcops_fs *fs, struct inode *file, struct inode **out,
-                              size_t max)
+void ns_dirs_written_locked(struct hpcops_fs *fs, struct inode *dir)
 {
-	size_t n = 0;
+	struct inode *next;
 
-	for (struct inode *d = file->parent; d && d->local && n < max; d = d->parent) {
+	/* @dir is held by the caller (or by its child), each one above by its child */
+	for (struct inode *d = dir; d && d->local; d = next) {
+		next = d->parent;
 		inode_set_local_locked(d, false);
 		d->expires = inode_now() + fs_attr_timeout(fs);
-		out[n++] = d;
+		if (unkeep_dir(fs, d))
+			inode_put_locked(&fs->inodes, d);
 	}
-	return n;
-}
-
-void ns_dirs_release(struct hpcops_fs *fs, struct inode **dirs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		drop_dir(fs, dirs[i]);
 }
 
 /* @n changed here and now: its time is now, not one kept in the object. */
@@ -1058,18 +1068,16 @@ int ns_unlink(struct hpcops_fs *fs, fuse_ino_t parent, const char *name)
 		busy = n->writer != NULL;
 		local = n->local;
 		inode_unlock(&fs->inodes);
-		if (busy) {
-			log_err("unlink of '%s': it is being written; close it first", n->key);
+		if (busy || local) {
+			/* as Mountpoint: a file not yet in S3 is not unlinked under its writer */
+			log_err("unlink of '%s': it is %s; close it first", n->key,
+			        busy ? "being written" : "created here and not written yet (open it "
+			                                 "for writing and close it)");
 			r = EPERM;
 			goto out;
 		}
 	}
 	k = n ? n->key : key;
-	if (local) {
-		/* mknod'd and never written: nothing in S3 to delete */
-		forget_name(fs, n);
-		goto out;
-	}
 	if (!fs->opt.allow_delete) {
 		log_err("unlink of '%s' refused: deleting objects needs --allow-delete", k);
 		r = EPERM;
@@ -1336,6 +1344,8 @@ int ns_rename(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, fuse_in
 	if (n)
 		retarget_locked(fs, n, newkey, info.size, new_etag);
 	inode_neg_del_locked(&fs->inodes, ndir, newname);
+	/* a key lies under ndir now: a mkdir'd directory there is S3's */
+	ns_dirs_written_locked(fs, ndir);
 	inode_unlock(&fs->inodes);
 	log_debug("rename '%s' -> '%s' (copy + delete)", key, newkey);
 	/* the kernel holds the directories' locks until our reply: after it */

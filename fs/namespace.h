@@ -73,16 +73,12 @@ int ns_rename(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, fuse_in
 int ns_new_name_err(struct hpcops_fs *fs, const struct inode *dir, const char *name, bool is_dir);
 
 /**
- * ns_dirs_written_locked() - a file below mkdir'd (local) directories was
- * written: they exist in S3 now and follow it from here (a listing shows
- * them while keys lie under them, as Mountpoint does). Up to @max of them
- * go into @out for ns_dirs_release() once the table's lock is dropped.
+ * ns_dirs_written_locked() - a key now exists below @dir (a file written or
+ * renamed into it): @dir and the mkdir'd (local) directories above it exist
+ * in S3 now and follow it from here (a listing shows them while keys lie
+ * under them, as Mountpoint does). Drops the refs mkdir kept on them.
  */
-size_t ns_dirs_written_locked(struct hpcops_fs *fs, struct inode *file, struct inode **out,
-                              size_t max);
-
-/** ns_dirs_release() - drop the refs mkdir kept on the @n directories in @dirs. */
-void ns_dirs_release(struct hpcops_fs *fs, struct inode **dirs, size_t n);
+void ns_dirs_written_locked(struct hpcops_fs *fs, struct inode *dir);
 
 /* ---- directories ---- */
 

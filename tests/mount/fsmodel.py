@@ -39,7 +39,7 @@ cannot exist: lookup ENOENT, mkdir local, creating a file ENAMETOOLONG.
 
 Decisions where those leave it open (Mountpoint's documented behaviour):
 fsync completes the object, which is then readable and deletable before
-the writer closes; O_TRUNC of a file open for reading here is EPERM ("you
+the writer closes; O_TRUNC (or O_APPEND) of a file open for reading here is EPERM ("you
 cannot overwrite files that are currently being read"); a directory made
 by mkdir follows S3 once anything was written under it (gone with its last
 key); a file made by mknod and not written is local (unlink EPERM, open
@@ -446,6 +446,10 @@ class Model:
         if mode == "a":
             if not self.allow_append:
                 return Expect(errno.EPERM, note="append needs --allow-append")
+            if self.readers(path):
+                # the append replaces the object; a reader pinned to the
+                # old version would fail mid-read (If-Match), so refuse
+                return Expect(errno.EPERM, note="append to a file being read")
             h = Handle(path, "write", "w")
             h.append = True
             h.data = bytearray(n.obj.data)
