@@ -34,6 +34,7 @@ struct s3_doc {
 	bool root_ok;  /* the root element is the expected one (or Error) */
 	bool url_keys; /* EncodingType url: decode keys and prefixes */
 	bool failed;
+	bool finished; /* s3_doc_finish() ran: a second call gives the same answer */
 	char why[160];
 	/* the entry being read */
 	struct s3_list_entry entry;
@@ -610,8 +611,10 @@ int s3_doc_feed(struct s3_doc *d, const void *data, size_t len)
 
 int s3_doc_finish(struct s3_doc *d, char *why, size_t why_len)
 {
-	if (!d->failed && xmlParseChunk(d->ctx, NULL, 0, 1) != 0)
+	/* the request's classify callback finishes it, then the result does again */
+	if (!d->failed && !d->finished && xmlParseChunk(d->ctx, NULL, 0, 1) != 0)
 		doc_fail(d, "malformed or truncated XML");
+	d->finished = true;
 	if (!d->failed && !d->root_ok)
 		doc_fail(d, "empty document");
 	if (!d->failed && d->kind == S3_DOC_INITIATE && !d->out->is_error && !d->out->upload_id)

@@ -70,6 +70,7 @@ int s3_doc_feed(struct s3_doc *d, const void *data, size_t len);
 /**
  * s3_doc_finish() - end of the body. Returns 0 if a whole document of the
  * expected kind (or an <Error>) was read, else -1 with a reason in @why.
+ * Calling it again gives the same answer (the parse is ended once).
  */
 int s3_doc_finish(struct s3_doc *d, char *why, size_t why_len);
 

@@ -646,6 +646,15 @@ static void start_attempt(struct xfer_engine *e, struct xfer_request *r)
 	} else {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
 	}
+	/*
+	 * libcurl resends, on its own, a request whose reused connection died
+	 * before any reply byte ("Connection died, retrying a fresh connect"),
+	 * and reports one success. For CreateMultipartUpload that second send
+	 * made a second upload and left the first an orphan nobody knew of. A
+	 * new connection is never retried that way: the lost reply reaches the
+	 * caller as outcome_unknown, and the caller decides what to resend.
+	 */
+	curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, r->not_idempotent ? 1L : 0L);
 
 	if (curl_multi_add_handle(e->multi, h) != CURLM_OK)
 		goto fail;
@@ -763,6 +772,9 @@ static void finish_attempt(struct xfer_engine *e, struct xfer_request *r, CURLco
 	if (rc == CURLE_OK || (r->priv_.too_large && r->classify)) {
 		long st = r->priv_.status;
 		enum xfer_verdict v = status_is_retryable(st) ? XFER_RETRY : XFER_ACCEPT;
+
+		/* the callback judges this attempt: its status, not the last one's (0) */
+		r->result.http_status = st;
 
 		/* A body larger than asked for is the classify callback's to judge. */
 		if (r->classify)

@@ -167,7 +167,8 @@ struct xfer_request {
 	 * policy still bounds attempts and time). The engine itself retries
 	 * 429, 500, 502, 503 and 504 without asking; everything a reply's body
 	 * says (error codes, an <Error> in a 200, a body that is not what was
-	 * asked for) is for this callback to judge.
+	 * asked for) is for this callback to judge. result.http_status and
+	 * result.err_body are this attempt's.
 	 */
 	enum xfer_verdict (*classify)(void *user, struct xfer_request *req);
 

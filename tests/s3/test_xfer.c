@@ -166,6 +166,9 @@ static enum xfer_verdict code_classify(void *user, struct xfer_request *r)
 	const char *b = r->result.err_body, *p, *q;
 
 	(void)user;
+	/* the clients decide on the status first: it must be this attempt's */
+	if (r->result.http_status < 300)
+		return XFER_ACCEPT;
 	if (!b || !(p = strstr(b, "<Code>")) || !(q = strstr(p, "</Code>")))
 		return XFER_ACCEPT;
 	p += 6;

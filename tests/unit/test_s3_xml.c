@@ -629,10 +629,48 @@ static void test_addressing(void **state)
 	xfer_engine_free(xe);
 }
 
+/* The request's classify callback ends the parse, then the result reads it: same answer. */
+static void test_finish_twice_same_answer(void **state)
+{
+	static const char trunc_xml[] = "<ListBucketResult><Name>b</Name><Contents><Key>a";
+	struct s3_list_page pg;
+	struct s3_doc_out out;
+	struct s3_doc *d;
+	char why[160];
+
+	(void)state;
+	memset(&pg, 0, sizeof(pg));
+	memset(&out, 0, sizeof(out));
+	out.page = &pg;
+	d = s3_doc_new(S3_DOC_LIST_OBJECTS, &out);
+	assert_non_null(d);
+	assert_int_equal(s3_doc_feed(d, list_xml, strlen(list_xml)), 0);
+	assert_int_equal(s3_doc_finish(d, why, sizeof(why)), 0);
+	assert_int_equal(s3_doc_finish(d, why, sizeof(why)), 0);
+	s3_doc_free(d);
+	check_list_page(&pg);
+	s3_list_page_free(&pg);
+
+	memset(&pg, 0, sizeof(pg));
+	memset(&out, 0, sizeof(out));
+	out.page = &pg;
+	d = s3_doc_new(S3_DOC_LIST_OBJECTS, &out);
+	assert_non_null(d);
+	(void)s3_doc_feed(d, trunc_xml, strlen(trunc_xml));
+	assert_int_equal(s3_doc_finish(d, why, sizeof(why)), -1);
+	why[0] = '\0';
+	assert_int_equal(s3_doc_finish(d, why, sizeof(why)), -1);
+	assert_true(why[0] != '\0');
+	s3_doc_free(d);
+	s3_doc_out_free(&out);
+	s3_list_page_free(&pg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_list_page_any_chunking),
+	    cmocka_unit_test(test_finish_twice_same_answer),
 	    cmocka_unit_test(test_list_page_plain_keys),
 	    cmocka_unit_test(test_list_page_bounded_by_max_keys),
 	    cmocka_unit_test(test_list_many_entries),
