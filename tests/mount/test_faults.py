@@ -398,6 +398,8 @@ def test_lost_create_reply_no_orphan():
         creates = [r for r in p.requests if r["op"] == "CreateMultipartUpload"]
         after_close = uploads(s3, bucket)
     left = uploads(s3, bucket)
+    if left:
+        print("--- daemon stderr:\n" + m.stderr_text()[-4000:])
     print("note: lost the reply of 1 CreateMultipartUpload (%s); creates sent: %d; "
           "close: %s; uploads open after close: %d, after unmount: %d"
           % (c, len(creates), w["error"] or "0", len(after_close), len(left)))
@@ -438,6 +440,8 @@ def test_200_with_error_on_complete_and_copy_retried():
           "%s; rename: %s" % (c, ops.get("CompleteMultipartUpload", 0),
                               ops.get("CopyObject", 0), w["error"] or "0",
                               rename_err or "0"))
+    if w["error"] or rename_err:
+        print("--- daemon stderr:\n" + m.stderr_text()[-5000:])
     if w["error"]:
         raise AssertionError("%s after a 200-with-Error Complete: %s"
                              % (w["where"], w["error"]))
