@@ -215,10 +215,8 @@ struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg)
 {
 	struct fs_metrics *m = calloc(1, sizeof(*m));
 
-	if (!m) {
-		metrics_free(reg);
+	if (!m)
 		return NULL;
-	}
 	m->fs = fs;
 	m->reg = reg;
 	m->base_level = log_level() >= LOG_DEBUG ? LOG_INFO : log_level();
@@ -281,6 +279,5 @@ void fs_metrics_stop(struct fs_metrics *m)
 		snapshot(m);
 		metrics_write_file(m->reg, m->fs->opt.metrics_file);
 	}
-	metrics_free(m->reg);
-	free(m);
+	free(m); /* not the registry: the engine counts in it until it stops */
 }

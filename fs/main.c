@@ -367,7 +367,6 @@ static int serve(struct hpcops_fs *fs, bool detached)
 	if (fs_setup(fs) < 0)
 		goto out;
 	fs->metrics = fs_metrics_start(fs, reg);
-	reg = NULL; /* the metrics own it now (or freed it) */
 	if (!fs->metrics)
 		goto out;
 	fs_metrics_install_signals();
@@ -428,7 +427,7 @@ out:
 	fs_teardown(fs);
 	s3_client_free(fs->s3);
 	creds_provider_free(fs->creds);
-	metrics_free(reg);
+	metrics_free(reg); /* last: the engine and the clients counted in it */
 	free(endpoint_url);
 	report_parent(1);
 	log_close();

@@ -543,7 +543,8 @@ static void holds_drop_front_locked(struct prefetch *pf, size_t k)
 		p->holds--;
 		part_maybe_free_locked(o, p);
 	}
-	memmove(pf->win, pf->win + k, (pf->n_win - k) * sizeof(*pf->win));
+	if (pf->n_win > k) /* memmove of NULL (no window yet) is UB even for 0 bytes */
+		memmove(pf->win, pf->win + k, (pf->n_win - k) * sizeof(*pf->win));
 	pf->n_win -= k;
 }
 
