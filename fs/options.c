@@ -1179,6 +1179,23 @@ static bool is_mounted(const char *path)
  * a privileged helper mounted (libfuse's fuse_session_mount takes the
  * string as it is). Problems go to @why (exit 1, as mount-s3).
  */
+
+/* The mount point is a dead FUSE mount (its daemon was killed): ENOTCONN. */
+static int dead_mount(struct fs_options *o, char *why, size_t wl)
+{
+	if (o->auto_unmount) {
+		/* --auto-unmount: clean it up before mounting (main.c) */
+		o->dead_mount = true;
+		return 0;
+	}
+	snprintf(why, wl,
+	         "mount point %s is a dead FUSE mount (its daemon is gone): run "
+	         "'fusermount3 -u %s' (or 'umount -l %s' as root) and mount again, or "
+	         "pass --auto-unmount to have it cleaned up",
+	         o->mountpoint, o->mountpoint, o->mountpoint);
+	return -1;
+}
+
 static int parse_mount_point(struct fs_options *o, const char *arg, char *why, size_t wl)
 {
 	unsigned long fd;
@@ -1236,18 +1253,14 @@ static int parse_mount_point(struct fs_options *o, const char *arg, char *why, s
 			         "mount point %s does not exist (create the directory first)", arg);
 			return -1;
 		}
-		/* a dead FUSE mount (its daemon was killed) answers stat with ENOTCONN */
-		if (o->auto_unmount) {
-			/* --auto-unmount: clean it up before mounting (main.c) */
-			o->dead_mount = true;
-			return 0;
-		}
-		snprintf(why, wl,
-		         "mount point %s is a dead FUSE mount (its daemon is gone): run "
-		         "'fusermount3 -u %s' (or 'umount -l %s' as root) and mount again, or "
-		         "pass --auto-unmount to have it cleaned up",
-		         o->mountpoint, o->mountpoint, o->mountpoint);
-		return -1;
+		return dead_mount(o, why, wl);
+	}
+	{
+		struct stat st;
+
+		/* realpath() may resolve a dead mount's path without touching it: stat does */
+		if (stat(o->mountpoint, &st) < 0 && errno == ENOTCONN)
+			return dead_mount(o, why, wl);
 	}
 	if (is_mounted(o->mountpoint)) {
 		snprintf(
