@@ -56,8 +56,10 @@ struct creds_provider *creds_provider_new_source(const struct creds_options *opt
 		p->profile_opt = dup_or_null(opt->profile);
 		p->region_opt = dup_or_null(opt->region);
 		p->ca_bundle = dup_or_null(opt->ca_bundle);
-		if (opt->refresh_ahead_s > 0)
+		if (opt->refresh_ahead_s > 0) {
 			p->refresh_ahead_s = opt->refresh_ahead_s;
+			p->refresh_ahead_set = true;
+		}
 		if (opt->timeout_ms > 0)
 			p->timeout_ms = opt->timeout_ms;
 		if ((opt->profile && *opt->profile && !p->profile_opt) ||
@@ -484,15 +486,18 @@ static int resolve_chain_locked(struct creds_provider *p, struct creds *out,
 
 /*
  * How long before expiry a set is renewed: the refresh window, but at most
- * half of the set's life, so short-lived sets are not renewed in a loop.
+ * half of the set's life (the default window) or all of it but a few
+ * seconds (a window the caller chose), so short-lived sets are not renewed
+ * in a loop.
  */
 static time_t renew_at_locked(const struct creds_provider *p)
 {
 	time_t exp = p->cached.expiration, life = exp - p->installed;
 	time_t ahead = p->refresh_ahead_s;
+	time_t most = p->refresh_ahead_set ? life - CREDS_MIN_RENEW_GAP_S : life / 2;
 
-	if (life > 0 && ahead > life / 2)
-		ahead = life / 2;
+	if (life > 0 && ahead > most)
+		ahead = most > 0 ? most : 0;
 	if (p->renew_retry_at && p->renew_retry_at > exp - ahead)
 		return p->renew_retry_at;
 	return exp - ahead;

@@ -48,6 +48,8 @@ const char *creds_strerror(enum creds_err err);
 
 /** Default seconds before expiry at which temporary credentials are renewed. */
 #define CREDS_REFRESH_AHEAD_S 300
+/* A set is used at least this long before a caller-chosen window renews it. */
+#define CREDS_MIN_RENEW_GAP_S 5
 
 struct creds_options {
 	/* Explicit profile (--profile); NULL = AWS_PROFILE, else "default". */
@@ -65,7 +67,11 @@ struct creds_options {
 	struct xfer_engine *xfer;
 	/* CA bundle for HTTPS to STS (NULL = system default). */
 	const char *ca_bundle;
-	/* Renew this many seconds before expiry; 0 = CREDS_REFRESH_AHEAD_S. */
+	/*
+	 * Renew this many seconds before expiry; 0 = CREDS_REFRESH_AHEAD_S,
+	 * then at most half a set's life. A value given here is kept up to the
+	 * set's life less CREDS_MIN_RENEW_GAP_S.
+	 */
 	int refresh_ahead_s;
 	/* Timeout of one metadata/STS request in ms; 0 = 5000 (IMDS connects time out after 1 s).
 	 */

@@ -43,6 +43,7 @@ struct creds_provider {
 	char *region_opt;
 	char *ca_bundle;
 	int refresh_ahead_s;
+	bool refresh_ahead_set; /* given by the caller: honoured up to a short gap */
 	long timeout_ms;
 	bool is_static;
 	const struct creds_source *source;
