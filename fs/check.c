@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 const char *check_explain(const struct s3_error *e, const char *bucket, const char *prefix,
-                          const char *endpoint, char *out, size_t len)
+                          const char *endpoint, double timeout_s, char *out, size_t len)
 {
 	char buf[512];
 
@@ -68,9 +68,9 @@ const char *check_explain(const struct s3_error *e, const char *bucket, const ch
 	case S3_ERR_TIMEOUT:
 		snprintf(out, len,
 		         "hpcops-mount: endpoint not answering: connected to %s, but it sent no "
-		         "answer within the bucket check's time (--check-timeout); is it an S3 "
-		         "server, and is it overloaded? (%s)",
-		         endpoint, e->message);
+		         "answer within %g s (--check-timeout); is it an S3 server, and is it "
+		         "overloaded? (%s)",
+		         endpoint, timeout_s, e->message);
 		break;
 	default:
 		snprintf(out, len, "hpcops-mount: cannot list bucket %s at %s: %s", bucket,

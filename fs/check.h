@@ -16,9 +16,10 @@
  * check_explain() - the message for a failed check of @bucket (@prefix may
  * be "") at @endpoint (a URL or a phrase such as "the S3 endpoint of region
  * X") into @out (@len bytes), starting "hpcops-mount: ", no newline.
+ * @timeout_s: the check's time limit (--check-timeout), named when it ran out.
  * Returns @out.
  */
 const char *check_explain(const struct s3_error *e, const char *bucket, const char *prefix,
-                          const char *endpoint, char *out, size_t len);
+                          const char *endpoint, double timeout_s, char *out, size_t len);
 
 #endif

@@ -225,7 +225,8 @@ struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg)
 	m->reads = counter(m, "fs_reads_total", "read requests answered");
 	m->writes = counter(m, "fs_writes_total", "write requests accepted");
 	m->created = counter(m, "fs_files_created_total", "files created");
-	m->fetched = counter(m, "fs_prefetch_bytes_fetched_total", "bytes fetched from S3 by reads");
+	m->fetched =
+	    counter(m, "fs_prefetch_bytes_fetched_total", "bytes fetched from S3 by reads");
 	m->from_cache = counter(m, "fs_prefetch_bytes_from_cache_total",
 	                        "bytes read from the block cache (--cache)");
 	m->delivered = counter(m, "fs_prefetch_bytes_delivered_total",
@@ -241,8 +242,8 @@ struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg)
 	m->parts = counter(m, "fs_upload_parts_total", "multipart upload parts sent");
 	m->budget_waits = counter(m, "fs_budget_waits_total",
 	                          "times a writer waited on the memory budget (--memory-limit)");
-	m->aborts_owed = gauge(m, "fs_aborts_owed",
-	                       "multipart uploads whose abort failed and is being retried");
+	m->aborts_owed =
+	    gauge(m, "fs_aborts_owed", "multipart uploads whose abort failed and is being retried");
 	m->budget_used = gauge(m, "fs_memory_bytes", "bytes of the memory budget in use");
 	m->budget_limit = gauge(m, "fs_memory_limit_bytes", "the memory budget (--memory-limit)");
 	metric_gauge_set(m->budget_limit, (int64_t)budget_limit(fs->budget));

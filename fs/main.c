@@ -37,7 +37,9 @@ static void explain_check_failure(const struct fs_options *o, const struct s3_er
 {
 	char msg[2048];
 
-	fprintf(stderr, "%s\n", check_explain(e, o->bucket, o->prefix, endpoint, msg, sizeof(msg)));
+	fprintf(
+	    stderr, "%s\n",
+	    check_explain(e, o->bucket, o->prefix, endpoint, o->check_timeout, msg, sizeof(msg)));
 }
 
 /*

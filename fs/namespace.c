@@ -1071,8 +1071,9 @@ int ns_unlink(struct hpcops_fs *fs, fuse_ino_t parent, const char *name)
 		if (busy || local) {
 			/* as Mountpoint: a file not yet in S3 is not unlinked under its writer */
 			log_err("unlink of '%s': it is %s; close it first", n->key,
-			        busy ? "being written" : "created here and not written yet (open it "
-			                                 "for writing and close it)");
+			        busy ? "being written"
+			             : "created here and not written yet (open it "
+			               "for writing and close it)");
 			r = EPERM;
 			goto out;
 		}

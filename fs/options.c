@@ -1263,10 +1263,9 @@ static int parse_mount_point(struct fs_options *o, const char *arg, char *why, s
 			return dead_mount(o, why, wl);
 	}
 	if (is_mounted(o->mountpoint)) {
-		snprintf(
-		    why, wl,
-		    "mount point %s is already mounted (unmount it first: fusermount3 -u %s)",
-		    o->mountpoint, o->mountpoint);
+		snprintf(why, wl,
+		         "mount point %s is already mounted (unmount it first: fusermount3 -u %s)",
+		         o->mountpoint, o->mountpoint);
 		return -1;
 	} else {
 		struct stat st;

@@ -463,9 +463,10 @@ static void count_request(struct xfer_engine *e, struct xfer_request *r, enum xf
 	                      metrics_latency_bounds, METRICS_LATENCY_NBOUNDS);
 	metric_observe(m, (double)r->result.elapsed_ms / 1000.0);
 	if (r->priv_.first_byte_ms && r->priv_.attempt_ms) {
-		m = metrics_histogram(e->cfg.metrics, "s3_first_byte_seconds",
-		                      "time from an attempt's start to the first byte of its answer",
-		                      labels, metrics_latency_bounds, METRICS_LATENCY_NBOUNDS);
+		m = metrics_histogram(
+		    e->cfg.metrics, "s3_first_byte_seconds",
+		    "time from an attempt's start to the first byte of its answer", labels,
+		    metrics_latency_bounds, METRICS_LATENCY_NBOUNDS);
 		metric_observe(m, (double)(r->priv_.first_byte_ms - r->priv_.attempt_ms) / 1000.0);
 	}
 }
@@ -1018,9 +1019,9 @@ struct xfer_engine *xfer_engine_new(const struct xfer_config *cfg)
 	if (cfg->metrics) {
 		e->m_in_flight = metrics_gauge(cfg->metrics, "s3_requests_in_flight",
 		                               "requests on the wire now", NULL);
-		e->m_throttled = metrics_counter(cfg->metrics, "s3_throttled_total",
-		                                 "replies that said slow down (503, 429, SlowDown)",
-		                                 NULL);
+		e->m_throttled =
+		    metrics_counter(cfg->metrics, "s3_throttled_total",
+		                    "replies that said slow down (503, 429, SlowDown)", NULL);
 	}
 	e->inflight = calloc((size_t)e->cfg.max_connections, sizeof(*e->inflight));
 	e->idle = calloc((size_t)e->cfg.max_connections, sizeof(*e->idle));

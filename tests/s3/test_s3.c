@@ -541,7 +541,7 @@ static void test_if_match(void **state)
 	                 -1);
 	assert_int_equal(e.err, S3_ERR_PRECONDITION);
 	assert_int_equal(e.http_status, 412);
-		free(d);
+	free(d);
 }
 
 /* x-amz-meta-mtime written by PutObject, CreateMultipartUpload and CopyObject
@@ -1162,8 +1162,7 @@ static void test_entity_too_small(void **state)
 	parts[0].part_no = 1;
 	parts[1].part_no = 2;
 	expect_ok(
-	    s3_upload_part(g.c, key, uid, 1, "first part, far under 5 MiB", 27, &parts[0], &e),
-	    &e);
+	    s3_upload_part(g.c, key, uid, 1, "first part, far under 5 MiB", 27, &parts[0], &e), &e);
 	expect_ok(s3_upload_part(g.c, key, uid, 2, "last", 4, &parts[1], &e), &e);
 	assert_int_equal(s3_complete_multipart(g.c, key, uid, parts, 2, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_ENTITY_TOO_SMALL);

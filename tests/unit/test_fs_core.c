@@ -326,7 +326,7 @@ static void explain(enum s3_err err, const char *region, char *out, size_t len)
 	if (region)
 		snprintf(e.region, sizeof(e.region), "%s", region);
 	snprintf(e.message, sizeof(e.message), "detail");
-	check_explain(&e, "bkt", "pre/", "http://127.0.0.1:9", out, len);
+	check_explain(&e, "bkt", "pre/", "http://127.0.0.1:9", 7, out, len);
 }
 
 static void test_check_messages(void **state)
@@ -357,7 +357,7 @@ static void test_check_messages(void **state)
 	explain(S3_ERR_TIMEOUT, NULL, m, sizeof(m));
 	assert_non_null(strstr(m, "connected to http://127.0.0.1:9"));
 	assert_non_null(strstr(m, "no answer"));
-	assert_non_null(strstr(m, "--check-timeout"));
+	assert_non_null(strstr(m, "within 7 s (--check-timeout)"));
 	assert_null(strstr(m, "could not connect"));
 	explain(S3_ERR_SERVER, NULL, m, sizeof(m));
 	assert_non_null(strstr(m, "cannot list bucket bkt"));
