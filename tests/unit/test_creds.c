@@ -534,7 +534,8 @@ static double now_s(void)
 /* A renewal that hangs for seconds never stalls a get while the keys are valid. */
 static void renewal_in_background_never_blocks(void **state)
 {
-	struct creds_options o = {.refresh_ahead_s = 300};
+	/* the default window (0): at most half a set's life */
+	struct creds_options o = {.refresh_ahead_s = 0};
 	struct creds_provider *p;
 	struct creds c;
 	struct creds_error e;
@@ -572,7 +573,7 @@ static void renewal_in_background_never_blocks(void **state)
 /* A failing renewal keeps the valid set; it is replaced once the source is back. */
 static void failing_renewal_keeps_the_valid_set(void **state)
 {
-	struct creds_options o = {.refresh_ahead_s = 300};
+	struct creds_options o = {.refresh_ahead_s = 0};
 	struct creds_provider *p;
 	struct creds c;
 	struct creds_error e;
