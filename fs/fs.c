@@ -134,6 +134,13 @@ static void close_all_handles(struct hpcops_fs *fs)
 	}
 }
 
+void fs_close_handles(struct hpcops_fs *fs)
+{
+	if (!fs->writes && !fs->reads)
+		return;
+	close_all_handles(fs);
+}
+
 void fs_shutdown(struct hpcops_fs *fs)
 {
 	if (!fs->writes && !fs->reads)

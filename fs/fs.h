@@ -13,14 +13,18 @@
  *   upload.c      the multipart upload machine behind a write handle
  *   prefetch.c    object-shared read parts with a window per handle
  *   inode.c       the inode table; budget.c the memory budget; cache.c the
- *                 block cache; backend.c the S3 calls (a table: fake in tests)
+ *                 block cache; backend_s3.c the S3 calls (a table, backend.h:
+ *                 a fake store in tests); fs_metrics.c the series and signals
+ * (doc/ARCHITECTURE.md has the whole map.)
  *
  * Lock order (take them in this order, never the other way):
  *   1. a directory handle's lock (readdir)
- *   2. the inode table's lock (inodes.lock): every node field it guards
+ *   2. the inode table's lock (inodes.lock): every node field it guards;
+ *      fs->ns.lock (kept directories, retired keys) is a leaf under it
  *   3. fs->handles_lock
- *   4. an upload's wlock, then its lock; a prefetch object's lock
- *   5. the budget's lock, the prefetcher's pool lock
+ *   4. an upload's wlock, then its lock; a prefetch object's lock (after
+ *      the prefetcher's table lock)
+ *   5. the budget's lock, the prefetcher's pool lock, the uploader's alock
  * No lock is held across an S3 call except an upload's wlock (its writer)
  * and a directory handle's lock (its listing page).
  */
@@ -57,7 +61,6 @@ struct fs_metrics;
 
 /** S3's longest key: a path whose key would be longer cannot exist there. */
 #define FS_MAX_KEY 1024
-
 
 enum fs_handle_kind {
 	FS_HANDLE_READ = 1,
@@ -107,15 +110,15 @@ struct hpcops_fs {
 	struct creds_provider *creds; /* owned; NULL with --no-sign-request */
 	struct fs_backend be;         /* the S3 calls of the logic (over s3, or a test's) */
 	struct inode_table inodes;
-	struct budget *budget;    /* owned; --memory-limit for read AND write buffers */
-	struct cache *cache;      /* owned; NULL without --cache */
-	struct prefetcher *reads; /* owned; the read side */
-	struct uploader *writes;  /* owned; what the uploads share */
+	struct budget *budget;      /* owned; --memory-limit for read AND write buffers */
+	struct cache *cache;        /* owned; NULL without --cache */
+	struct prefetcher *reads;   /* owned; the read side */
+	struct uploader *writes;    /* owned; what the uploads share */
 	struct fs_metrics *metrics; /* owned; NULL in unit tests */
 	const char *upload_refusal; /* non-NULL: every upload fails (EIO) and logs this */
-	struct fuse_session *se;  /* NULL in unit tests */
-	size_t max_write;         /* negotiated in init: the largest FUSE write */
-	time_t mount_time;        /* the mtime of directories S3 has no time for */
+	struct fuse_session *se;    /* NULL in unit tests */
+	size_t max_write;           /* negotiated in init: the largest FUSE write */
+	time_t mount_time;          /* the mtime of directories S3 has no time for */
 	struct ns_state ns;
 	pthread_cond_t writer_cond; /* with inodes.lock: a node's writer_users dropped to 0 */
 
@@ -137,9 +140,16 @@ struct hpcops_fs {
 int fs_setup(struct hpcops_fs *fs);
 
 /**
- * fs_shutdown() - free every handle the kernel never released (an upload
- * still open is aborted) and retry the aborts still owed. Call while the
- * transfer engine still runs; fs_teardown() calls it too.
+ * fs_close_handles() - release every handle the kernel never released (an
+ * upload still open is aborted). The modules stay up (their counters can
+ * still be read). Call while the transfer engine still runs.
+ */
+void fs_close_handles(struct hpcops_fs *fs);
+
+/**
+ * fs_shutdown() - fs_close_handles(), then free the uploader, which retries
+ * the aborts still owed. Call while the transfer engine still runs;
+ * fs_teardown() calls it too.
  */
 void fs_shutdown(struct hpcops_fs *fs);
 

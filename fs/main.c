@@ -107,6 +107,9 @@ static int setup_log(const struct fs_options *o, bool detached)
 	/* --debug, --no-log (-1: nothing kept) and MOUNTPOINT_LOG, resolved by options.c */
 	int level = o->log_level;
 
+	log_set_format(o->log_format == FS_LOG_JSON       ? LOG_FORMAT_JSON
+	               : o->log_format == FS_LOG_KEYVALUE ? LOG_FORMAT_KEYVALUE
+	                                                  : LOG_FORMAT_TEXT);
 	if (o->log_directory) {
 		char path[PATH_MAX];
 		char stamp[32];
@@ -419,10 +422,15 @@ out:
 		fuse_session_destroy(fs->se);
 		fs->se = NULL;
 	}
-	/* handles never released, and aborts still owed, while the engine runs */
-	fs_shutdown(fs);
+	/*
+	 * Handles never released, while the engine runs; then the last metrics
+	 * (the modules they read still up: the ticker too read them until now),
+	 * then the aborts still owed.
+	 */
+	fs_close_handles(fs);
 	fs_metrics_stop(fs->metrics);
 	fs->metrics = NULL;
+	fs_shutdown(fs);
 	/* GETs still in flight complete (cancelled) before their buffers' budget goes */
 	xfer_engine_free(fs->xfer);
 	fs->xfer = NULL;

@@ -17,6 +17,13 @@ enum log_dest {
 	LOG_DEST_FILE,
 };
 
+/* How a line is spelled: for people, or for log collectors. */
+enum log_format {
+	LOG_FORMAT_TEXT = 0, /* "ident: level: [req ID] message" (a time first in files) */
+	LOG_FORMAT_KEYVALUE, /* time=... level=... prog=... req=... msg="..." */
+	LOG_FORMAT_JSON,     /* {"time":...,"level":...,"prog":...,"req":...,"msg":...} */
+};
+
 /**
  * log_init() - choose where log lines go and the most verbose level kept.
  * @dest:  stderr, syslog or a file.
@@ -26,6 +33,15 @@ enum log_dest {
  * Returns 0, or -errno if the file could not be opened (logging then stays on stderr).
  */
 int log_init(enum log_dest dest, const char *path, const char *ident, int level);
+
+/**
+ * log_set_format() - the spelling of every line from now on. In keyvalue
+ * and JSON form every line carries its UTC time to the microsecond, and the
+ * message is quoted (keyvalue: \" and \\ escaped, control characters as
+ * in log_escape()) or a JSON string (valid UTF-8: a byte that is not part
+ * of a UTF-8 sequence becomes \ufffd).
+ */
+void log_set_format(enum log_format f);
 
 /** log_set_level() - change the level after init (e.g. -d on the command line). */
 void log_set_level(int level);

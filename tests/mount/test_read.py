@@ -8,7 +8,8 @@ of 10,000 keys listed with attributes and no HEAD per entry, nested
 prefixes, a directory shadowing a file, invalid keys hidden and logged
 once, ESTALE when an object changes under an open handle, the block cache
 serving the new version after a change and refetching a damaged block, the
-daemon's peak RSS under --memory-limit while 4 handles read, the -o
+daemon's peak RSS under --memory-limit while 4 handles read, 8 readers of
+one object fetching it once (counted by a proxy and by the mount), the -o
 spelling, and each fail-fast cause of the bucket check (exit status, the
 message, no mount left behind).
 """
@@ -25,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import hpcops_test as ht  # noqa: E402
+import faultproxy  # noqa: E402
 
 MIB = 1024 * 1024
 BIG_MIB = int(os.environ.get("HPCOPS_TEST_BIG_MIB", "1024"))
@@ -401,6 +403,107 @@ def test_cache_right_bytes_after_change_and_damage():
         if total > 64 * MIB:
             raise AssertionError("cache holds %d bytes > --max-cache-size 64"
                                  % total)
+
+
+# ---- many ranks, one input: each byte fetched once per node (issue 17) ----
+
+def _metric(path, name):
+    """The value of an unlabelled series in a Prometheus text file (or None)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == name:
+                    return float(parts[1])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _drop_caches():
+    subprocess.run(["sync"], check=False)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass  # not root: the fadvise of each reader still drops the file's pages
+
+
+def _readers_at_once(paths):
+    """One thread per path, started together, each reading its file whole in
+    1 MiB reads: the sha256 of each, in order."""
+    start = threading.Barrier(len(paths))
+    out = [None] * len(paths)
+
+    def reader(i):
+        h = hashlib.sha256()
+        with open(paths[i], "rb", buffering=0) as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            start.wait()
+            while True:
+                c = f.read(MIB)
+                if not c:
+                    break
+                h.update(c)
+        out[i] = h.hexdigest()
+    ts = [threading.Thread(target=reader, args=(i,)) for i in range(len(paths))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+def _fetched(keys):
+    """Mount through a counting proxy, read, unmount: (sha list, GET bytes the
+    proxy sent, the mount's own fetched counter)."""
+    b = bucket()
+    mfile = os.path.join(tempfile.mkdtemp(prefix="hpcops-metrics-"), "m.prom")
+    with faultproxy.FaultProxy(ht.s3_env().endpoint) as p:
+        with ht.Mount(b, ["--read-only", "--metrics-file", mfile],
+                      endpoint=p.url) as m:
+            _drop_caches()
+            got = _readers_at_once([os.path.join(m.path, k) for k in keys])
+        proxy = sum(r["bytes_out"] for r in p.requests if r["op"] == "GetObject")
+    own = _metric(mfile, "hpcops_fs_prefetch_bytes_fetched_total")
+    return got, proxy, own
+
+
+def test_eight_readers_of_one_object_fetch_it_once():
+    size = 256 * MIB
+    data = os.urandom(size)
+    put("shared/one.bin", data)
+    digest = sha(data)
+    got, proxy, own = _fetched(["shared/one.bin"] * 8)
+    for i, g in enumerate(got):
+        ht.check_eq(g, digest, "bytes read by reader %d of 8" % i)
+    print("note: 8 readers of one 256 MiB object at once: GET bytes through the "
+          "proxy %.0f MiB (%.2fx the object), the mount's fetched counter %s MiB"
+          % (proxy / MIB, proxy / size,
+             "%.0f" % (own / MIB) if own is not None else "absent"))
+    if proxy > 1.1 * size:
+        raise AssertionError("8 readers of one object fetched %.2fx its size "
+                             "(want <= 1.1x)" % (proxy / size))
+    if own is None or abs(own - proxy) > 0.02 * size:
+        raise AssertionError("the mount counted %s bytes fetched, the proxy saw %d"
+                             % (own, proxy))
+
+
+def test_eight_readers_of_eight_objects_each_fetched_once():
+    size = 32 * MIB
+    objs = []
+    for i in range(8):
+        d = os.urandom(size)
+        put("shared/many-%d.bin" % i, d)
+        objs.append(("shared/many-%d.bin" % i, sha(d)))
+    got, proxy, own = _fetched([k for k, _ in objs])
+    for (k, want), g in zip(objs, got):
+        ht.check_eq(g, want, "bytes of " + k)
+    print("note: 8 readers of 8 objects of 32 MiB: GET bytes %.0f MiB (%.2fx)"
+          % (proxy / MIB, proxy / (8 * size)))
+    if proxy > 1.1 * 8 * size:
+        raise AssertionError("8 objects fetched %.2fx their size (want <= 1.1x)"
+                             % (proxy / (8 * size)))
 
 
 def _asan(pid):
