@@ -622,7 +622,15 @@ static bool get_reply_ok(struct s3_req *r)
 	uint64_t want_last = r->want_len ? r->want_off + r->want_len - 1 : UINT64_MAX;
 	char *w = r->bad_why;
 	size_t wl = sizeof(r->bad_why);
+	size_t im = strlen(r->if_match);
 
+	/* If-Match "E": the server must answer with version E or refuse (412) */
+	if (im > 2 && r->info.etag[0] &&
+	    (strlen(r->info.etag) != im - 2 || strncmp(r->if_match + 1, r->info.etag, im - 2))) {
+		snprintf(w, wl, "the reply is of version %.40s, not the %.40s asked for (If-Match)",
+		         r->info.etag, r->if_match);
+		return false;
+	}
 	if (st == 206) {
 		uint64_t last = want_last, n;
 

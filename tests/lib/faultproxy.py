@@ -55,6 +55,8 @@ Actions:
     short_body    2xx GET: Content-Length and body shorter than upstream's
                   (after_bytes kept), other headers as they were
     long_body     2xx GET: extra bytes appended, Content-Length to match
+    other_etag    2xx GET: the body as it was, under the ETag of another
+                  version (what a stale cache or a broken proxy sends)
     replace_body  2xx GET: the real bytes of another range of the object:
                   the first `skip` bytes left out, Content-Range and
                   Content-Length rewritten to name what is sent (a 200 is
@@ -85,10 +87,11 @@ import time
 import urllib.parse
 
 ACTIONS = ("503", "500", "reset_request", "reset_response", "lose_reply",
-           "error_200", "short_body", "long_body", "replace_body", "truncate",
+           "error_200", "short_body", "long_body", "replace_body", "other_etag",
+           "truncate",
            "stall", "delay", "replace_xml")
 # actions that rewrite a 2xx GET body and need a Content-Length reply
-_BODY = ("short_body", "long_body", "replace_body")
+_BODY = ("short_body", "long_body", "replace_body", "other_etag")
 
 PIECE = 1 << 20
 MAX_HEAD = 256 * 1024
@@ -831,7 +834,8 @@ class FaultProxy:
         return not client_close
 
     def _rewrite_body(self, c, ur, up, rec, rule, rfirst, rhdrs, length, up_close):
-        """short_body / long_body / replace_body of a Content-Length reply."""
+        """short_body / long_body / replace_body / other_etag of a
+        Content-Length reply."""
         action = rule["action"]
         status = int(rfirst.split(" ", 2)[1])
         skip = 0
@@ -847,6 +851,8 @@ class FaultProxy:
         elif action == "long_body":
             extra = bytes(random.Random(rec["t"]).randbytes(rule.get("extra", 4096)))
             hdrs = _hset(hdrs, "Content-Length", str(length + len(extra)))
+        elif action == "other_etag":
+            hdrs = _hset(hdrs, "ETag", '"0badc0de0badc0de0badc0de0badc0de"')
         else:  # replace_body: the true bytes of a later start of the range
             skip = rule.get("skip", 4096)
             if skip >= length:
@@ -870,7 +876,7 @@ class FaultProxy:
                 pos = hi
                 if action == "short_body":
                     a, b = lo, min(hi, keep)
-                elif action == "long_body":
+                elif action in ("long_body", "other_etag"):
                     a, b = lo, hi
                 else:
                     a, b = max(lo, skip), hi
