@@ -549,7 +549,7 @@ int fw_setattr(struct hpcops_fs *fs, fuse_ino_t ino, struct fs_handle *h, const 
 {
 	struct upload *u;
 	struct inode *n;
-	bool borrowed = false, local_dir;
+	bool borrowed = false;
 	uint64_t cur_size;
 	int r = 0;
 
@@ -590,7 +590,6 @@ int fw_setattr(struct hpcops_fs *fs, fuse_ino_t ino, struct fs_handle *h, const 
 	borrowed = !h && u;
 	if (borrowed)
 		n->writer_users++;
-	local_dir = n->kind == INODE_DIR && n->local;
 	cur_size = n->size;
 	inode_unlock(&fs->inodes);
 	if (u && upload_get_state(u) != UPLOAD_OPEN && upload_get_state(u) != UPLOAD_STREAMING)
@@ -634,8 +633,13 @@ int fw_setattr(struct hpcops_fs *fs, fuse_ino_t ino, struct fs_handle *h, const 
 	              FUSE_SET_ATTR_ATIME_NOW)) {
 		struct timespec t;
 
-		if (!u && !local_dir) {
-			/* Only a file being written has a time we can still choose. */
+		/*
+		 * Only a file being written has a time we can still choose. A
+		 * directory has none in S3 (it is the keys under a prefix): the
+		 * time shown is this node's own, so `tar x`, `cp -a` and `rsync
+		 * -t` of a tree, which set their directories' times last, work.
+		 */
+		if (!u && n->kind != INODE_DIR) {
 			log_info("utimens of '%s' refused: the time of an object in S3 is when it "
 			         "was written; set it while the file is open for writing",
 			         n->key);
