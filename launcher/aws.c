@@ -13,6 +13,7 @@
 #include "creds.h"
 #include "endpoint.h"
 #include "launch.h"
+#include "retry.h"
 #include "s3.h"
 #include "sts.h"
 #include "xfer.h"
@@ -26,6 +27,18 @@ int aws_open(struct aws *a, const struct launch_opts *o, bool need_s3, bool need
 	char eb[512];
 
 	memset(a, 0, sizeof(*a));
+	/*
+	 * A pipeline step, not a mount riding out an outage: each request gets
+	 * LAUNCH_REQUEST_BUDGET_MS of retries (AWS_MAX_ATTEMPTS and
+	 * AWS_RETRY_MODE as in the SDKs); the stack's deletion has its own
+	 * retries on top, within the run's budget.
+	 */
+	retry_policy_defaults(&xc.retry);
+	xc.retry.budget_ms = LAUNCH_REQUEST_BUDGET_MS;
+	if (retry_policy_from_env(&xc.retry, eb, sizeof(eb)) != 0) {
+		snprintf(errbuf, errlen, "%s", eb);
+		goto fail;
+	}
 	a->xfer = xfer_engine_new(&xc);
 	if (!a->xfer) {
 		snprintf(errbuf, errlen, "could not start the transfer engine (see the log above)");

@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Retries of one launcher request (connect refused, 5xx, throttling), in ms. */
+#define LAUNCH_REQUEST_BUDGET_MS 20000L
+
 struct launch_opts;
 struct xfer_engine;
 struct creds_provider;

@@ -113,8 +113,10 @@ def test_closed_pipes_are_errors_not_a_kill():
     pager that quit): the launcher must end with its own exit status, not be
     killed by SIGPIPE before it can clean up."""
     env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
-               AWS_SECRET_ACCESS_KEY="not-used", AWS_REGION="us-east-1")
-    # Port 1 on loopback refuses at once: `down` reports an error on stderr.
+               AWS_SECRET_ACCESS_KEY="not-used", AWS_REGION="us-east-1",
+               AWS_MAX_ATTEMPTS="2")
+    # Port 1 on loopback refuses at once: `down` reports an error on stderr
+    # (after 2 attempts, not the 20 s a request may retry a refused endpoint).
     p = subprocess.Popen([ll.launch_exe(), "down", "--stack-name", "s",
                           "--cloudformation-endpoint-url", "http://127.0.0.1:1"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
