@@ -353,7 +353,7 @@ def test_systemd_unit_commands_recover_from_a_crash():
                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                timeout=60)
             ht.check_eq(r.returncode, 1, "mounting on the dead mount point")
-            if "already mounted" not in r.stderr:
+            if "dead FUSE mount" not in r.stderr or "fusermount3 -u" not in r.stderr:
                 raise AssertionError("message on a dead mount point: %r" % r.stderr)
             # Restart=on-failure: systemd runs the start commands again
             rc, why = run_unit(cmds, ("ExecStartPre", "ExecStart"), env, exe)

@@ -472,14 +472,14 @@ static void same_err_done(void *user, const struct s3_error *err, size_t got,
 	pthread_mutex_unlock(&w->m);
 }
 
-static volatile bool hog_stop;
+static bool hog_stop; /* __atomic */
 
 static void *hog(void *arg)
 {
 	volatile uint64_t x = 0;
 
 	(void)arg;
-	while (!hog_stop)
+	while (!__atomic_load_n(&hog_stop, __ATOMIC_RELAXED))
 		x++;
 	return NULL;
 }
@@ -495,7 +495,7 @@ static void test_async_outcome_survives_submit(void **state)
 	(void)state;
 	key_of(key, sizeof(key), "missing/async-head");
 	pthread_getschedparam(pthread_self(), &old_policy, &old_sp);
-	hog_stop = false;
+	__atomic_store_n(&hog_stop, false, __ATOMIC_RELAXED);
 	for (int i = 0; i < HOGS; i++)
 		assert_int_equal(pthread_create(&hogs[i], NULL, hog, NULL), 0);
 	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
@@ -516,7 +516,7 @@ static void test_async_outcome_survives_submit(void **state)
 		pthread_cond_destroy(&w.cv);
 	}
 	(void)pthread_setschedparam(pthread_self(), old_policy, &old_sp);
-	hog_stop = true;
+	__atomic_store_n(&hog_stop, true, __ATOMIC_RELAXED);
 	for (int i = 0; i < HOGS; i++)
 		pthread_join(hogs[i], NULL);
 	if (wrong)
