@@ -14,7 +14,9 @@ import resource
 import shlex
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -27,8 +29,15 @@ CLIENT = os.path.join(HERE, "client.py")
 PY = "/usr/bin/python3"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
-FULL = dict(size=GiB, streams=4, flat=10000, tree=(100, 100), small=1000, rand=64, runs=3)
-QUICK = dict(size=64 * MiB, streams=4, flat=1000, tree=(10, 100), small=50, rand=16, runs=3)
+FULL = dict(size=GiB, streams=4, flat=10000, tree=(100, 100), small=1000, rand=64, runs=3, loops=(16, 100))
+QUICK = dict(size=64 * MiB, streams=4, flat=1000, tree=(10, 100), small=50, rand=16, runs=3, loops=(16, 10))
+# The HPC workloads: readers of one object (shared8, shared32), checkpoint writers of objects twice --size
+# (ckpt), shell loops each writing its own 64 KiB files (loops16, cfg "loops" = loops x files each).
+SHARED = {"shared8": 8, "shared32": 32}
+CKPT_WRITERS = 4
+LOOP_FILE = 64 * KiB
+# The speed issue's rule: throughput targets are judged only when one raw curl GET of 1 GiB reaches this.
+JUDGE_MBPS = 600
 
 
 class Skip(Exception):
@@ -302,6 +311,10 @@ class Store:
                 if got != want:
                     raise Skip("%s: wrong bytes at offset %d" % (key, off))
 
+    def check_whole(self, key, want):
+        if self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read() != want:
+            raise Skip("%s: wrong bytes" % key)
+
     def delete_prefix(self, prefix):
         objs = self.listing(prefix)
         keys = list(objs)
@@ -337,6 +350,7 @@ class Contender:
     def __init__(self, name, bench):
         self.name = name
         self.b = bench
+        self.extra = []  # options of one measurement's mount (hpcops: --metrics-file)
 
 
 class MountContender(Contender):
@@ -348,8 +362,9 @@ class MountContender(Contender):
     def env(self):
         return dict(self.b.base_env)
 
-    def mount(self):
+    def mount(self, extra=()):
         b = self.b
+        self.extra = list(extra)
         self.last_log_tail = ""
         b.seq += 1
         mnt = os.path.join(b.tmp, "mnt-%s-%d" % (self.name, b.seq))
@@ -407,7 +422,8 @@ class Hpcops(MountContender):
     def argv(self, mnt):
         e = self.b.env
         return [self.b.hpcops_bin, "-f", "--endpoint-url", e["HPCOPS_S3_ENDPOINT"], "--region",
-                e["HPCOPS_S3_REGION"], "--force-path-style"] + self.b.args.hpcops_opt + [e["HPCOPS_S3_BUCKET"], mnt]
+                e["HPCOPS_S3_REGION"], "--force-path-style"] + self.b.args.hpcops_opt + self.extra + [
+                    e["HPCOPS_S3_BUCKET"], mnt]
 
     def env(self):
         env = dict(self.b.base_env)
@@ -467,16 +483,30 @@ FIGURES = [
     ("ls_tree", "ls -lR, {tree0} prefixes x {tree1} keys", "s", "lower"),
     ("find_tree", "find, {tree0} prefixes x {tree1} keys", "s", "lower"),
     ("small", "{small} x 4 KiB files, shell loop, until in S3", "s", "lower"),
+    ("shared8", "seq read {size} cold, 8 readers of one object, delivered", "MB/s", "higher"),
+    ("shared32", "seq read {size} cold, 32 readers of one object, delivered", "MB/s", "higher"),
+    ("fetched_shared8", "bytes fetched from S3 / object size, 8 readers of one", "x size", "lower"),
+    ("fetched_shared32", "bytes fetched from S3 / object size, 32 readers of one", "x size", "lower"),
+    ("ckpt", "checkpoint: {ckpt_n} writers x {ckpt} at once, until in S3", "MB/s", "higher"),
+    ("loops16", "{loops0} shell loops x {loops1} x 64 KiB files at once, until in S3", "s", "lower"),
+    ("loops16_rate", "{loops0} shell loops x {loops1} x 64 KiB files at once, files/s", "files/s", "higher"),
     ("cpu_read1", "CPU s per GiB, read, 1 stream", "s/GiB", "lower"),
     ("cpu_read4", "CPU s per GiB, read, {streams} streams", "s/GiB", "lower"),
     ("cpu_write1", "CPU s per GiB, write, 1 stream", "s/GiB", "lower"),
     ("cpu_write4", "CPU s per GiB, write, {streams} streams", "s/GiB", "lower"),
+    ("cpu_shared8", "CPU s per GiB delivered, 8 readers of one object", "s/GiB", "lower"),
+    ("cpu_shared32", "CPU s per GiB delivered, 32 readers of one object", "s/GiB", "lower"),
+    ("cpu_ckpt", "CPU s per GiB, checkpoint, {ckpt_n} writers", "s/GiB", "lower"),
     ("rss_read4", "peak RSS, {streams} readers", "MiB", "lower"),
     ("rss_write4", "peak RSS, {streams} writers", "MiB", "lower"),
+    ("rss_shared8", "peak RSS, 8 readers of one object", "MiB", "lower"),
+    ("rss_shared32", "peak RSS, 32 readers of one object", "MiB", "lower"),
+    ("rss_ckpt", "peak RSS, checkpoint, {ckpt_n} writers x {ckpt}", "MiB", "lower"),
 ]
 # Order within a round: the figures the issues set targets on first, so a run cut short by --budget has
-# the most rounds of those.
-WORKLOADS = ["read1", "write1", "ls_flat", "small", "write4", "read4", "rand", "find_flat", "ls_tree", "find_tree"]
+# the most rounds of those. The HPC workloads come last (shared8 has targets of its own).
+WORKLOADS = ["read1", "write1", "ls_flat", "small", "write4", "read4", "rand", "find_flat", "ls_tree", "find_tree",
+             "shared8", "ckpt", "loops16", "shared32"]
 
 
 class Bench:
@@ -487,6 +517,7 @@ class Bench:
             self.cfg["size"] = args.size * MiB
         if args.runs:
             self.cfg["runs"] = args.runs
+        self.cfg["ckpt"] = 2 * self.cfg["size"]  # 2 GiB in a full run, as the speed issue asks
         self.seq = 0
         self.samples = []
         self.rounds_done = 0
@@ -604,19 +635,20 @@ class Bench:
         cfg = self.cfg
         t0 = time.monotonic()
         self.src = os.path.join(self.shm, "src")
-        with open(self.src, "wb") as f:
-            left = cfg["size"]
-            while left:
-                n = min(left, 64 * MiB)
-                f.write(os.urandom(n))
-                left -= n
+        self.random_file(self.src, cfg["size"])
         self.small_src = os.path.join(self.shm, "small")
-        with open(self.small_src, "wb") as f:
-            f.write(os.urandom(4 * KiB))
+        self.random_file(self.small_src, 4 * KiB)
         wl = self.workloads
-        if {"read1", "read4", "rand"} & set(wl):
-            log("uploading %d objects of %s ..." % (cfg["streams"], human_size(cfg["size"])))
-            self.put_objects(["read/obj%d" % i for i in range(cfg["streams"])], self.src)
+        if "ckpt" in wl:
+            self.ckpt_src = os.path.join(self.shm, "ckpt")
+            self.random_file(self.ckpt_src, cfg["ckpt"])
+        if "loops16" in wl:
+            self.loop_src = os.path.join(self.shm, "loop")
+            self.random_file(self.loop_src, LOOP_FILE)
+        # read/obj0 always: the server's speed is measured on it at the start of every run
+        n = cfg["streams"] if {"read1", "read4", "rand"} & set(wl) else 1
+        log("uploading %d object%s of %s ..." % (n, "s" if n > 1 else "", human_size(cfg["size"])))
+        self.put_objects(["read/obj%d" % i for i in range(n)], self.src)
         keys = []
         if {"ls_flat", "find_flat"} & set(wl):
             keys += ["flat/k%05d" % i for i in range(cfg["flat"])]
@@ -627,6 +659,15 @@ class Bench:
             log("creating %d listing keys ..." % len(keys))
             self.put_empty(keys)
         log("data ready in %.0f s" % (time.monotonic() - t0))
+
+    @staticmethod
+    def random_file(path, size):
+        with open(path, "wb") as f:
+            left = size
+            while left:
+                n = min(left, 64 * MiB)
+                f.write(os.urandom(n))
+                left -= n
 
     def put_objects(self, keys, src):
         """Upload SRC as each of KEYS at once with plain curl PUTs (least CPU; radosgw-bound)."""
@@ -673,6 +714,8 @@ class Bench:
         except Skip as e:
             vals, extra, err = {}, {"daemon_log": getattr(c, "last_log_tail", "")}, str(e)
         snap1 = cpu_snapshot(self.server_pids)
+        # figures of a measurement that this contender cannot give (n/a in the table), with the reason
+        not_measured = extra.pop("not_measured", {})
         d = [b - a for a, b in zip(snap0, snap1)]
         rec = dict(round=rnd, workload=wl, contender=c.name, time=tw, values=vals, error=err, loadavg1=la0,
                    wall=time.time() - tw,
@@ -682,6 +725,8 @@ class Bench:
         self.samples.append(rec)
         for k, v in vals.items():
             self.results.setdefault(k, {}).setdefault(c.name, []).append(v)
+        for k, why in not_measured.items():
+            self.errors.setdefault(k, {}).setdefault(c.name, []).append(why)
         if err:
             for k in self.figs_of(wl):
                 self.errors.setdefault(k, {}).setdefault(c.name, []).append(err)
@@ -694,11 +739,15 @@ class Bench:
     def figs_of(wl):
         return {"read1": ["read1", "cpu_read1"], "read4": ["read4", "cpu_read4", "rss_read4"],
                 "write1": ["write1", "cpu_write1"], "write4": ["write4", "cpu_write4", "rss_write4"],
-                "rand": ["rand", "ttfb"]}.get(wl, [wl])
+                "rand": ["rand", "ttfb"],
+                "shared8": ["shared8", "fetched_shared8", "cpu_shared8", "rss_shared8"],
+                "shared32": ["shared32", "fetched_shared32", "cpu_shared32", "rss_shared32"],
+                "ckpt": ["ckpt", "cpu_ckpt", "rss_ckpt"], "loops16": ["loops16", "loops16_rate"]}.get(wl, [wl])
 
-    def with_mount(self, c, body, cold=False):
-        """Fresh mount, BODY(mnt) -> (vals, extra); adds the daemon's CPU and RSS; always unmounts."""
-        mnt = c.mount()
+    def with_mount(self, c, body, cold=False, extra_opts=()):
+        """Fresh mount (with EXTRA_OPTS), BODY(mnt) -> (vals, extra); adds the daemon's CPU and RSS; always
+        unmounts."""
+        mnt = c.mount(extra_opts)
         try:
             if cold:
                 self.drop_caches()
@@ -711,7 +760,9 @@ class Bench:
                 pass
             raise
         cpu, rss = c.unmount()
-        extra.update(daemon_cpu=cpu, daemon_rss_mib=rss)
+        extra.update(daemon_cpu=cpu, daemon_rss_mib=rss, daemon_exit=c.proc.rc)
+        if c.proc.rc:
+            log("  (%s exited %d after the unmount)" % (c.name, c.proc.rc))
         return vals, extra
 
     def w_read(self, wl, c, rnd):
@@ -731,6 +782,14 @@ class Bench:
             vals, extra = self.with_mount(c, body, cold=True)
             self.cpu_rss(wl, vals, extra["daemon_cpu"], extra["daemon_rss_mib"], total)
             return vals, extra
+        secs, cpu, rss, _ = self.raw_get(c, keys, size, tmo)
+        vals = {wl: total / secs / 1e6}
+        self.cpu_rss(wl, vals, cpu, rss, total)
+        return vals, {"seconds": secs}
+
+    def raw_get(self, c, keys, size, tmo):
+        """Cold full reads of KEYS (which may repeat) by raw client C, all at once, each with parallel 8 MiB
+        ranged GETs; returns (seconds, client CPU s, summed peak RSS MiB, bytes received)."""
         self.drop_caches()
         tmp = tempfile.mkdtemp(dir=self.tmp)
         try:
@@ -738,23 +797,24 @@ class Bench:
                 secs, res = run_clients([[PY, CLIENT, "get", "--key", k, "--part", str(8 * MiB), "--conc",
                                           str(self.conc)] for k in keys], tmo, tmp)
                 cpu, rss = sum(r["cpu"] for r in res), sum(r["hwm_mib"] for r in res)
+                nbytes = sum(r["bytes"] for r in res)
             else:
                 secs, procs = run_all([self.curl_get_argv(k, size, i) for i, k in enumerate(keys)], tmo, tmp=tmp,
                                       sample=True)
+                nbytes = 0
                 for p in procs:
                     got = sum(int(l.split()[1]) for l in p.output(1 << 20).splitlines() if l.startswith("206 "))
                     if got != size:
                         raise Skip("curl got %d of %d bytes" % (got, size))
+                    nbytes += got
                 cpu, rss = sum(p.cpu() for p in procs), sum(p.maxrss_mib() for p in procs)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        vals = {wl: total / secs / 1e6}
-        self.cpu_rss(wl, vals, cpu, rss, total)
-        return vals, {"seconds": secs}
+        return secs, cpu, rss, nbytes
 
     def cpu_rss(self, wl, vals, cpu, rss, nbytes):
         vals["cpu_" + wl] = cpu / (nbytes / GiB)
-        if wl.endswith("4"):
+        if wl.endswith("4") or wl == "ckpt":
             vals["rss_" + wl] = rss
 
     def curl_auth(self):
@@ -780,8 +840,14 @@ class Bench:
         return ["curl", "-s", "-Z", "--parallel-max", str(self.conc), "-K", cfg]
 
     def w_write(self, wl, c, rnd):
-        n = 1 if wl == "write1" else self.cfg["streams"]
-        size = self.cfg["size"]
+        return self.write_run(wl, c, rnd, 1 if wl == "write1" else self.cfg["streams"], self.cfg["size"], self.src)
+
+    def w_ckpt(self, wl, c, rnd):
+        """A checkpoint: CKPT_WRITERS new files of twice --size at once, timed until all are in S3."""
+        return self.write_run(wl, c, rnd, CKPT_WRITERS, self.cfg["ckpt"], self.ckpt_src)
+
+    def write_run(self, wl, c, rnd, n, size, src):
+        """N new files of SRC (SIZE bytes) written at once, timed until every object is complete in S3."""
         total = n * size
         prefix = "w-%s-%s-r%d-" % (wl, c.name, rnd)
         keys = [prefix + "f%d" % i for i in range(n)]
@@ -790,7 +856,7 @@ class Bench:
             if c.kind == "mount":
                 def body(mnt):
                     t0 = time.monotonic()
-                    secs_cp, _ = run_all([["cp", self.src, os.path.join(mnt, k)] for k in keys], tmo,
+                    secs_cp, _ = run_all([["cp", src, os.path.join(mnt, k)] for k in keys], tmo,
                                          tmp=self.tmp, on_timeout=c.kill_daemon)
                     t_done = self.store.wait_objects(keys, size, t0 + tmo)
                     return {wl: total / (t_done - t0) / 1e6}, {"seconds": t_done - t0, "seconds_cp": secs_cp}
@@ -801,12 +867,12 @@ class Bench:
                 tmp = tempfile.mkdtemp(dir=self.tmp)
                 try:
                     if c.name == "raw-boto3":
-                        secs, res = run_clients([[PY, CLIENT, "put", "--key", k, "--src", self.src, "--part",
+                        secs, res = run_clients([[PY, CLIENT, "put", "--key", k, "--src", src, "--part",
                                                   str(8 * MiB), "--conc", str(self.conc)] for k in keys], tmo, tmp)
                         cpu, rss = sum(r["cpu"] for r in res), sum(r["hwm_mib"] for r in res)
                     else:  # one plain PUT per file: the fastest upload radosgw takes
                         secs, procs = run_all(
-                            [["curl", "-sS", "--fail", "-o", "/dev/null", "-T", self.src, "-H",
+                            [["curl", "-sS", "--fail", "-o", "/dev/null", "-T", src, "-H",
                               "x-amz-content-sha256: UNSIGNED-PAYLOAD", "--aws-sigv4",
                               "aws:amz:%s:s3" % e["HPCOPS_S3_REGION"], "--user",
                               "%s:%s" % (e["HPCOPS_S3_ACCESS_KEY"], e["HPCOPS_S3_SECRET_KEY"]), self.url(k)]
@@ -818,7 +884,7 @@ class Bench:
                     shutil.rmtree(tmp, ignore_errors=True)
                 vals, extra = {wl: total / secs / 1e6}, {"seconds": secs}
             for k in keys:
-                self.store.check_bytes(k, self.src)
+                self.store.check_bytes(k, src)
             self.cpu_rss(wl, vals, cpu, rss, total)
             return vals, extra
         finally:
@@ -927,6 +993,163 @@ class Bench:
         finally:
             self.store.delete_prefix(prefix)
 
+    def w_shared8(self, wl, c, rnd):
+        return self.shared(wl, c, rnd, SHARED[wl])
+
+    w_shared32 = w_shared8
+
+    def shared(self, wl, c, rnd, n):
+        """N readers of the same cold object at once (ranks reading one input): MB/s delivered to all of
+        them, and the bytes fetched from S3 per object size (hpcops: its own counter; s3fs and rclone:
+        radosgw's count of GET bytes, only when the server is ours alone; raw: what the clients received)."""
+        size = self.cfg["size"]
+        key = "read/obj0"
+        delivered = n * size
+        tmo = self.timeout_for(delivered)
+        if c.kind == "raw":  # N independent ranks, no sharing: N full reads of the object
+            secs, cpu, rss, got = self.raw_get(c, [key] * n, size, tmo)
+            return ({wl: delivered / secs / 1e6, "fetched_" + wl: got / size, "cpu_" + wl: cpu / (delivered / GiB),
+                     "rss_" + wl: rss}, {"seconds": secs, "fetched_bytes": got})
+        mfile = os.path.join(self.tmp, "metrics-%s-%d.prom" % (wl, rnd)) if c.name == "hpcops" else None
+        gets = {}
+
+        def body(mnt):
+            path = os.path.join(mnt, key)
+            ex = {}
+            gets["start"] = self.rgw_get_bytes()
+            secs, procs = run_all([["dd", "if=" + path, "of=/dev/null", "bs=1M", "status=none"]] * n, tmo,
+                                  tmp=self.tmp, on_timeout=c.kill_daemon)
+            t_end = time.time()
+            gets["timed"] = self.rgw_get_bytes()
+            if mfile:
+                ex["hpcops_metrics"] = self.metrics_after(mfile, t_end)
+            self.check_file(path)  # all N read the same file: one check (from the page cache, normally)
+            ex.update(seconds=secs, start_spread=max(p.t_start for p in procs) - min(p.t_start for p in procs))
+            return {wl: delivered / secs / 1e6}, ex
+        try:
+            vals, extra = self.with_mount(c, body, cold=True, extra_opts=["--metrics-file", mfile] if mfile else [])
+            gets["end"] = self.rgw_get_bytes()
+            # radosgw's GET bytes over the reads and over reads + check + unmount: server-wide, so
+            # others' traffic is in them when the server is shared (--rgw-env)
+            for k in ("timed", "end"):
+                if gets["start"] is not None and gets[k] is not None:
+                    extra["server_get_bytes_" + k] = gets[k] - gets["start"]
+            if mfile:
+                fetched = extra["hpcops_metrics"]["hpcops_fs_prefetch_bytes_fetched_total"]
+                # what the file says after the unmount (the check's reads included), for the JSON
+                extra["hpcops_metrics_after_unmount"] = {k: v for k, v in prom_values(mfile).items()
+                                                         if k.startswith("hpcops_fs_prefetch")}
+            elif self.rgw_dir and "server_get_bytes_timed" in extra:
+                fetched = extra["server_get_bytes_timed"]  # the reads alone, as hpcops' figure
+            else:
+                fetched = None
+                extra["not_measured"] = {"fetched_" + wl: "not measured (%s has no counter of its own; radosgw's "
+                                         "counts every client of the server, and %s)" % (
+                                             c.name, "it is shared (--rgw-env)" if not self.rgw_dir
+                                             else "its admin socket did not answer")}
+        finally:
+            if mfile and os.path.exists(mfile):
+                os.unlink(mfile)
+        if fetched is not None:
+            vals["fetched_" + wl] = fetched / size
+            extra["fetched_bytes"] = fetched
+        vals["cpu_" + wl] = extra["daemon_cpu"] / (delivered / GiB)
+        vals["rss_" + wl] = extra["daemon_rss_mib"]
+        return vals, extra
+
+    @staticmethod
+    def metrics_after(mfile, t):
+        """hpcops' prefetch counters from the first rewrite of its --metrics-file (every 5 s) after wall time T:
+        the bytes the timed reads fetched, without the check's. (Not the file written at unmount: that one
+        also counts the check, and main's hpcops-mount of 2026-12-01 dies at unmount before writing it.)"""
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if os.stat(mfile).st_mtime > t:
+                    m = {k: v for k, v in prom_values(mfile).items() if k.startswith("hpcops_fs_prefetch")}
+                    if "hpcops_fs_prefetch_bytes_fetched_total" in m:
+                        return m
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise Skip("no hpcops_fs_prefetch_bytes_fetched_total in --metrics-file %s within 15 s" % mfile)
+            time.sleep(0.1)
+
+    def rgw_get_bytes(self):
+        """radosgw's perf counter rgw.get_b (bytes of GET replies sent, all clients), from its admin socket;
+        None when it cannot be read."""
+        asok = os.path.join(self.env.get("HPCOPS_RGW_DIR", "/nonexistent"), "run", "client.rgw.asok")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(asok)
+                s.sendall(json.dumps({"prefix": "perf dump"}).encode() + b"\0")
+                buf = b""
+                while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    buf += chunk
+            return json.loads(buf[4:])["rgw"]["get_b"]
+        except (OSError, ValueError, KeyError, struct.error):
+            return None
+
+    def w_loops16(self, wl, c, rnd):
+        """Ranks writing their own outputs: LOOPS shell loops at once, each FILES new files of 64 KiB,
+        timed until every object is listed with its size. Raw: boto3 PutObjects from one thread per rank;
+        curl: one process per rank, its PUTs one after another on one connection."""
+        ranks, n = self.cfg["loops"]
+        total = ranks * n
+        prefix = "l-%s-r%d-" % (c.name, rnd)
+        width = len(str(n))  # the names seq -w gives
+        names = ["%srank%02d-f%0*d" % (prefix, r, width, i) for r in range(ranks) for i in range(1, n + 1)]
+        tmo = 60 + total * 0.5
+        try:
+            if c.kind == "mount":
+                def body(mnt):
+                    loop = 'for i in $(seq -w 1 %d); do cat "$1" > "$2/$3$i"; done' % n
+                    t0 = time.monotonic()
+                    secs_loops, _ = run_all([["bash", "-c", loop, "_", self.loop_src, mnt, "%srank%02d-f" % (
+                        prefix, r)] for r in range(ranks)], tmo, tmp=self.tmp, on_timeout=c.kill_daemon)
+                    t_done = self.store.wait_count(prefix, total, LOOP_FILE, t0 + tmo)
+                    return {wl: t_done - t0}, {"seconds_loops": secs_loops}
+                vals, extra = self.with_mount(c, body)
+            else:
+                tmp = tempfile.mkdtemp(dir=self.tmp)
+                try:
+                    if c.name == "raw-boto3":
+                        secs, res = run_clients([[PY, CLIENT, "loopput", "--prefix", prefix, "--src", self.loop_src,
+                                                  "--ranks", str(ranks), "--n", str(n)]], tmo, tmp)
+                        extra = {"client_cpu": res[0]["cpu"], "client_rss_mib": res[0]["hwm_mib"]}
+                    else:
+                        secs, procs = run_all([self.curl_put_argv(names[r * n:(r + 1) * n], self.loop_src, r)
+                                               for r in range(ranks)], tmo, tmp=tmp, sample=True)
+                        extra = {"client_cpu": sum(p.cpu() for p in procs),
+                                 "client_rss_mib": sum(p.maxrss_mib() for p in procs)}
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                # each PUT returned once its object was stored; the listing confirms it
+                self.store.wait_count(prefix, total, LOOP_FILE, time.monotonic() + 30)
+                vals = {wl: secs}
+            with open(self.loop_src, "rb") as f:
+                data = f.read()
+            for k in (names[0], names[-1], random.choice(names)):
+                self.store.check_whole(k, data)
+            vals[wl + "_rate"] = total / vals[wl]
+            return vals, extra
+        finally:
+            self.store.delete_prefix(prefix)
+
+    def curl_put_argv(self, keys, src, i):
+        """One curl process PUTting SRC as each of KEYS, one after another on one connection."""
+        cfg = os.path.join(self.tmp, "curl-put-%d.cfg" % i)
+        with open(cfg, "w") as f:
+            f.write("\nnext\n".join("\n".join(['url = "%s"' % self.url(k), 'upload-file = "%s"' % src,
+                                                  'output = "/dev/null"', "fail", "silent", "show-error"]
+                                                 + self.curl_auth()) for k in keys) + "\n")
+        os.chmod(cfg, 0o600)
+        return ["curl", "-s", "-K", cfg]
+
     def check_file(self, path):
         """A few 64 KiB windows of a file in a mount against the source (dd, so a hung mount times out)."""
         size = self.cfg["size"]
@@ -937,6 +1160,39 @@ class Bench:
                 f.seek(off)
                 if got != f.read(65536):
                     raise Skip("%s: wrong bytes at offset %d" % (os.path.basename(path), off))
+
+    def measure_server(self):
+        """The server's raw speed before the workloads: one plain curl GET of read/obj0 to /dev/null, cold.
+        The speed issue judges throughput targets only when one such GET of 1 GiB reaches JUDGE_MBPS."""
+        size = self.cfg["size"]
+        e = self.env
+        argv = ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD", "--aws-sigv4", "aws:amz:%s:s3" % e["HPCOPS_S3_REGION"],
+                "--user", "%s:%s" % (e["HPCOPS_S3_ACCESS_KEY"], e["HPCOPS_S3_SECRET_KEY"]), self.url("read/obj0")]
+        self.drop_caches()
+        rec = {"size": size, "mbps": None, "seconds": None, "error": None}
+        snap0 = cpu_snapshot(self.server_pids)
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=self.timeout_for(size))
+            secs = time.monotonic() - t0
+            out = r.stdout.decode("utf-8", "replace").strip()
+            if r.returncode != 0 or out.split()[-2:] != ["200", str(size)]:
+                rec["error"] = "curl exited %d: %s" % (r.returncode, out[-300:])
+        except subprocess.TimeoutExpired:
+            secs = time.monotonic() - t0
+            rec["error"] = "timed out after %d s" % secs
+        snap1 = cpu_snapshot(self.server_pids)
+        d = [b - a for a, b in zip(snap0, snap1)]
+        rec.update(machine_busy=d[0] / max(1e-9, d[1]), server_cpu=d[3],
+                   others_busy=max(0.0, d[0] - d[2] - d[3]) / max(1e-9, d[1]))
+        if not rec["error"]:
+            rec.update(seconds=secs, mbps=size / secs / 1e6)
+        rec["can_judge"] = bool(rec["mbps"] and size >= GiB and rec["mbps"] >= JUDGE_MBPS)
+        rec["note"] = server_note(rec)
+        log("server: " + rec["note"])
+        return rec
 
     # -- the run -------------------------------------------------------------------
 
@@ -950,6 +1206,7 @@ class Bench:
         self.start()
         self.make_contenders()
         self.setup_data()
+        self.server_speed = self.measure_server()
         active = [c for c in self.contenders if c.available]
         self.rounds_done = 0
         self.budget_note = ""
@@ -1009,7 +1266,8 @@ class Bench:
         lab = {f[0]: f[1] for f in FIGURES}[fig]
         c = self.cfg
         return lab.format(size=human_size(c["size"]), streams=c["streams"], flat=c["flat"], tree0=c["tree"][0],
-                          tree1=c["tree"][1], small=c["small"])
+                          tree1=c["tree"][1], small=c["small"], ckpt=human_size(c["ckpt"]), ckpt_n=CKPT_WRITERS,
+                          loops0=c["loops"][0], loops1=c["loops"][1])
 
     def summary(self):
         figs = {}
@@ -1072,6 +1330,32 @@ class Bench:
         add(4, "peak RSS with %d x %s written at once < --memory-limit (%d MiB) + 64 MiB" % (
             self.cfg["streams"], human_size(self.cfg["size"]), lim), None if h is None else h < lim + 64,
             "hpcops %s MiB (s3fs %s, rclone %s)" % (f0(h), f0(med("rss_write4", "s3fs")), f0(med("rss_write4", "rclone"))))
+        if "ckpt" in figs:
+            h = med("rss_ckpt", "hpcops")
+            add(14, "checkpoint %d x %s: peak RSS < --memory-limit (%d MiB) + 64 MiB" % (
+                CKPT_WRITERS, human_size(self.cfg["ckpt"]), lim), None if h is None else h < lim + 64,
+                "hpcops %s MiB (s3fs %s, rclone %s)" % (f0(h), f0(med("rss_ckpt", "s3fs")),
+                                                       f0(med("rss_ckpt", "rclone"))))
+        size = human_size(self.cfg["size"])
+        one = med("read1", "hpcops")
+        for wl, n in SHARED.items():  # issue 17: many ranks, one input
+            if wl not in figs:
+                continue
+            h, f = med(wl, "hpcops"), med("fetched_" + wl, "hpcops")
+            add(17, "%d readers of one %s object: bytes fetched from S3 <= 1.1x the object" % (n, size),
+                None if f is None else f <= 1.1,
+                "hpcops %sx (s3fs %s, rclone %s, raw %s)" % (f2(f), f2(med("fetched_" + wl, "s3fs")),
+                                                            f2(med("fetched_" + wl, "rclone")),
+                                                            f2(raw("fetched_" + wl)[0])))
+            add(17, "%d readers of one %s object: delivered >= 3x one reader's MB/s" % (n, size),
+                None if h is None or one is None else h >= 3 * one,
+                "hpcops %s MB/s, one reader (read x1) %s MB/s: %sx" % (f0(h), f0(one), f2(h / one if h and one
+                                                                                          else None)))
+            h = med("rss_" + wl, "hpcops")
+            add(17, "%d readers of one %s object: peak RSS < --memory-limit (%d MiB) + 64 MiB" % (n, size, lim),
+                None if h is None else h < lim + 64,
+                "hpcops %s MiB (s3fs %s, rclone %s)" % (f0(h), f0(med("rss_" + wl, "s3fs")),
+                                                       f0(med("rss_" + wl, "rclone"))))
         return out
 
     def machine(self):
@@ -1107,7 +1391,10 @@ class Bench:
             "mode": "quick" if self.args.quick else "full",
             "machine": self.machine(),
             "config": {**self.cfg, "size_bytes": self.cfg["size"], "part_size": 8 * MiB, "concurrency": self.conc,
-                       "hpcops_options": self.args.hpcops_opt, "memory_limit_mib": self.args.memory_limit},
+                       "hpcops_options": self.args.hpcops_opt, "memory_limit_mib": self.args.memory_limit,
+                       "workloads": self.workloads, "shared_readers": SHARED, "ckpt_writers": CKPT_WRITERS,
+                       "loop_file_bytes": LOOP_FILE, "server_own": bool(getattr(self, "rgw_dir", None))},
+            "server_speed": getattr(self, "server_speed", None),
             "contenders": {c.name: {"kind": c.kind, "available": c.available, "reason": c.reason,
                                     "version": c.version} for c in self.contenders},
             "figures": figs,
@@ -1146,12 +1433,52 @@ def pct(a, b):
     return "-" if a is None or not b else "%.0f%%" % (100.0 * a / b)
 
 
+def server_note(sv):
+    """The line that says what the server's speed allows this run to judge."""
+    busy = "machine %s busy during it, others %s" % (pct(sv.get("machine_busy"), 1), pct(sv.get("others_busy"), 1))
+    if sv.get("mbps") is None:
+        what = "server speed not measured (%s)" % sv.get("error")
+    else:
+        what = "one raw curl GET of %s: %.0f MB/s (%s)" % (human_size(sv["size"]), sv["mbps"], busy)
+    if sv.get("can_judge"):
+        return what + ": >= %d MB/s, this run can judge the throughput targets" % JUDGE_MBPS
+    if sv.get("mbps") is not None and sv["size"] < GiB:
+        why = "the rule needs a GET of 1 GiB at >= %d MB/s" % JUDGE_MBPS
+    elif sv.get("mbps") is not None:
+        why = "< %d MB/s" % JUDGE_MBPS
+    else:
+        why = "no figure"
+    return what + ": %s, so this run cannot judge throughput targets: CPU-per-GiB rows are the targets" % why
+
+
+def prom_values(path):
+    """The samples of a Prometheus text file (hpcops-mount --metrics-file), by series name with labels."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                if "}" in line:
+                    name, rest = line.split("}", 1)
+                    name += "}"
+                else:
+                    name, _, rest = line.partition(" ")
+                try:
+                    out[name.strip()] = float(rest.split()[0])
+                except (ValueError, IndexError):
+                    pass
+    except OSError:
+        pass
+    return out
+
+
 def fmt(v, unit):
     if v is None:
         return "-"
     if unit == "s":
         return "%.3f" % v if v < 10 else "%.1f" % v
-    if unit == "s/GiB":
+    if unit in ("s/GiB", "x size"):
         return "%.2f" % v
     return "%.0f" % v
 
@@ -1190,12 +1517,15 @@ def render_table(doc, markdown):
     legend = ("cell: median [value / hpcops, value / raw limit] (raw limit = best raw client of the row; "
               "MB/s higher is better, s, s/GiB and MiB lower is better)")
     out = []
+    sv = doc.get("server_speed")
+    server = ["server: " + server_note(sv)] if sv else []
     if markdown:
-        out += [title, "", legend, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += [title, ""] + (server + [""] if server else []) + [legend, "", "| " + " | ".join(head) + " |",
+                                                                  "|" + "---|" * len(head)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
     else:
         w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-        out += [title, legend, ""]
+        out += [title] + server + [legend, ""]
         out.append("  ".join(h.ljust(w[i]) for i, h in enumerate(head)))
         out += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
     miss = ["%s: %s" % (n, c["reason"]) for n, c in doc["contenders"].items() if not c["available"]]
@@ -1210,7 +1540,13 @@ def render_table(doc, markdown):
     item = "- " if markdown else "  "
     if failed:
         out += ["", "failures (first reason each):", ""] + [item + x for x in failed]
-    out += ["", "targets (issues 3 and 4):", ""]
+    issues = sorted({t["issue"] for t in doc["targets"]})
+    issues = ", ".join(str(i) for i in issues[:-1]) + " and %d" % issues[-1] if len(issues) > 1 else "".join(
+        str(i) for i in issues)
+    out += ["", "targets (issues %s):" % issues, ""]
+    if sv and not sv.get("can_judge"):
+        out += [item + "throughput targets (MB/s) are not judged by this run (server speed above): the CPU-per-GiB "
+                "rows are the targets", ""]
     for t in doc["targets"]:
         mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
         out.append("%s[%s] #%d %s: %s" % (item, mark.strip() if markdown else mark, t["issue"], t["target"],
@@ -1225,22 +1561,29 @@ def render_table(doc, markdown):
 
 
 def chart(doc, png, tmp):
-    """Three panels: throughput, times (log scale), CPU per GiB and peak RSS."""
+    """Panels: throughput, times (log scale), CPU per GiB, peak RSS and, with the shared-object
+    workloads, bytes fetched per object size."""
     names = list(doc["contenders"])
     figs = doc["figures"]
     panels = [
-        ("throughput, MB/s (higher is better)", ["read1", "read4", "write1", "write4", "rand"], False),
-        ("time, s (lower is better, log scale)", ["ttfb", "ls_flat", "find_flat", "ls_tree", "find_tree", "small"],
-         True),
-        ("daemon / client CPU s per GiB (lower is better)", ["cpu_read1", "cpu_read4", "cpu_write1", "cpu_write4"],
+        ("throughput, MB/s (higher is better)", ["read1", "read4", "write1", "write4", "rand", "shared8", "shared32",
+                                                  "ckpt"], False),
+        ("time, s (lower is better, log scale)", ["ttfb", "ls_flat", "find_flat", "ls_tree", "find_tree", "small",
+                                                  "loops16"], True),
+        ("daemon / client CPU s per GiB (lower is better)", ["cpu_read1", "cpu_read4", "cpu_write1", "cpu_write4",
+                                                             "cpu_shared8", "cpu_shared32", "cpu_ckpt"], False),
+        ("peak RSS, MiB (lower is better)", ["rss_read4", "rss_write4", "rss_shared8", "rss_shared32", "rss_ckpt"],
          False),
-        ("peak RSS, MiB (lower is better)", ["rss_read4", "rss_write4"], False),
+        ("fetched from S3 / object (lower is better)", ["fetched_shared8", "fetched_shared32"], False),
     ]
     short = {"read1": "read x1", "read4": "read x%d", "write1": "write x1", "write4": "write x%d",
              "rand": "rand 1 MiB", "ttfb": "first byte", "ls_flat": "ls -l flat", "find_flat": "find flat",
              "ls_tree": "ls -lR tree", "find_tree": "find tree", "small": "small files", "cpu_read1": "read x1",
              "cpu_read4": "read x%d", "cpu_write1": "write x1", "cpu_write4": "write x%d", "rss_read4": "read x%d",
-             "rss_write4": "write x%d"}
+             "rss_write4": "write x%d", "shared8": "8 of one", "shared32": "32 of one", "ckpt": "ckpt x4",
+             "loops16": "16 loops", "cpu_shared8": "8 of one", "cpu_shared32": "32 of one", "cpu_ckpt": "ckpt x4",
+             "rss_shared8": "8 of one", "rss_shared32": "32 of one", "rss_ckpt": "ckpt x4",
+             "fetched_shared8": "8 of one", "fetched_shared32": "32 of one"}
     st = doc["config"]["streams"]
     colors = {"hpcops": "#1b9e77", "s3fs": "#d95f02", "rclone": "#7570b3", "raw-boto3": "#888888",
               "raw-curl": "#444444"}
@@ -1256,7 +1599,13 @@ def chart(doc, png, tmp):
               m["date"], m["nproc"], m["memory_gib"], m["kernel"], human_size(c["size"]),
               (m.get("rounds_done") or 0) + (1 if m.get("budget_note") else 0) or c["runs"], pct(m.get("others_busy_median"), 1),
               ("; " + m["budget_note"]) if m.get("budget_note") else "")]
+    sv = doc.get("server_speed") or {}
+    if sv.get("mbps"):  # the server's speed of this run, measured before the workloads
+        gp[-1] = gp[-1].replace('" font ",12"', '; one raw curl GET of %s: %.0f MB/s" font ",12"' % (
+            human_size(sv["size"]), sv["mbps"]))
     layout = [(0.0, 0.62, 1.0, 0.33), (0.0, 0.31, 1.0, 0.31), (0.0, 0.0, 0.6, 0.31), (0.6, 0.0, 0.4, 0.31)]
+    if any(f in figs for f in panels[4][1]):  # a fifth panel: the bottom row in three
+        layout[2:] = [(0.0, 0.0, 0.45, 0.31), (0.45, 0.0, 0.33, 0.31), (0.78, 0.0, 0.22, 0.31)]
     for pi, (title, ids, logy) in enumerate(panels):
         ids = [i for i in ids if i in figs and any(v["median"] is not None for v in figs[i]["values"].values())]
         if not ids:
@@ -1279,7 +1628,7 @@ def chart(doc, png, tmp):
         # value labels above each bar
         for j, n in enumerate(names):
             off = (j - (nn - 1) / 2.0) / (nn + 1)
-            fmt_ = "%.2f" if pi in (1, 2) else "%.0f"
+            fmt_ = "%.2f" if pi in (1, 2, 4) else "%.0f"
             plots.append("'%s' using ($0+%g):%d:(sprintf('%s',$%d)) with labels offset 0,0.6 font ',7' notitle" % (
                 dat, off, j + 2, fmt_, j + 2))
         gp.append("plot " + ", ".join(plots))
@@ -1294,10 +1643,11 @@ def chart(doc, png, tmp):
 
 def main():
     p = argparse.ArgumentParser(prog="bench/run", description="hpcops-mount against s3fs, rclone and raw S3 clients.")
-    p.add_argument("--quick", action="store_true", help="smaller sizes (%s objects, fewer keys); under 5 minutes"
+    p.add_argument("--quick", action="store_true", help="smaller sizes (%s objects, fewer keys and files); minutes, not an hour"
                    % human_size(QUICK["size"]))
     p.add_argument("--runs", type=int, help="rounds per figure (default 3); each figure is the median")
-    p.add_argument("--size", type=int, help="object size in MiB (default 1024, quick 128)")
+    p.add_argument("--size", type=int, help="object size in MiB (default 1024, quick 64); the checkpoint "
+                   "objects are twice this")
     p.add_argument("--only", help="comma-separated contenders: hpcops,s3fs,rclone,raw-boto3,raw-curl")
     p.add_argument("--workloads", help="comma-separated: " + ",".join(WORKLOADS))
     p.add_argument("--budget", type=int, help="minutes: stop starting measurements after this long and report "

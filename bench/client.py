@@ -125,6 +125,24 @@ def cmd_smallput(a):
     return {"objects": a.n}
 
 
+def cmd_loopput(a):
+    """RANKS threads at once, each N PutObjects of its own keys one after another, as RANKS shell loops
+    would; the keys are PREFIXrankRR-fI with I padded as seq -w pads it."""
+    s3 = s3_client(a.ranks + 2)
+    with open(a.src, "rb") as f:
+        data = f.read()
+    width = len(str(a.n))
+
+    def rank(r):
+        for i in range(1, a.n + 1):
+            s3.put_object(Bucket=bucket(), Key="%srank%02d-f%0*d" % (a.prefix, r, width, i), Body=data)
+
+    gate()
+    with concurrent.futures.ThreadPoolExecutor(a.ranks) as ex:
+        list(ex.map(rank, range(a.ranks)))
+    return {"objects": a.ranks * a.n}
+
+
 def offsets(seed, size, count, block):
     """COUNT distinct block-aligned offsets in an object of SIZE, the same for every contender of a round."""
     nblocks = size // block
@@ -208,6 +226,11 @@ def main():
     sp.add_argument("--prefix", required=True)
     sp.add_argument("--src", required=True)
     sp.add_argument("--n", type=int, required=True)
+    lp = sub.add_parser("loopput")
+    lp.add_argument("--prefix", required=True)
+    lp.add_argument("--src", required=True)
+    lp.add_argument("--ranks", type=int, required=True)
+    lp.add_argument("--n", type=int, required=True)
     rr = sub.add_parser("randread")
     rr.add_argument("--path")
     rr.add_argument("--key")
@@ -217,7 +240,8 @@ def main():
     rr.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
     GATE.update(ready=a.ready, go=a.go)
-    fn = {"get": cmd_get, "put": cmd_put, "list": cmd_list, "smallput": cmd_smallput, "randread": cmd_randread}
+    fn = {"get": cmd_get, "put": cmd_put, "list": cmd_list, "smallput": cmd_smallput, "loopput": cmd_loopput,
+          "randread": cmd_randread}
     out = fn[a.cmd](a)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     out.update(t_go=GATE["t_go"], t_end=time.time(), cpu=ru.ru_utime + ru.ru_stime - GATE["cpu0"], hwm_mib=hwm_mib())
