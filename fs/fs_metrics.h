@@ -31,10 +31,9 @@ struct metrics *fs_metrics_registry_new(void);
 
 /**
  * fs_metrics_start() - register the filesystem's series in @reg (the
- * caller's, freed after the transfer engine that counts in it) and start what the options ask: the ticker (1 s:
- * snapshots of the modules' counters, signals, the file, the log line) and
- * the HTTP endpoint. Returns NULL with a message printed (a port in use,
- * say). Stop with fs_metrics_stop().
+ * caller's, freed after the transfer engine that counts in it) and start what the options ask: the
+ * ticker (1 s: snapshots of the modules' counters, signals, the file, the log line) and the HTTP
+ * endpoint. Returns NULL with a message printed (a port in use, say). Stop with fs_metrics_stop().
  */
 struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg);
 

@@ -104,10 +104,10 @@ size_t uploader_pending_aborts(struct uploader *up);
 
 /** Counters of the write side, for metrics and the status line. */
 struct uploader_stats {
-	uint64_t open;      /* uploads not final yet */
-	uint64_t completed; /* objects made (PutObject or CompleteMultipartUpload) */
-	uint64_t failed;    /* uploads that failed (aborted) */
-	uint64_t parts;     /* parts uploaded */
+	uint64_t open;         /* uploads not final yet */
+	uint64_t completed;    /* objects made (PutObject or CompleteMultipartUpload) */
+	uint64_t failed;       /* uploads that failed (aborted) */
+	uint64_t parts;        /* parts uploaded */
 	uint64_t budget_waits; /* times a writer waited on the memory budget */
 	uint64_t pending_aborts;
 };

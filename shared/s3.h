@@ -93,10 +93,10 @@ struct s3_config {
 	struct xfer_engine *xfer;     /* borrowed; the engine all requests run on */
 	const char *user_agent;       /* NULL = "hpcops/VERSION" */
 	/* new objects (PutObject, CreateMultipartUpload, CopyObject) */
-	const char *storage_class;    /* x-amz-storage-class; NULL = the bucket's default */
-	const char *sse;              /* x-amz-server-side-encryption: AES256, aws:kms, aws:kms:dsse */
-	const char *sse_kms_key_id;   /* x-amz-server-side-encryption-aws-kms-key-id */
-	enum s3_checksum checksum;    /* with every body sent */
+	const char *storage_class; /* x-amz-storage-class; NULL = the bucket's default */
+	const char *sse;           /* x-amz-server-side-encryption: AES256, aws:kms, aws:kms:dsse */
+	const char *sse_kms_key_id; /* x-amz-server-side-encryption-aws-kms-key-id */
+	enum s3_checksum checksum;  /* with every body sent */
 	/* every request */
 	bool requester_pays;               /* x-amz-request-payer: requester */
 	const char *expected_bucket_owner; /* x-amz-expected-bucket-owner */
@@ -228,7 +228,8 @@ void s3_list_page_free(struct s3_list_page *page);
 
 /* ---- writing ---- */
 
-/** s3_put_object() - PutObject of @len bytes with the client's checksum. @etag_out (80 bytes) may be NULL. */
+/** s3_put_object() - PutObject of @len bytes with the client's checksum. @etag_out (80 bytes) may
+ * be NULL. */
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
                   char *etag_out, struct s3_error *err);
 
@@ -280,7 +281,6 @@ int s3_upload_part_async(struct s3_client *c, const char *key, const char *uploa
 int s3_upload_part_copy(struct s3_client *c, const char *key, const char *upload_id, int part_no,
                         const char *src_key, uint64_t off, uint64_t len, char *etag_out,
                         struct s3_error *err);
-
 
 /**
  * s3_complete_multipart() - CompleteMultipartUpload of @n parts in order.

@@ -494,9 +494,9 @@ static void sts_error_documents(void **state)
 static struct {
 	pthread_mutex_t m;
 	int calls;
-	int life_s;     /* life of each set handed out */
-	int hang_ms;    /* how long resolutions after the first take */
-	bool fail;      /* resolutions after the first fail */
+	int life_s;  /* life of each set handed out */
+	int hang_ms; /* how long resolutions after the first take */
+	bool fail;   /* resolutions after the first fail */
 } slow = {.m = PTHREAD_MUTEX_INITIALIZER};
 
 static int slow_resolve(struct creds_provider *p, struct creds *out, struct creds_error *err)

@@ -541,8 +541,9 @@ static void util_encodings(void **state)
 		for (size_t i = 0; i < sizeof(big); i++)
 			split = checksum_crc64nvme(split, big + i, 1);
 		assert_true(split == whole);
-		assert_int_equal(checksum_crc32c(checksum_crc32c(0, big, 5), big + 5, sizeof(big) - 5),
-		                 checksum_crc32c(0, big, sizeof(big)));
+		assert_int_equal(
+		    checksum_crc32c(checksum_crc32c(0, big, 5), big + 5, sizeof(big) - 5),
+		    checksum_crc32c(0, big, sizeof(big)));
 	}
 	checksum_base64_u64(0xae8b14860a799888ULL, out);
 	assert_string_equal(out, "rosUhgp5mIg=");
