@@ -980,7 +980,7 @@ static void reply_ready_locked(struct prefetch *pf, struct prefetch_reply *r)
 int prefetch_read(struct prefetch *pf, size_t size, uint64_t off, struct prefetch_reply *r)
 {
 	struct pf_object *o;
-	bool grew = false, to_cache[PREFETCH_MAX_SEGS];
+	bool grew = false, win_failed = false, to_cache[PREFETCH_MAX_SEGS];
 	char etag[80];
 	uint64_t end, pos;
 	unsigned gen;
@@ -1067,6 +1067,7 @@ again:
 		}
 		if (p->state == PART_FAILED) {
 			err = p->err;
+			win_failed = true;
 			break;
 		}
 		from = (size_t)(pos - p->off);
@@ -1119,8 +1120,18 @@ failed:
 		}
 		pthread_mutex_lock(&o->lock);
 	}
-	if (err == ESTALE)
+	if (err == ESTALE) {
 		pf->sticky_err = ESTALE;
+	} else if (win_failed) {
+		/*
+		 * part_done() unlisted the failed part, but this window still
+		 * holds it: every later read of its range on this handle would
+		 * fail again without a GET. Drop the window; the next read
+		 * fetches those bytes again.
+		 */
+		window_clear_locked(pf);
+		pf->next_off = 0;
+	}
 fail_locked:
 	unpin_locked(o, r);
 	pthread_mutex_unlock(&o->lock);

@@ -64,6 +64,7 @@ struct fake_store {
 	struct fake_faults f;
 	int calls[FAKE_N_OPS];
 	size_t bytes_got;
+	size_t list_page; /* most keys a ListObjectsV2 page holds (0: 1000) */
 	/* the async worker */
 	struct job *head, *tail;
 	int running;
@@ -86,6 +87,23 @@ static void set_e(struct s3_error *e, enum s3_err code, const char *msg)
 	memset(e, 0, sizeof(*e));
 	e->err = code;
 	snprintf(e->message, sizeof(e->message), "fake: %s", msg);
+}
+
+/* Whether this call of @op fails on purpose (fs->lock held); @err filled if so. */
+static bool fault_locked(struct fake_store *fs, enum fake_op op, struct s3_error *err)
+{
+	struct fake_fault *f = &fs->f.op[op];
+	if (!f->times)
+		return false;
+	if (f->after > 0) {
+		f->after--;
+		return false;
+	}
+	if (f->times > 0)
+		f->times--;
+	set_e(err, f->err ? f->err : S3_ERR_SERVER, "injected failure");
+	err->http_status = f->http_status;
+	return true;
 }
 
 static struct fobj *find_obj(struct fake_store *fs, const char *key)
@@ -188,7 +206,9 @@ static int f_head(void *ctx, const char *key, struct s3_object_info *info, struc
 
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_HEAD]++;
-	if (fs->f.fail_head > 0) {
+	if (fault_locked(fs, FAKE_HEAD, err)) {
+		/* as asked */
+	} else if (fs->f.fail_head > 0) {
 		fs->f.fail_head--;
 		set_e(err, S3_ERR_NETWORK, "head: network down");
 	} else if ((o = find_obj(fs, key))) {
@@ -230,44 +250,84 @@ static int f_head_async(void *ctx, const char *key, s3_done_fn done, void *user,
 	return 0;
 }
 
+static int cmp_obj_key(const void *a, const void *b)
+{
+	return strcmp((*(struct fobj *const *)a)->key, (*(struct fobj *const *)b)->key);
+}
+
+/* strcmp() of the @n bytes at @item (no NUL among them) with @s. */
+static int cmp_item(const char *item, size_t n, const char *s)
+{
+	int c = strncmp(item, s, n);
+
+	if (c)
+		return c;
+	return s[n] ? -1 : 0; /* equal so far: @s has n bytes, and is longer or the same */
+}
+
+/*
+ * One ListObjectsV2 page as S3 makes it: matching keys in byte order,
+ * keys that share a prefix up to the delimiter rolled into one
+ * CommonPrefix, each counted once against max-keys, and a continuation
+ * token (the last item given) when more remain.
+ */
 static int f_list(void *ctx, const struct s3_list_params *p, struct s3_list_page *page,
                   struct s3_error *err)
 {
 	struct fake_store *fs = ctx;
 	const char *pre = p->prefix ? p->prefix : "";
+	const char *after = p->continuation_token ? p->continuation_token : p->start_after;
+	const char *delim = p->delimiter && p->delimiter[0] ? p->delimiter : NULL;
 	size_t pl = strlen(pre);
-	size_t max = p->max_keys ? (size_t)p->max_keys : 1000;
+	size_t max = p->max_keys > 0 && p->max_keys < 1000 ? (size_t)p->max_keys : 1000;
+	struct fobj **v = NULL;
+	size_t nv = 0, count = 0;
+	const char *last = NULL;
+	size_t last_len = 0;
+	bool last_prefix = false;
 
 	memset(page, 0, sizeof(*page));
 	memset(err, 0, sizeof(*err));
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_LIST]++;
-	/* no paging here (the tests keep listings under a page) and no order promised */
-	for (struct fobj *o = fs->objs; o; o = o->next) {
-		const char *rest;
-		const char *slash;
+	if (fault_locked(fs, FAKE_LIST, err)) {
+		pthread_mutex_unlock(&fs->lock);
+		return -1;
+	}
+	if (fs->list_page && fs->list_page < max)
+		max = fs->list_page;
+	for (struct fobj *o = fs->objs; o; o = o->next)
+		if (!strncmp(o->key, pre, pl))
+			nv++;
+	v = calloc(nv ? nv : 1, sizeof(*v));
+	nv = 0;
+	for (struct fobj *o = fs->objs; o; o = o->next)
+		if (!strncmp(o->key, pre, pl))
+			v[nv++] = o;
+	qsort(v, nv, sizeof(*v), cmp_obj_key);
+	for (size_t i = 0; i < nv; i++) {
+		struct fobj *o = v[i];
+		const char *d = delim ? strstr(o->key + pl, delim) : NULL;
+		size_t n = d ? (size_t)(d - o->key) + strlen(delim) : strlen(o->key);
 
-		if (strncmp(o->key, pre, pl))
+		if (after && cmp_item(o->key, n, after) <= 0)
 			continue;
-		rest = o->key + pl;
-		slash = p->delimiter ? strchr(rest, '/') : NULL;
-		if (slash) {
-			size_t n = (size_t)(slash - o->key) + 1;
-			bool dup = false;
-
-			for (size_t i = 0; i < page->n_prefixes; i++)
-				if (strlen(page->prefixes[i]) == n &&
-				    !strncmp(page->prefixes[i], o->key, n))
-					dup = true;
-			if (dup || page->n_prefixes + page->n_entries >= max)
-				continue;
+		if (d && last_prefix && last_len == n && !strncmp(last, o->key, n))
+			continue; /* rolled into the prefix just given */
+		if (count == max) {
+			page->truncated = true;
+			break;
+		}
+		count++;
+		last = o->key;
+		last_len = n;
+		last_prefix = d != NULL;
+		if (d) {
 			page->prefixes = realloc(page->prefixes,
 			                         (page->n_prefixes + 1) * sizeof(*page->prefixes));
 			page->prefixes[page->n_prefixes++] = strndup(o->key, n);
 			continue;
 		}
-		if (page->n_prefixes + page->n_entries >= max)
-			continue;
 		page->entries =
 		    realloc(page->entries, (page->n_entries + 1) * sizeof(*page->entries));
 		memset(&page->entries[page->n_entries], 0, sizeof(page->entries[0]));
@@ -277,7 +337,10 @@ static int f_list(void *ctx, const struct s3_list_params *p, struct s3_list_page
 		snprintf(page->entries[page->n_entries].etag, 80, "%s", o->etag);
 		page->n_entries++;
 	}
+	if (page->truncated)
+		page->next_token = strndup(last, last_len);
 	pthread_mutex_unlock(&fs->lock);
+	free(v);
 	return 0;
 }
 
@@ -291,6 +354,8 @@ static int get_locked(struct fake_store *fs, const char *key, uint64_t off, uint
 
 	fs->calls[FAKE_GET]++;
 	*got = 0;
+	if (fault_locked(fs, FAKE_GET, err))
+		return -1;
 	if (!o) {
 		set_e(err, S3_ERR_NO_SUCH_KEY, "no such key");
 		return -1;
@@ -383,6 +448,10 @@ static int f_put(void *ctx, const char *key, const void *data, size_t len,
 	(void)meta;
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_PUT]++;
+	if (fault_locked(fs, FAKE_PUT, err)) {
+		pthread_mutex_unlock(&fs->lock);
+		return -1;
+	}
 	put_locked(fs, key, data, len, NULL);
 	if (etag_out)
 		snprintf(etag_out, 80, "%s", find_obj(fs, key)->etag);
@@ -401,6 +470,12 @@ static int f_create(void *ctx, const char *key, const struct s3_obj_meta *meta, 
 	(void)meta;
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_CREATE]++;
+	if (fault_locked(fs, FAKE_CREATE, err)) {
+		pthread_mutex_unlock(&fs->lock);
+		free(u);
+		*upload_id = NULL;
+		return -1;
+	}
 	u->key = strdup(key);
 	snprintf(u->id, sizeof(u->id), "up-%d", ++fs->next_id);
 	u->initiated = time(NULL);
@@ -429,7 +504,9 @@ static void run_part(struct fake_store *fs, struct job *j)
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_PART]++;
 	u = find_up(fs, j->upload_id);
-	if (!u) {
+	if (fault_locked(fs, FAKE_PART, &e)) {
+		/* as asked */
+	} else if (!u) {
 		set_e(&e, S3_ERR_NO_SUCH_UPLOAD, "no such upload");
 	} else if (fs->f.fail_part == j->part_no) {
 		fs->f.fail_part = 0;
@@ -493,7 +570,9 @@ static int f_part_copy(void *ctx, const char *key, const char *upload_id, int pa
 	fs->calls[FAKE_PART_COPY]++;
 	u = find_up(fs, upload_id);
 	o = find_obj(fs, src_key);
-	if (!u || !o || off + len > o->len) {
+	if (fault_locked(fs, FAKE_PART_COPY, err)) {
+		/* as asked */
+	} else if (!u || !o || off + len > o->len) {
 		set_e(err, S3_ERR_INVALID_ARGUMENT, "bad copy");
 	} else {
 		struct fpart *p;
@@ -548,6 +627,8 @@ static int f_complete(void *ctx, const char *key, const char *upload_id,
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_COMPLETE]++;
 	u = find_up(fs, upload_id);
+	if (fault_locked(fs, FAKE_COMPLETE, err))
+		goto out;
 	if (fs->f.fail_complete_net > 0) {
 		fs->f.fail_complete_net--;
 		set_e(err, S3_ERR_NETWORK, "complete: connection reset before it was read");
@@ -604,7 +685,9 @@ static int f_abort(void *ctx, const char *key, const char *upload_id, struct s3_
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_ABORT]++;
 	u = find_up(fs, upload_id);
-	if (fs->f.fail_abort > 0) {
+	if (fault_locked(fs, FAKE_ABORT, err)) {
+		/* as asked */
+	} else if (fs->f.fail_abort > 0) {
 		fs->f.fail_abort--;
 		set_e(err, S3_ERR_NETWORK, "abort: network down");
 	} else if (!u) {
@@ -631,7 +714,9 @@ static int f_list_parts(void *ctx, const char *key, const char *upload_id, struc
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_LIST_PARTS]++;
 	u = find_up(fs, upload_id);
-	if (!u) {
+	if (fault_locked(fs, FAKE_LIST_PARTS, err)) {
+		/* as asked */
+	} else if (!u) {
 		set_e(err, S3_ERR_NO_SUCH_UPLOAD, "no such upload");
 	} else {
 		*parts = calloc(u->n_parts + 1, sizeof(**parts));
@@ -656,6 +741,12 @@ static int f_list_uploads(void *ctx, const char *prefix, struct s3_upload_entry 
 
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_LIST_UPLOADS]++;
+	if (fault_locked(fs, FAKE_LIST_UPLOADS, err)) {
+		pthread_mutex_unlock(&fs->lock);
+		*ups = NULL;
+		*n = 0;
+		return -1;
+	}
 	*ups = calloc(1, sizeof(**ups));
 	for (struct fupload *u = fs->ups; u; u = u->next) {
 		if (prefix && strncmp(u->key, prefix, strlen(prefix)))
@@ -683,7 +774,9 @@ static int f_copy(void *ctx, const char *src, const char *dst, const char *src_i
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_COPY]++;
 	o = find_obj(fs, src);
-	if (!o) {
+	if (fault_locked(fs, FAKE_COPY, err)) {
+		/* as asked */
+	} else if (!o) {
 		set_e(err, S3_ERR_NO_SUCH_KEY, "no such key");
 	} else if (src_if_match && src_if_match[0] && strcmp(src_if_match, o->etag)) {
 		set_e(err, S3_ERR_PRECONDITION, "precondition failed");
@@ -721,13 +814,17 @@ static void delete_locked(struct fake_store *fs, const char *key)
 static int f_del(void *ctx, const char *key, struct s3_error *err)
 {
 	struct fake_store *fs = ctx;
+	int r = -1;
 
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_DELETE]++;
-	delete_locked(fs, key);
+	if (!fault_locked(fs, FAKE_DELETE, err)) {
+		delete_locked(fs, key);
+		memset(err, 0, sizeof(*err));
+		r = 0;
+	}
 	pthread_mutex_unlock(&fs->lock);
-	memset(err, 0, sizeof(*err));
-	return 0;
+	return r;
 }
 
 static const struct fs_backend_ops fake_ops = {
@@ -796,6 +893,24 @@ struct fs_backend fake_backend(struct fake_store *fs, long budget_ms)
 struct fake_faults *fake_faults(struct fake_store *fs)
 {
 	return &fs->f;
+}
+
+void fake_fail_op(struct fake_store *fs, enum fake_op op, int after, int times, enum s3_err err,
+                  long http_status)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->f.op[op].after = after;
+	fs->f.op[op].times = times;
+	fs->f.op[op].err = err;
+	fs->f.op[op].http_status = http_status;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void fake_set_list_page(struct fake_store *fs, size_t n)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->list_page = n;
+	pthread_mutex_unlock(&fs->lock);
 }
 
 void fake_put(struct fake_store *fs, const char *key, const void *data, size_t len)

@@ -6,7 +6,11 @@
  * ETags S3 gives them (MD5 of a part or a PutObject, the composite of a
  * multipart object), completes the _async calls on a thread of its own,
  * and fails on purpose as the knobs say: lost replies (the work done, the
- * reply reported lost), failed parts, failed aborts, a wrong ETag.
+ * reply reported lost), failed parts, failed aborts, a wrong ETag, and any
+ * call of one kind failing with a given S3 error (fake_fail_op()).
+ * ListObjectsV2 pages as S3 does: keys in byte order, CommonPrefixes
+ * counted against max-keys, continuation tokens (fake_set_list_page()
+ * makes pages small).
  * Real-server behaviour is tested in the s3 and mount suites; this is for
  * the logic's failure paths.
  */
@@ -38,6 +42,20 @@ enum fake_op {
 
 struct fake_store;
 
+/*
+ * One kind of call failing on purpose: once @after more calls of it have
+ * gone through, the next @times fail (-1: every one) with @err, as the
+ * transfer engine reports a failure after its own retries. The failed call
+ * does nothing. The count runs under the store's lock, async calls count
+ * when they run.
+ */
+struct fake_fault {
+	int after;
+	int times;
+	enum s3_err err;  /* S3_OK (0) means S3_ERR_SERVER */
+	long http_status; /* what the log shows, e.g. 503 or 403 */
+};
+
 /* Fault knobs: each counts down as it is used (set them before the calls). */
 struct fake_faults {
 	int lose_create;       /* CreateMultipartUpload: made, the reply lost (outcome unknown) */
@@ -48,6 +66,7 @@ struct fake_faults {
 	int fail_head;         /* HeadObject fails this many times (network) */
 	bool wrong_etag;       /* Complete answers with an ETag the parts do not make */
 	int get_short;         /* GETs answer this many bytes short (a protocol error) */
+	struct fake_fault op[FAKE_N_OPS]; /* per kind of call (see fake_fail_op()) */
 };
 
 struct fake_store *fake_store_new(void);
@@ -58,6 +77,17 @@ struct fs_backend fake_backend(struct fake_store *fs, long budget_ms);
 
 /** fake_faults() - the knobs (change them under no concurrent call). */
 struct fake_faults *fake_faults(struct fake_store *fs);
+
+/**
+ * fake_fail_op() - make calls of @op fail: after @after successes, the
+ * next @times calls (-1: all) with @err and @http_status. Replaces what
+ * was set for @op before; fake_fail_op(fs, op, 0, 0, 0, 0) clears it.
+ */
+void fake_fail_op(struct fake_store *fs, enum fake_op op, int after, int times, enum s3_err err,
+                  long http_status);
+
+/** fake_set_list_page() - ListObjectsV2 answers at most @n keys a page (0: S3's 1000). */
+void fake_set_list_page(struct fake_store *fs, size_t n);
 
 /** fake_put() - an object as if another client wrote it. */
 void fake_put(struct fake_store *fs, const char *key, const void *data, size_t len);
