@@ -540,6 +540,8 @@ static void test_concurrency_cap(void **state)
 	enum { N = 40 };
 	static struct done_box b;
 	static struct xfer_request rs[N];
+	/* the engine reads a request's URL until it is done: one string each */
+	static char urls[N][64];
 	char buf[32];
 	struct xfer_request r;
 
@@ -548,7 +550,8 @@ static void test_concurrency_cap(void **state)
 	for (int i = 0; i < N; i++) {
 		xfer_request_init(&rs[i]);
 		rs[i].method = "GET";
-		rs[i].url = url_of("/conc/k%d", i);
+		snprintf(urls[i], sizeof(urls[i]), "%s", url_of("/conc/k%d", i));
+		rs[i].url = urls[i];
 		rs[i].done = box_done;
 		rs[i].user = &b;
 		assert_int_equal(xfer_submit(g.xe, &rs[i]), 0);

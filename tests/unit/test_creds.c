@@ -505,18 +505,24 @@ static int slow_resolve(struct creds_provider *p, struct creds *out, struct cred
 	int n;
 
 	(void)p;
+	bool fail;
+	int hang_ms, life_s;
+
 	pthread_mutex_lock(&slow.m);
 	n = ++slow.calls;
+	fail = slow.fail;
+	hang_ms = slow.hang_ms;
+	life_s = slow.life_s;
 	pthread_mutex_unlock(&slow.m);
 	if (n > 1) {
-		usleep((useconds_t)slow.hang_ms * 1000);
-		if (slow.fail) {
+		usleep((useconds_t)hang_ms * 1000);
+		if (fail) {
 			creds_set_err(err, CREDS_ERR_NETWORK, "the test source is down");
 			return -1;
 		}
 	}
 	snprintf(akid, sizeof(akid), "ASIASLOW%d", n);
-	if (creds_set(out, akid, "s-slow", "t-slow", time(NULL) + slow.life_s, "slow"))
+	if (creds_set(out, akid, "s-slow", "t-slow", time(NULL) + life_s, "slow"))
 		return -1;
 	return 1;
 }
@@ -577,6 +583,7 @@ static void failing_renewal_keeps_the_valid_set(void **state)
 	struct creds_provider *p;
 	struct creds c;
 	struct creds_error e;
+	int n;
 
 	(void)state;
 	slow.calls = 0;
@@ -588,11 +595,16 @@ static void failing_renewal_keeps_the_valid_set(void **state)
 	assert_int_equal(creds_get(p, &c, &e), 0);
 	creds_clear(&c);
 	sleep(5);
-	assert_true(slow.calls >= 2); /* the renewal was tried and failed */
+	pthread_mutex_lock(&slow.m);
+	n = slow.calls;
+	pthread_mutex_unlock(&slow.m);
+	assert_true(n >= 2); /* the renewal was tried and failed */
 	assert_int_equal(creds_get(p, &c, &e), 0);
 	assert_string_equal(c.access_key_id, "ASIASLOW1");
 	creds_clear(&c);
+	pthread_mutex_lock(&slow.m);
 	slow.fail = false;
+	pthread_mutex_unlock(&slow.m);
 	sleep(2);
 	assert_int_equal(creds_get(p, &c, &e), 0);
 	assert_string_not_equal(c.access_key_id, "ASIASLOW1");
