@@ -18,7 +18,7 @@
 
 #include "creds.h"
 #include "log.h"
-#include "sigv4.h"
+#include "signer.h"
 #include "util.h"
 #include "xfer.h"
 
@@ -481,23 +481,20 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 	struct cfn_client *c = call->c;
 	struct creds cr = {0};
 	struct creds_error cerr;
-	struct sigv4_result res = {0};
 	struct sigv4_header hdrs[] = {
 	    {"Host", c->host},
 	    {"Content-Type", FORM_CT},
 	};
-	struct sigv4_params p = {
-	    .method = "POST",
+	struct signer_params p = {
+	    .service = c->service,
+	    .region = c->region,
 	    .path = c->path,
 	    .headers = hdrs,
 	    .n_headers = 2,
 	    .payload_hash = call->body_hash,
-	    .region = c->region,
-	    .service = c->service,
-	    .normalize_path = true,
 	    .creds = &cr,
 	};
-	int rc = -1;
+	int rc;
 
 	if (creds_get(c->creds, &cr, &cerr) != 0) {
 		call->creds_failed = true;
@@ -506,21 +503,7 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 		         creds_strerror(cerr.err));
 		return -1;
 	}
-	if (sigv4_sign(&p, &res) != 0) {
-		snprintf(req->result.errmsg, sizeof(req->result.errmsg), "SigV4 signing failed");
-		goto out;
-	}
-	if (xfer_header_add(extra, "Authorization", res.authorization) ||
-	    xfer_header_add(extra, "X-Amz-Date", res.amz_date) ||
-	    (res.security_token &&
-	     xfer_header_add(extra, "X-Amz-Security-Token", res.security_token))) {
-		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-		         "out of memory adding the signature headers");
-		goto out;
-	}
-	rc = 0;
-out:
-	sigv4_result_free(&res);
+	rc = signer_sign(&p, req, extra);
 	creds_clear(&cr);
 	return rc;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * sts: AssumeRole and AssumeRoleWithWebIdentity over the query protocol,
- * signed with sigv4 (generic style) and run as blocking xfer requests.
+ * signed per attempt (signer.h: SigV4, generic style) and run as blocking
+ * xfer requests.
  */
 #include "sts.h"
 
@@ -18,7 +19,7 @@
 
 #include "endpoint.h"
 #include "log.h"
-#include "sigv4.h"
+#include "signer.h"
 #include "util.h"
 #include "xfer.h"
 
@@ -155,11 +156,10 @@ out:
 
 /* What the per-attempt sign callback needs. */
 struct sts_sign_ctx {
-	const struct creds *creds;
+	const struct creds *creds; /* NULL: sent unsigned (AssumeRoleWithWebIdentity) */
 	const char *region;
 	char host[256];
 	char body_hash[65];
-	char errmsg[128];
 };
 
 static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **extra)
@@ -169,33 +169,17 @@ static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **ex
 	    {"Host", ctx->host},
 	    {"Content-Type", STS_CONTENT_TYPE},
 	};
-	struct sigv4_params p = {
-	    .method = "POST",
+	struct signer_params p = {
+	    .service = "sts",
+	    .region = ctx->region,
 	    .path = "/",
 	    .headers = hdrs,
 	    .n_headers = 2,
 	    .payload_hash = ctx->body_hash,
-	    .region = ctx->region,
-	    .service = "sts",
-	    .normalize_path = true,
 	    .creds = ctx->creds,
 	};
-	struct sigv4_result r;
-	int rc = -1;
 
-	if (sigv4_sign(&p, &r)) {
-		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-		         "could not sign the STS request");
-		return -1;
-	}
-	if (xfer_header_add(extra, "X-Amz-Date", r.amz_date) ||
-	    xfer_header_add(extra, "Authorization", r.authorization) ||
-	    (r.security_token && xfer_header_add(extra, "X-Amz-Security-Token", r.security_token)))
-		goto out;
-	rc = 0;
-out:
-	sigv4_result_free(&r);
-	return rc;
+	return signer_sign(&p, req, extra);
 }
 
 /* Pull the Credentials element of an Assume*Result into @out (see sts.h). */
@@ -308,10 +292,8 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 	req.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
 	req.log_name = action;
 	req.classify = classify_attempt;
-	if (caller) {
-		req.sign = sts_sign;
-		req.sign_user = &ctx;
-	}
+	req.sign = sts_sign;
+	req.sign_user = &ctx;
 	log_debug("sts: %s at %s%s%s", action, endpoint, caller ? " as " : "",
 	          caller ? caller->access_key_id : "");
 	if (xfer_perform(cfg->xfer, &req)) {
