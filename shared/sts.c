@@ -13,15 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-#include <libxml/parser.h>
 #include <openssl/crypto.h>
-#include <libxml/tree.h>
 
 #include "endpoint.h"
 #include "log.h"
 #include "signer.h"
 #include "util.h"
 #include "xfer.h"
+#include "xml_dom.h"
 
 #define STS_VERSION      "2011-06-15"
 #define STS_MAX_RESPONSE (256u << 10)
@@ -69,67 +68,21 @@ static void set_err(struct sts_error *err, enum sts_err code, const char *fmt, .
 	va_end(ap);
 }
 
-/* First element named @name (any namespace) at or below @n, depth first. */
-static xmlNode *find_elem(xmlNode *n, const char *name)
-{
-	for (; n; n = n->next) {
-		xmlNode *c;
-		if (n->type != XML_ELEMENT_NODE)
-			continue; /* an entity reference's children loop back into the DTD */
-		if (!strcmp((const char *)n->name, name))
-			return n;
-		c = find_elem(n->children, name);
-		if (c)
-			return c;
-	}
-	return NULL;
-}
-
-/* Wipe the text of every node at and below @n: the document held secrets. */
-static void wipe_texts(xmlNode *n)
-{
-	for (; n; n = n->next) {
-		if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) && n->content)
-			OPENSSL_cleanse(n->content, (size_t)xmlStrlen(n->content));
-		if (n->type == XML_ELEMENT_NODE)
-			wipe_texts(n->children);
-	}
-}
-
-/* Text of the first @name below @n, heap-allocated, or NULL. */
+/* Text of the first @name at or below @n, heap-allocated, or NULL. It may be
+ * a secret key or token: libxml2's copy is wiped. */
 static char *elem_text(xmlNode *n, const char *name)
 {
-	xmlNode *e = find_elem(n, name);
-	xmlChar *t;
-	char *s;
-
-	if (!e)
-		return NULL;
-	t = xmlNodeGetContent(e);
-	if (!t)
-		return NULL;
-	s = strdup((const char *)t);
-	OPENSSL_cleanse(t, (size_t)xmlStrlen(t)); /* it may be a secret key or token */
-	xmlFree(t);
-	return s;
+	return xml_dom_text(xml_dom_find(n, name), true);
 }
 
 static void copy_text(xmlNode *root, const char *name, char *dst, size_t len)
 {
-	char *s = elem_text(root, name);
-
-	if (s) {
-		snprintf(dst, len, "%s", s);
-		free(s);
-	}
+	xml_dom_copy(xml_dom_find(root, name), dst, len);
 }
 
 static xmlDoc *parse_xml(const char *xml, size_t len)
 {
-	if (!xml || len == 0 || len > STS_MAX_RESPONSE)
-		return NULL;
-	return xmlReadMemory(xml, (int)len, "sts.xml", NULL,
-	                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	return xml_dom_parse(xml, len, STS_MAX_RESPONSE);
 }
 
 int sts_parse_error(const char *xml, size_t len, struct sts_error *err)
@@ -141,8 +94,8 @@ int sts_parse_error(const char *xml, size_t len, struct sts_error *err)
 	err->code[0] = '\0';
 	if (!doc)
 		return -1;
-	root = xmlDocGetRootElement(doc);
-	e = root ? find_elem(root, "Error") : NULL;
+	root = xml_dom_root(doc);
+	e = xml_dom_find(root, "Error");
 	if (!e)
 		goto out;
 	copy_text(e, "Code", err->code, sizeof(err->code));
@@ -195,8 +148,8 @@ int sts_parse_credentials(const char *xml, size_t len, struct creds *out, struct
 		set_err(err, STS_ERR_PROTOCOL, "STS answered with something that is not XML");
 		return -1;
 	}
-	root = xmlDocGetRootElement(doc);
-	c = root ? find_elem(root, "Credentials") : NULL;
+	root = xml_dom_root(doc);
+	c = xml_dom_find(root, "Credentials");
 	if (!c) {
 		set_err(err, STS_ERR_PROTOCOL, "STS response has no Credentials element");
 		goto out;
@@ -223,8 +176,7 @@ out:
 	free(exp);
 	if (rc)
 		creds_clear(out);
-	if (root)
-		wipe_texts(root);
+	xml_dom_wipe(root);
 	xmlFreeDoc(doc);
 	return rc;
 }
