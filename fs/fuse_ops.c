@@ -245,7 +245,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fuse_entry_param e;
 	int r = ns_mkdir(fs, parent, name, &e);
 
-	(void)mode;
 	reply_entry(req, fs, "mkdir", r, &e);
 }
 
@@ -255,7 +254,6 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fuse_entry_param e;
 	int r = ns_mknod(fs, parent, name, mode, &e);
 
-	(void)rdev;
 	reply_entry(req, fs, "mknod", r, &e);
 }
 
@@ -277,15 +275,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	(void)link;
-	(void)parent;
 	reply_err(req, "symlink", ns_symlink(fs_of(req), name));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	(void)ino;
-	(void)newparent;
 	reply_err(req, "link", ns_link(fs_of(req), newname));
 }
 

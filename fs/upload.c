@@ -862,8 +862,6 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	struct upload *u = b->u;
 	struct budget *budget = u->up->cfg.budget;
 
-	(void)got;
-	(void)info;
 	if (err->err != S3_OK) {
 		char what[48];
 
@@ -1103,8 +1101,6 @@ static int fill_from_buf(void *user, void *dst, size_t n, size_t src_off)
 
 static int fill_zeros(void *user, void *dst, size_t n, size_t src_off)
 {
-	(void)user;
-	(void)src_off;
 	memset(dst, 0, n);
 	return 0;
 }

@@ -913,7 +913,6 @@ static void async_done_cb(void *user, struct xfer_request *x)
 	struct s3_req *r = user;
 	struct s3_error e;
 
-	(void)x;
 	s3_req_result(r, &e);
 	if (e.err == S3_OK && r->etag_out) {
 		memcpy(r->etag_out, r->info.etag, sizeof(r->info.etag));

@@ -186,7 +186,6 @@ static enum xfer_verdict classify_attempt(void *user, struct xfer_request *req)
 {
 	struct sts_error e;
 
-	(void)user;
 	if (req->result.http_status < 300)
 		return XFER_ACCEPT;
 	memset(&e, 0, sizeof(e));

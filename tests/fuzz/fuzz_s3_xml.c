@@ -36,7 +36,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc, (void)argv;
 	fuzz_xml_heap_init();
 	return 0;
 }
