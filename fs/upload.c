@@ -319,9 +319,14 @@ static void abort_later(struct uploader *up, const char *key, const char *upload
 {
 	struct pending_abort *a = calloc(1, sizeof(*a));
 
-	if (!a || !(a->key = strdup(key)) || !(a->upload_id = strdup(upload_id))) {
+	if (a) {
+		a->key = strdup(key);
+		a->upload_id = strdup(upload_id);
+	}
+	if (!a || !a->key || !a->upload_id) {
 		if (a) {
 			free(a->key);
+			free(a->upload_id);
 			free(a);
 		}
 		log_err("upload of '%s': out of memory queueing the abort of upload %s: it stays "

@@ -810,9 +810,12 @@ static void drain_done(struct xfer_engine *e)
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(e->multi, &left))) {
+	for (;;) {
 		struct xfer_request *r = NULL;
 
+		msg = curl_multi_info_read(e->multi, &left);
+		if (!msg)
+			break;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);

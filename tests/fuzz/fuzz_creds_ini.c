@@ -148,8 +148,10 @@ static void harvest(const uint8_t *data, size_t size, struct names *sections, st
 				;
 			if (q > t + 1)
 				add_section(sections, t + 1, (size_t)(q - 1 - (t + 1)));
-		} else if ((q = memchr(t, '=', (size_t)(le - t)))) {
-			add_name(keys, t, (size_t)(q - t));
+		} else {
+			q = memchr(t, '=', (size_t)(le - t));
+			if (q)
+				add_name(keys, t, (size_t)(q - t));
 		}
 		p = le + 1;
 	}

@@ -165,7 +165,9 @@ static enum xfer_verdict code_classify(void *user, struct xfer_request *r)
 	/* the clients decide on the status first: it must be this attempt's */
 	if (r->result.http_status < 300)
 		return XFER_ACCEPT;
-	if (!b || !(p = strstr(b, "<Code>")) || !(q = strstr(p, "</Code>")))
+	p = b ? strstr(b, "<Code>") : NULL;
+	q = p ? strstr(p, "</Code>") : NULL;
+	if (!q)
 		return XFER_ACCEPT;
 	p += 6;
 	if (xfer_is_throttle_code(p, (size_t)(q - p)))

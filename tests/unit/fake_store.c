@@ -206,12 +206,13 @@ static int f_head(void *ctx, const char *key, struct s3_object_info *info, struc
 
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_HEAD]++;
+	o = find_obj(fs, key);
 	if (fault_locked(fs, FAKE_HEAD, err)) {
 		/* as asked */
 	} else if (fs->f.fail_head > 0) {
 		fs->f.fail_head--;
 		set_e(err, S3_ERR_NETWORK, "head: network down");
-	} else if ((o = find_obj(fs, key))) {
+	} else if (o) {
 		if (info) {
 			memset(info, 0, sizeof(*info));
 			info->size = o->len;

@@ -938,8 +938,12 @@ static void *file_reader(void *p)
 				break;
 			continue; /* before the first write */
 		}
-		while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		for (;;) {
+			n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got);
+			if (n <= 0)
+				break;
 			got += n;
+		}
 		close(fd);
 		buf[got] = '\0';
 		r->reads++;
@@ -1001,7 +1005,7 @@ static void test_write_file_atomic(void **state)
 	assert_int_equal(st.st_mode & 0777, 0644);
 	d = opendir(dir);
 	assert_non_null(d);
-	while ((de = readdir(d)))
+	for (de = readdir(d); de; de = readdir(d))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			entries++;
 	closedir(d);
@@ -1031,7 +1035,7 @@ static void test_write_file_atomic(void **state)
 		assert_int_equal(metrics_write_file(m, "/tmp/"), -EISDIR);
 		entries = 0;
 		d = opendir(dir);
-		while ((de = readdir(d)))
+		for (de = readdir(d); de; de = readdir(d))
 			entries += de->d_name[0] != '.' || strlen(de->d_name) > 2;
 		closedir(d);
 		assert_int_equal(entries, 2); /* hpcops.prom and sub: no temp file */
@@ -1080,7 +1084,10 @@ static char *recv_all(int fd, size_t *len)
 	ssize_t n;
 
 	assert_non_null(buf);
-	while ((n = recv(fd, buf + got, cap - got - 1, 0)) > 0) {
+	for (;;) {
+		n = recv(fd, buf + got, cap - got - 1, 0);
+		if (n <= 0)
+			break;
 		got += (size_t)n;
 		if (got + 1 == cap) {
 			cap *= 2;
@@ -1357,7 +1364,7 @@ static int list_tasks(int *tids, int max)
 	int n = 0;
 
 	assert_non_null(d);
-	while ((de = readdir(d)) && n < max)
+	for (de = readdir(d); de && n < max; de = readdir(d))
 		if (de->d_name[0] != '.')
 			tids[n++] = atoi(de->d_name);
 	closedir(d);

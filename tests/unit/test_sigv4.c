@@ -596,7 +596,7 @@ int main(void)
 		fprintf(stderr, "test_sigv4: cannot open %s: set HPCOPS_SOURCE_ROOT\n", base);
 		return 1;
 	}
-	while ((de = readdir(d)) && n < 256) {
+	for (de = readdir(d); de && n < 256; de = readdir(d)) {
 		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
 			continue;
 		names[n++] = strdup(de->d_name);
