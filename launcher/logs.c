@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * logs: `hpcops-launch logs RUN [JOB]` and the failed jobs' log tails of the
  * report. Log files are read from the bucket (ranged GETs, so --follow reads

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * plan: the CreateStack request and the sbatch submissions of a run, built
  * as data from the launch spec. See plan.h.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * run: the pipeline side of a run: `up` (create the stack), `wait` (follow
  * the stack and the records, cost guard), `down`, `status`, and `run`, which

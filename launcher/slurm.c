@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * slurm: run sbatch/scontrol/scancel without a shell and read their answers.
  * See slurm.h.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * spec: parse and check the launch spec (JSON via jansson), merge flags into
  * it, and write it back as JSON for the head node. See spec.h.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * validate: `hpcops-launch validate`. Checks the launch spec (every problem
  * at once, each with its field path) and the template locally, then asks

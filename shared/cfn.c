@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cfn: CloudFormation over the query protocol. Builds the form body, signs
  * each attempt with SigV4, runs it on the transfer engine (which retries

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * endpoint: SDK-style endpoint resolution (flag, service variable, global
  * variable, regional AWS endpoint) and small URL helpers for Host headers.

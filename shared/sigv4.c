@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sigv4: AWS Signature Version 4 (Authorization header), S3 and generic
  * styles. Canonical request -> string to sign -> HMAC chain; see sigv4.h.

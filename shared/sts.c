@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sts: AssumeRole and AssumeRoleWithWebIdentity over the query protocol,
  * signed per attempt (signer.h: SigV4, generic style) and run as blocking

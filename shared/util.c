@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util: hex, hashes, encodings, times and a bounded buffer for the AWS
  * plumbing (see util.h). Hashes come from OpenSSL's EVP interface.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_cfn_xml: the CloudFormation reply parsers (cfn.h): ErrorResponse,
  * CreateStackResponse, DescribeStacksResponse, DescribeStackEventsResponse.

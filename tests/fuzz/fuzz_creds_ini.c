@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_creds_ini: the shared config / credentials file reader
  * (creds_files.c): creds_ini_get(), creds_profile_get(),

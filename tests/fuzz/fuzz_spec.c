@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_spec: the launch spec reader (launcher/spec.h). Input: a spec file.
  * It is read with spec_load_string() and, through a memfd, with

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_creds_chain: the credential chain's network sources through the real
  * code path (creds.c -> sts.c/xfer.c -> HTTP) against tests/doubles/

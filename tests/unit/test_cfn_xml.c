@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cfn_xml: the CloudFormation client's parsers on answers shaped like
  * CloudFormation's own (ErrorResponse, CreateStack, DescribeStacks,

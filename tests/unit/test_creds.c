@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_creds: the parts of the credential chain that need no network:
  * environment, shared credentials/config files and profiles, the errors a

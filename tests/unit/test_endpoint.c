@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_endpoint: endpoint resolution in the SDK order (flag, service
  * variable, AWS_ENDPOINT_URL, regional default) and Host header derivation.

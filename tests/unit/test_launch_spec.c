@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_launch_spec: hpcops-launch's launch spec parser and checks, its
  * round trip through JSON (what the head node reads back), and the parser

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_mountio: the job wrapper's reader of the mount's Prometheus text
  * metrics (tolerant of everything the format allows and of lines it does

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sigv4: the published SigV4 test suite (tests/data/sigv4, every case),
  * the S3 documentation's worked examples (tests/data/s3-sigv4) and
