@@ -209,7 +209,7 @@ static int scan(struct cache *c)
 
 	if (!top)
 		return -errno;
-	while ((de = readdir(top))) {
+	for (de = readdir(top); de; de = readdir(top)) {
 		char sub[PATH_MAX];
 		DIR *d;
 		struct dirent *fe;
@@ -220,7 +220,7 @@ static int scan(struct cache *c)
 		d = opendir(sub);
 		if (!d)
 			continue;
-		while ((fe = readdir(d))) {
+		for (fe = readdir(d); fe; fe = readdir(d)) {
 			char p[PATH_MAX];
 			struct stat st;
 

@@ -25,6 +25,7 @@
  *   4. an upload's wlock, then its lock; a prefetch object's lock (after
  *      the prefetcher's table lock)
  *   5. the budget's lock, the prefetcher's pool lock, the uploader's alock
+ *   6. the adapter's notifier lock (fs->adapter.lock)
  * No lock is held across an S3 call except an upload's wlock (its writer)
  * and a directory handle's lock (its listing page).
  */
@@ -102,6 +103,23 @@ struct ns_state {
 	size_t n_dirs;
 };
 
+struct fuse_ops_inval;
+
+/**
+ * State of the FUSE adapter (fuse_ops.c): the notifications that must wait
+ * for the reply to the current request, and the thread that sends them.
+ * Set up by fuse_ops_attach(), stopped and freed by fuse_ops_detach().
+ */
+struct fuse_ops_state {
+	pthread_mutex_t lock; /* a leaf: nothing else is taken under it */
+	/* under lock */
+	struct fuse_ops_inval *head; /* queued invalidations, oldest first */
+	bool stop;                   /* fuse_ops_detach() asked the thread to end */
+	bool started;                /* @thread runs (started on the first queued one) */
+	pthread_cond_t cond;         /* with lock: something queued, or stop */
+	pthread_t thread;
+};
+
 /** The filesystem: one per process, passed as the FUSE session's userdata. */
 struct hpcops_fs {
 	struct fs_options opt;
@@ -134,6 +152,7 @@ struct hpcops_fs {
 	void (*inval_entry)(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, bool later);
 	/* Tell the kernel to drop what it caches of @ino's attributes (O_DIRECT opens). */
 	void (*inval_attr)(struct hpcops_fs *fs, fuse_ino_t ino);
+	struct fuse_ops_state adapter; /* the adapter's own; untouched without a FUSE session */
 };
 
 /** fs_setup() - the modules' state from fs->opt and fs->be. Prints why on failure; 0 or -1. */

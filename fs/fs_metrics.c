@@ -46,13 +46,11 @@ struct fs_metrics {
 
 static void on_usr1(int sig)
 {
-	(void)sig;
 	want_status = 1;
 }
 
 static void on_usr2(int sig)
 {
-	(void)sig;
 	want_verbosity = 1;
 }
 

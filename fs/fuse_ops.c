@@ -5,7 +5,8 @@
  * namespace.c, file_read.c or file_write.c (which return 0 or -errno), and
  * replies exactly once, at its end; this is the only file that calls
  * fuse_reply_*. Kernel notifications that must wait for a reply (the new
- * name of a rename) go through one notifier thread.
+ * name of a rename) go through one notifier thread, whose state is the
+ * filesystem's (fs->adapter): this file keeps none of its own.
  */
 #include "fuse_ops.h"
 
@@ -84,54 +85,46 @@ static void reply_open(fuse_req_t req, struct hpcops_fs *fs, const char *op, int
 
 /* ---- kernel notifications after the reply: the notifier thread ---- */
 
-struct inval {
+struct fuse_ops_inval {
 	fuse_ino_t parent;
-	struct inval *next;
+	struct fuse_ops_inval *next;
 	char name[];
 };
-
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct inval *head; /* under lock */
-	bool stop;          /* under lock */
-	bool started;
-	pthread_t thread;
-	struct hpcops_fs *fs;
-} notifier = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void *notifier_main(void *arg)
 {
 	struct hpcops_fs *fs = arg;
+	struct fuse_ops_state *st = &fs->adapter;
 
-	pthread_mutex_lock(&notifier.lock);
+	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		struct inval *j = notifier.head;
+		struct fuse_ops_inval *j = st->head;
 
 		if (!j) {
-			if (notifier.stop)
+			if (st->stop)
 				break;
-			pthread_cond_wait(&notifier.cond, &notifier.lock);
+			pthread_cond_wait(&st->cond, &st->lock);
 			continue;
 		}
-		notifier.head = j->next;
-		pthread_mutex_unlock(&notifier.lock);
+		st->head = j->next;
+		pthread_mutex_unlock(&st->lock);
 		/* Waits for the kernel's directory lock, which the request holds
 		 * until our reply is processed: hence this thread. */
 		if (fs->se)
 			fuse_lowlevel_notify_inval_entry(fs->se, j->parent, j->name,
 			                                 strlen(j->name));
 		free(j);
-		pthread_mutex_lock(&notifier.lock);
+		pthread_mutex_lock(&st->lock);
 	}
-	pthread_mutex_unlock(&notifier.lock);
+	pthread_mutex_unlock(&st->lock);
 	return NULL;
 }
 
 static void inval_entry(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, bool later)
 {
+	struct fuse_ops_state *st = &fs->adapter;
 	size_t len = strlen(name);
-	struct inval *j, **pp;
+	struct fuse_ops_inval *j, **pp;
 
 	if (!fs->se)
 		return;
@@ -145,14 +138,14 @@ static void inval_entry(struct hpcops_fs *fs, fuse_ino_t parent, const char *nam
 	j->parent = parent;
 	j->next = NULL;
 	memcpy(j->name, name, len + 1);
-	pthread_mutex_lock(&notifier.lock);
-	if (!notifier.started && pthread_create(&notifier.thread, NULL, notifier_main, fs) == 0)
-		notifier.started = true;
-	for (pp = &notifier.head; *pp; pp = &(*pp)->next)
+	pthread_mutex_lock(&st->lock);
+	if (!st->started && pthread_create(&st->thread, NULL, notifier_main, fs) == 0)
+		st->started = true;
+	for (pp = &st->head; *pp; pp = &(*pp)->next)
 		;
 	*pp = j;
-	pthread_cond_signal(&notifier.cond);
-	pthread_mutex_unlock(&notifier.lock);
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
 }
 
 static void inval_attr(struct hpcops_fs *fs, fuse_ino_t ino)
@@ -164,27 +157,34 @@ static void inval_attr(struct hpcops_fs *fs, fuse_ino_t ino)
 
 void fuse_ops_attach(struct hpcops_fs *fs)
 {
+	struct fuse_ops_state *st = &fs->adapter;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
 	fs->inval_entry = inval_entry;
 	fs->inval_attr = inval_attr;
-	notifier.fs = fs;
 }
 
 void fuse_ops_detach(struct hpcops_fs *fs)
 {
-	struct inval *j, *next;
+	struct fuse_ops_state *st = &fs->adapter;
+	struct fuse_ops_inval *j, *next;
 
-	pthread_mutex_lock(&notifier.lock);
-	notifier.stop = true;
-	pthread_cond_signal(&notifier.cond);
-	pthread_mutex_unlock(&notifier.lock);
-	if (notifier.started)
-		pthread_join(notifier.thread, NULL);
-	for (j = notifier.head; j; j = next) {
+	pthread_mutex_lock(&st->lock);
+	st->stop = true;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	if (st->started)
+		pthread_join(st->thread, NULL);
+	for (j = st->head; j; j = next) {
 		next = j->next;
 		free(j);
 	}
-	notifier.head = NULL;
-	notifier.started = false;
+	st->head = NULL;
+	st->started = false;
+	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->lock);
 	fs->inval_entry = NULL;
 	fs->inval_attr = NULL;
 }
@@ -245,7 +245,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fuse_entry_param e;
 	int r = ns_mkdir(fs, parent, name, &e);
 
-	(void)mode;
 	reply_entry(req, fs, "mkdir", r, &e);
 }
 
@@ -255,7 +254,6 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fuse_entry_param e;
 	int r = ns_mknod(fs, parent, name, mode, &e);
 
-	(void)rdev;
 	reply_entry(req, fs, "mknod", r, &e);
 }
 
@@ -277,15 +275,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	(void)link;
-	(void)parent;
 	reply_err(req, "symlink", ns_symlink(fs_of(req), name));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	(void)ino;
-	(void)newparent;
 	reply_err(req, "link", ns_link(fs_of(req), newname));
 }
 

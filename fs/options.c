@@ -928,7 +928,8 @@ static int opt_set(struct fs_options *o, const struct opt_desc *d, const char *v
 			if (!b)
 				return EXIT_REFUSED;
 		}
-		if ((why = bucket_name_error(b))) {
+		why = bucket_name_error(b);
+		if (why) {
 			free(b);
 			goto bad;
 		}
@@ -1316,7 +1317,8 @@ static int parse_bucket_arg(struct fs_options *o, const char *arg)
 			}
 		}
 	}
-	if ((why = bucket_name_error(o->bucket))) {
+	why = bucket_name_error(o->bucket);
+	if (why) {
 		say(o, "'%s' is not a valid bucket: %s", o->bucket, why);
 		return EXIT_USAGE;
 	}

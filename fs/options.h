@@ -56,8 +56,8 @@ enum fs_retry_mode {
 /**
  * Every command-line / -o option and what the environment adds, filled by
  * fs_options_parse(). Strings and the bind array are malloc'd and owned by
- * the struct: fs_options_free(). Fields marked (lead) are parsed and shown
- * by --print-config; their effect on the data path lives elsewhere.
+ * the struct: fs_options_free(). Fields marked (not in effect) are parsed
+ * and shown by --print-config but change nothing yet.
  */
 struct fs_options {
 	/* the two positional arguments */
@@ -79,14 +79,14 @@ struct fs_options {
 	/* mount-s3 bucket options */
 	bool transfer_acceleration; /* --transfer-acceleration (endpoint: fs_options_endpoint) */
 	bool dual_stack;            /* --dual-stack or AWS_USE_DUALSTACK_ENDPOINT=true */
-	bool requester_pays;        /* --requester-pays: x-amz-request-payer (lead) */
+	bool requester_pays;        /* --requester-pays: x-amz-request-payer */
 	enum fs_bucket_type bucket_type;   /* --bucket-type as given */
-	char *storage_class;               /* --storage-class for new objects (lead) */
-	char *expected_bucket_owner;       /* --expected-bucket-owner (lead) */
-	char *sse;                         /* --sse aws:kms|aws:kms:dsse|AES256 (lead) */
-	char *sse_kms_key_id;              /* --sse-kms-key-id ARN (lead) */
-	enum fs_checksum upload_checksums; /* --upload-checksums (lead) */
-	bool infer_content_type;           /* --infer-content-type (lead) */
+	char *storage_class;               /* --storage-class for new objects */
+	char *expected_bucket_owner;       /* --expected-bucket-owner */
+	char *sse;                         /* --sse aws:kms|aws:kms:dsse|AES256 */
+	char *sse_kms_key_id;              /* --sse-kms-key-id ARN */
+	enum fs_checksum upload_checksums; /* --upload-checksums */
+	bool infer_content_type;           /* --infer-content-type */
 
 	/* permissions and ownership */
 	bool read_only;   /* --read-only */
@@ -102,18 +102,18 @@ struct fs_options {
 	bool allow_delete;        /* --allow-delete */
 	bool allow_append;        /* --allow-append (hpcops) */
 	bool allow_rename;        /* --allow-rename (hpcops) */
-	bool incremental_upload;  /* --incremental-upload (lead; directory buckets only) */
+	bool incremental_upload;  /* --incremental-upload (directory buckets only) */
 	uint64_t part_size;       /* --part-size as given (0 = not given; sets both below) */
 	uint64_t write_part_size; /* --write-part-size (default 8 MiB) */
 
 	/* process */
 	bool foreground;               /* -f/--foreground */
 	bool debug;                    /* -d/--debug */
-	bool debug_crt;                /* --debug-crt: transfer engine debug lines (lead) */
+	bool debug_crt;                /* --debug-crt: engine debug lines (not in effect) */
 	bool no_log;                   /* --no-log */
-	bool log_metrics;              /* --log-metrics (lead) */
+	bool log_metrics;              /* --log-metrics */
 	char *log_directory;           /* -l/--log-directory */
-	enum fs_log_format log_format; /* --log-format (lead) */
+	enum fs_log_format log_format; /* --log-format */
 	int log_level;                 /* effective: LOG_INFO, LOG_DEBUG with -d, -1 with --no-log,
 	                                  MOUNTPOINT_LOG overrides both */
 	char *log_filter;              /* MOUNTPOINT_LOG as found, or NULL */
@@ -121,31 +121,31 @@ struct fs_options {
 	int max_threads;               /* --max-threads: FUSE worker threads (default 16) */
 
 	/* network */
-	uint64_t maximum_throughput_gbps; /* --maximum-throughput-gbps, 0 = not given (lead) */
-	char **bind;                      /* --bind IFACE (repeatable), NULL-terminated (lead) */
+	uint64_t maximum_throughput_gbps; /* --maximum-throughput-gbps, 0 = not given */
+	char **bind;                      /* --bind IFACE (repeatable), NULL-terminated */
 	size_t n_bind;
 	char *user_agent_prefix;   /* --user-agent-prefix */
 	char *user_agent;          /* "PREFIX hpcops/VERSION" with a prefix, else NULL (default) */
-	double max_retry_duration; /* --max-retry-duration seconds (default 120) (lead) */
-	double check_timeout;      /* --check-timeout seconds (default 10) (lead) */
+	double max_retry_duration; /* --max-retry-duration seconds (default 120) */
+	double check_timeout;      /* --check-timeout seconds (default 10) */
 	int max_attempts;          /* AWS_MAX_ATTEMPTS, 0 = the transfer engine's default */
-	enum fs_retry_mode retry_mode; /* AWS_RETRY_MODE (default standard) (lead) */
+	enum fs_retry_mode retry_mode; /* AWS_RETRY_MODE (default standard) */
 
-	/* metrics (lead) */
+	/* metrics */
 	char *metrics_file;            /* --metrics-file PATH */
 	int prometheus_port;           /* --prometheus-port PORT on 127.0.0.1, 0 = none */
-	char *otlp_endpoint;           /* --otlp-endpoint URL */
-	uint64_t otlp_export_interval; /* --otlp-export-interval seconds (default 60) */
+	char *otlp_endpoint;           /* --otlp-endpoint URL (not in effect) */
+	uint64_t otlp_export_interval; /* --otlp-export-interval seconds (not in effect) */
 
 	/* reading and caching */
 	double metadata_ttl;            /* --metadata-ttl in seconds; FS_TTL_* */
 	bool metadata_ttl_set;          /* --metadata-ttl was given */
-	double negative_metadata_ttl;   /* --negative-metadata-ttl (lead) */
+	double negative_metadata_ttl;   /* --negative-metadata-ttl */
 	bool negative_metadata_ttl_set; /* given; else it follows metadata_ttl */
 	char *cache_dir;                /* --cache DIR, NULL = no block cache */
 	uint64_t max_cache_size;        /* --max-cache-size bytes (0 = keep 5% of the disk free) */
-	uint64_t cache_block_size;      /* --cache-block-size bytes (default 1 MiB) (lead) */
-	char *cache_xz;                 /* --cache-xz BUCKET: shared block cache bucket (lead) */
+	uint64_t cache_block_size;      /* --cache-block-size bytes (default 1 MiB) */
+	char *cache_xz;                 /* --cache-xz BUCKET: shared cache (not in effect) */
 	uint64_t read_part_size;        /* --read-part-size (default 8 MiB) */
 	uint64_t memory_limit;          /* --memory-limit, or --memory-target (default 512 MiB) */
 	uint64_t memory_target;         /* --memory-target as given in bytes, 0 = not given */

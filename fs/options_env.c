@@ -301,7 +301,8 @@ char *fs_env_region(const struct fs_options *o, const char **source)
 		*source = "AWS_DEFAULT_REGION";
 		return strdup(fs_env_get("AWS_DEFAULT_REGION"));
 	}
-	if ((v = creds_profile_get(prof, "region"))) {
+	v = creds_profile_get(prof, "region");
+	if (v) {
 		*source = "profile";
 		return v;
 	}

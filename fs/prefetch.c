@@ -253,7 +253,9 @@ static struct pf_object *obj_get(struct prefetcher *pfr, const char *key, const 
 		}
 	}
 	o = calloc(1, sizeof(*o));
-	if (!o || !(o->key = strdup(key))) {
+	if (o)
+		o->key = strdup(key);
+	if (!o || !o->key) {
 		free(o);
 		pthread_mutex_unlock(&pfr->lock);
 		return NULL;

@@ -319,9 +319,14 @@ static void abort_later(struct uploader *up, const char *key, const char *upload
 {
 	struct pending_abort *a = calloc(1, sizeof(*a));
 
-	if (!a || !(a->key = strdup(key)) || !(a->upload_id = strdup(upload_id))) {
+	if (a) {
+		a->key = strdup(key);
+		a->upload_id = strdup(upload_id);
+	}
+	if (!a || !a->key || !a->upload_id) {
 		if (a) {
 			free(a->key);
+			free(a->upload_id);
 			free(a);
 		}
 		log_err("upload of '%s': out of memory queueing the abort of upload %s: it stays "
@@ -862,8 +867,6 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	struct upload *u = b->u;
 	struct budget *budget = u->up->cfg.budget;
 
-	(void)got;
-	(void)info;
 	if (err->err != S3_OK) {
 		char what[48];
 
@@ -1103,8 +1106,6 @@ static int fill_from_buf(void *user, void *dst, size_t n, size_t src_off)
 
 static int fill_zeros(void *user, void *dst, size_t n, size_t src_off)
 {
-	(void)user;
-	(void)src_off;
 	memset(dst, 0, n);
 	return 0;
 }

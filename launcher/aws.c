@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aws: open the transfer engine, credentials, S3 and CloudFormation clients
  * for a launcher command, and assume the termination role. See aws.h.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * list: `hpcops-launch list`, the runs recorded in the bucket, newest first.
  * One LIST of _hpcops/runs/ finds the runs; per run, one LIST of its records

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * logs: `hpcops-launch logs RUN [JOB]` and the failed jobs' log tails of the
  * report. Log files are read from the bucket (ranged GETs, so --follow reads
@@ -157,7 +157,7 @@ static int list_logs(const struct log_src *src, struct log_list *l, char *errbuf
 			         src->dir, strerror(errno));
 			return -1;
 		}
-		while ((de = readdir(d)) && l->n < LOGS_MAX_FILES) {
+		for (de = readdir(d); de && l->n < LOGS_MAX_FILES; de = readdir(d)) {
 			struct log_file f, *have = find_file(l, de->d_name), *nv;
 			char path[4400];
 			struct stat st;
@@ -284,7 +284,8 @@ static int read_tail(const struct log_src *src, const struct log_file *f, long l
 			}
 		}
 		if (off == 0 || (!lines && want >= max) || chunk >= LOGS_TAIL_MAX) {
-			if (off > 0 && (p = memchr(out->data, '\n', out->len))) {
+			p = off > 0 ? memchr(out->data, '\n', out->len) : NULL;
+			if (p) {
 				/* drop the partial first line */
 				size_t skip = (size_t)(p - out->data) + 1;
 				memmove(out->data, out->data + skip, out->len - skip);

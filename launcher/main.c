@@ -483,7 +483,8 @@ static int apply_opt(struct launch_opts *o, int c, const char *arg, char *eb, si
 		if (!n)
 			return -1;
 		s->capabilities = n;
-		if (!(n[s->n_capabilities] = strdup(arg)))
+		n[s->n_capabilities] = strdup(arg);
+		if (!n[s->n_capabilities])
 			return -1;
 		s->n_capabilities++;
 		return 0;
@@ -599,7 +600,10 @@ int main(int argc, char **argv)
 	}
 	optind = 2;
 	opterr = 0; /* our own messages, JSON under --json */
-	while ((c = getopt_long(argc, argv, "vh", long_opts, NULL)) != -1) {
+	for (;;) {
+		c = getopt_long(argc, argv, "vh", long_opts, NULL);
+		if (c == -1)
+			break;
 		if (c == 'h') {
 			command_help(cmd);
 			rc = 0;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mountio: parse the mount's Prometheus text metrics and turn two readings
  * into a job's I/O. See mountio.h. The exposition format: lines of

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * plan: the CreateStack request and the sbatch submissions of a run, built
  * as data from the launch spec. See plan.h.
@@ -178,7 +178,8 @@ static int add_job(struct plan_jobs *pj, const char *name, const char *const *ar
 	if (!j->name || !j->args || !j->script)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		if (!(j->args[i] = strdup(args[i])))
+		j->args[i] = strdup(args[i]);
+		if (!j->args[i])
 			goto fail;
 		j->n_args++;
 	}

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * run: the pipeline side of a run: `up` (create the stack), `wait` (follow
  * the stack and the records, cost guard), `down`, `status`, and `run`, which
@@ -892,7 +892,8 @@ static int dry_run(struct launch_opts *o, bool with_jobs)
 		for (size_t i = 0; i < s->n_workloads; i++) {
 			char ph[96];
 			snprintf(ph, sizeof(ph), "<JOBID-%s>", s->workloads[i].name);
-			if (!(ids[i] = strdup(ph)) || plan_add_workload(o, &pj, i, mount) != 0)
+			ids[i] = strdup(ph);
+			if (!ids[i] || plan_add_workload(o, &pj, i, mount) != 0)
 				goto out;
 		}
 		if (plan_add_teardown(o, &pj, ids, s->n_workloads) != 0)
@@ -1045,7 +1046,8 @@ int launch_cmd_up(struct launch_opts *o)
 	if (s->provider != SPEC_PROVIDER_CLOUDFORMATION)
 		return launch_usage(o, "`up` creates a CloudFormation stack: it has nothing to do "
 		                       "with --provider slurm (use `run` or `submit`)");
-	if ((rc = spec_usage(o, true, false)) != 0)
+	rc = spec_usage(o, true, false);
+	if (rc != 0)
 		return rc;
 	if (o->dry_run)
 		return dry_run(o, s->n_workloads > 0);
@@ -1086,7 +1088,8 @@ int launch_cmd_wait(struct launch_opts *o)
 	enum follow_end end;
 	int rc;
 
-	if ((rc = spec_usage(o, false, false)) != 0)
+	rc = spec_usage(o, false, false);
+	if (rc != 0)
 		return rc;
 	if (!s->run_id)
 		return launch_usage(o, "which run? give --run-id RUN (printed by `up`)");
@@ -1238,7 +1241,8 @@ int launch_cmd_run(struct launch_opts *o)
 	enum follow_end end;
 	int rc;
 
-	if ((rc = spec_usage(o, true, true)) != 0)
+	rc = spec_usage(o, true, true);
+	if (rc != 0)
 		return rc;
 	if (o->dry_run)
 		return dry_run(o, true);

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * runrec: job and run records as JSON objects in the artifact bucket, read
  * and written through the S3 client. See runrec.h.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * slurm: run sbatch/scontrol/scancel without a shell and read their answers.
  * See slurm.h.
@@ -173,9 +173,9 @@ int slurm_sbatch(const char *const *args, const char *script, char *job_id, size
 static bool field(const char *line, const char *key, char *out, size_t len)
 {
 	size_t kl = strlen(key);
-	const char *p = line;
+	const char *p;
 
-	while ((p = strstr(p, key)) != NULL) {
+	for (p = strstr(line, key); p; p = strstr(p, key)) {
 		if ((p == line || p[-1] == ' ') && p[kl] == '=') {
 			const char *v = p + kl + 1;
 			size_t n = strcspn(v, " \n");

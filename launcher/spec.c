@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * spec: parse and check the launch spec (JSON via jansson), merge flags into
  * it, and write it back as JSON for the head node. See spec.h.
@@ -392,7 +392,10 @@ static int get_strv(json_t *v, char ***out, size_t *n, const char *path, struct 
 			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
 			problem(p, sub, "must be a string");
 			rc = -1;
-		} else if (!(a[i] = strdup(json_string_value(e)))) {
+			continue;
+		}
+		a[i] = strdup(json_string_value(e));
+		if (!a[i]) {
 			problem(p, path, "out of memory");
 			rc = -1;
 		}

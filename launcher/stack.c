@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * stack: create, follow and delete the cluster stack through the
  * CloudFormation client, with events shown as progress. See stack.h.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * submit: the head node's commands. `submit` sbatches the workloads and the
  * teardown job; `job` (hidden) wraps one workload and writes its job

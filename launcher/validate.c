@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * validate: `hpcops-launch validate`. Checks the launch spec (every problem
  * at once, each with its field path) and the template locally, then asks
@@ -146,7 +146,6 @@ static const char *param_value(const struct launch_spec *s, const struct plan_st
 	for (size_t i = 0; i < ps->n_params; i++)
 		if (!strcmp(ps->params[i].key, key))
 			return ps->params[i].value;
-	(void)s;
 	return NULL;
 }
 

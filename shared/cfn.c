@@ -1,8 +1,9 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cfn: CloudFormation over the query protocol. Builds the form body, signs
  * each attempt with SigV4, runs it on the transfer engine (which retries
- * Throttling and 5xx) and parses the XML answers with libxml2. See cfn.h.
+ * Throttling and 5xx) and reads the XML answers as a tree (xml_dom.h).
+ * See cfn.h.
  */
 #include "cfn.h"
 
@@ -13,14 +14,12 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
 #include "creds.h"
 #include "log.h"
-#include "sigv4.h"
+#include "signer.h"
 #include "util.h"
 #include "xfer.h"
+#include "xml_dom.h"
 
 #define CFN_VERSION      "2010-05-15"
 #define CFN_MAX_RESPONSE (8u << 20) /* bound on one XML answer */
@@ -171,60 +170,21 @@ void cfn_client_free(struct cfn_client *c)
 
 /* ---------------------------------------------------------------- XML */
 
-static bool is_elem(const xmlNode *n, const char *name)
-{
-	return n && n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name);
-}
-
-static xmlNode *child(const xmlNode *n, const char *name)
-{
-	if (!n)
-		return NULL;
-	for (xmlNode *k = n->children; k; k = k->next)
-		if (is_elem(k, name))
-			return k;
-	return NULL;
-}
-
 /* Text of the child element @name, malloc'd, or NULL when absent. */
 static char *child_text(const xmlNode *n, const char *name)
 {
-	xmlNode *k = child(n, name);
-	xmlChar *t;
-	char *s;
-
-	if (!k)
-		return NULL;
-	t = xmlNodeGetContent(k);
-	s = strdup(t ? (const char *)t : "");
-	xmlFree(t);
-	return s;
-}
-
-static void child_copy(const xmlNode *n, const char *name, char *out, size_t len)
-{
-	char *s = child_text(n, name);
-
-	if (s) {
-		snprintf(out, len, "%s", s);
-		free(s);
-	}
+	return xml_dom_text(xml_dom_child(n, name), false);
 }
 
 static xmlDoc *parse_xml(const char *xml, size_t len)
 {
-	if (!xml || !len || len > CFN_MAX_RESPONSE)
-		return NULL;
-	return xmlReadMemory(xml, (int)len, "cfn.xml", NULL,
-	                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	return xml_dom_parse(xml, len, CFN_MAX_RESPONSE);
 }
 
 /* The <...Result> element under the response root, or NULL. */
 static xmlNode *result_node(xmlDoc *doc, const char *result)
 {
-	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-
-	return child(root, result);
+	return xml_dom_child(xml_dom_root(doc), result);
 }
 
 static time_t parse_time(const char *s, int *ms)
@@ -251,12 +211,12 @@ static time_t parse_time(const char *s, int *ms)
 void cfn_parse_error(const char *xml, size_t len, long http_status, struct cfn_error *err)
 {
 	xmlDoc *doc = parse_xml(xml, len);
-	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-	xmlNode *e = child(root, "Error");
+	xmlNode *root = xml_dom_root(doc);
+	xmlNode *e = xml_dom_child(root, "Error");
 
 	memset(err, 0, sizeof(*err));
 	err->http_status = http_status;
-	if (!is_elem(root, "ErrorResponse") || !e) {
+	if (!xml_dom_is(root, "ErrorResponse") || !e) {
 		/* Not an AWS error document: a proxy, a wrong endpoint, an HTML page. */
 		err->err = http_status >= 500 ? CFN_ERR_SERVER : CFN_ERR_PROTOCOL;
 		snprintf(err->message, sizeof(err->message),
@@ -265,9 +225,9 @@ void cfn_parse_error(const char *xml, size_t len, long http_status, struct cfn_e
 		         http_status);
 		goto out;
 	}
-	child_copy(e, "Code", err->code, sizeof(err->code));
-	child_copy(e, "Message", err->message, sizeof(err->message));
-	child_copy(root, "RequestId", err->request_id, sizeof(err->request_id));
+	xml_dom_copy(xml_dom_child(e, "Code"), err->code, sizeof(err->code));
+	xml_dom_copy(xml_dom_child(e, "Message"), err->message, sizeof(err->message));
+	xml_dom_copy(xml_dom_child(root, "RequestId"), err->request_id, sizeof(err->request_id));
 
 	const char *c = err->code;
 	if (!strcmp(c, "ValidationError") && strstr(err->message, "does not exist"))
@@ -336,7 +296,8 @@ const char *cfn_stack_output(const struct cfn_stack *s, const char *key)
 int cfn_parse_stack(const char *xml, size_t len, struct cfn_stack *out)
 {
 	xmlDoc *doc = parse_xml(xml, len);
-	xmlNode *m = child(child(result_node(doc, "DescribeStacksResult"), "Stacks"), "member");
+	xmlNode *m = xml_dom_child(
+	    xml_dom_child(result_node(doc, "DescribeStacksResult"), "Stacks"), "member");
 	xmlNode *outs;
 	char *t;
 	int rc = -1;
@@ -355,16 +316,15 @@ int cfn_parse_stack(const char *xml, size_t len, struct cfn_stack *out)
 	t = child_text(m, "DeletionTime");
 	out->deletion_time = parse_time(t, NULL);
 	free(t);
-	outs = child(m, "Outputs");
+	outs = xml_dom_child(m, "Outputs");
 	if (outs) {
-		size_t n = 0;
-		for (xmlNode *k = outs->children; k; k = k->next)
-			n += is_elem(k, "member");
+		size_t n = xml_dom_count(outs, "member");
+
 		out->outputs = n ? calloc(n, sizeof(*out->outputs)) : NULL;
 		if (n && !out->outputs)
 			goto out;
 		for (xmlNode *k = outs->children; k; k = k->next) {
-			if (!is_elem(k, "member"))
+			if (!xml_dom_is(k, "member"))
 				continue;
 			out->outputs[out->n_outputs].key = child_text(k, "OutputKey");
 			out->outputs[out->n_outputs].value = child_text(k, "OutputValue");
@@ -405,15 +365,13 @@ int cfn_parse_events(const char *xml, size_t len, struct cfn_events *page)
 {
 	xmlDoc *doc = parse_xml(xml, len);
 	xmlNode *r = result_node(doc, "DescribeStackEventsResult");
-	xmlNode *list = child(r, "StackEvents");
-	size_t n = 0;
+	xmlNode *list = xml_dom_child(r, "StackEvents");
+	size_t n = xml_dom_count(list, "member");
 	int rc = -1;
 
 	memset(page, 0, sizeof(*page));
 	if (!r)
 		goto out;
-	for (xmlNode *k = list ? list->children : NULL; k; k = k->next)
-		n += is_elem(k, "member");
 	page->events = n ? calloc(n, sizeof(*page->events)) : NULL;
 	if (n && !page->events)
 		goto out;
@@ -421,7 +379,7 @@ int cfn_parse_events(const char *xml, size_t len, struct cfn_events *page)
 		struct cfn_event *e;
 		char *t;
 
-		if (!is_elem(k, "member"))
+		if (!xml_dom_is(k, "member"))
 			continue;
 		e = &page->events[page->n++];
 		e->event_id = child_text(k, "EventId");
@@ -481,23 +439,20 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 	struct cfn_client *c = call->c;
 	struct creds cr = {0};
 	struct creds_error cerr;
-	struct sigv4_result res = {0};
 	struct sigv4_header hdrs[] = {
 	    {"Host", c->host},
 	    {"Content-Type", FORM_CT},
 	};
-	struct sigv4_params p = {
-	    .method = "POST",
+	struct signer_params p = {
+	    .service = c->service,
+	    .region = c->region,
 	    .path = c->path,
 	    .headers = hdrs,
 	    .n_headers = 2,
 	    .payload_hash = call->body_hash,
-	    .region = c->region,
-	    .service = c->service,
-	    .normalize_path = true,
 	    .creds = &cr,
 	};
-	int rc = -1;
+	int rc;
 
 	if (creds_get(c->creds, &cr, &cerr) != 0) {
 		call->creds_failed = true;
@@ -506,21 +461,7 @@ static int sign_attempt(void *user, struct xfer_request *req, struct curl_slist 
 		         creds_strerror(cerr.err));
 		return -1;
 	}
-	if (sigv4_sign(&p, &res) != 0) {
-		snprintf(req->result.errmsg, sizeof(req->result.errmsg), "SigV4 signing failed");
-		goto out;
-	}
-	if (xfer_header_add(extra, "Authorization", res.authorization) ||
-	    xfer_header_add(extra, "X-Amz-Date", res.amz_date) ||
-	    (res.security_token &&
-	     xfer_header_add(extra, "X-Amz-Security-Token", res.security_token))) {
-		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-		         "out of memory adding the signature headers");
-		goto out;
-	}
-	rc = 0;
-out:
-	sigv4_result_free(&res);
+	rc = signer_sign(&p, req, extra);
 	creds_clear(&cr);
 	return rc;
 }
@@ -534,7 +475,6 @@ static enum xfer_verdict classify_attempt(void *user, struct xfer_request *req)
 {
 	struct cfn_error e;
 
-	(void)user;
 	if (req->result.http_status < 300)
 		return XFER_ACCEPT;
 	memset(&e, 0, sizeof(e));
@@ -863,20 +803,19 @@ int cfn_describe_stack_resources(struct cfn_client *c, const char *stack, struct
 	if (call_api(c, "DescribeStackResources", kv, 1, &body, &len, err) != 0)
 		goto out;
 	doc = parse_xml(body, len);
-	list = child(result_node(doc, "DescribeStackResourcesResult"), "StackResources");
+	list = xml_dom_child(result_node(doc, "DescribeStackResourcesResult"), "StackResources");
 	if (!doc) {
 		set_err(err, CFN_ERR_PROTOCOL, "DescribeStackResources answer could not be parsed");
 		goto out;
 	}
-	for (xmlNode *k = list ? list->children : NULL; k; k = k->next)
-		cnt += is_elem(k, "member");
+	cnt = xml_dom_count(list, "member");
 	*res = cnt ? calloc(cnt, sizeof(**res)) : NULL;
 	if (cnt && !*res) {
 		set_err(err, CFN_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	for (xmlNode *k = list ? list->children : NULL; k; k = k->next) {
-		if (!is_elem(k, "member"))
+		if (!xml_dom_is(k, "member"))
 			continue;
 		(*res)[*n].logical_id = child_text(k, "LogicalResourceId");
 		(*res)[*n].physical_id = child_text(k, "PhysicalResourceId");
@@ -911,21 +850,13 @@ void cfn_template_info_clear(struct cfn_template_info *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static size_t count_members(const xmlNode *list)
-{
-	size_t n = 0;
-
-	for (xmlNode *k = list ? list->children : NULL; k; k = k->next)
-		n += is_elem(k, "member");
-	return n;
-}
-
 int cfn_parse_validate(const char *xml, size_t len, struct cfn_template_info *out)
 {
 	xmlDoc *doc = parse_xml(xml, len);
 	xmlNode *r = result_node(doc, "ValidateTemplateResult");
-	xmlNode *params = child(r, "Parameters"), *caps = child(r, "Capabilities");
-	size_t np = count_members(params), nc = count_members(caps);
+	xmlNode *params = xml_dom_child(r, "Parameters");
+	xmlNode *caps = xml_dom_child(r, "Capabilities");
+	size_t np = xml_dom_count(params, "member"), nc = xml_dom_count(caps, "member");
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -941,7 +872,7 @@ int cfn_parse_validate(const char *xml, size_t len, struct cfn_template_info *ou
 		struct cfn_template_param *p;
 		char *ne;
 
-		if (!is_elem(k, "member"))
+		if (!xml_dom_is(k, "member"))
 			continue;
 		p = &out->params[out->n_params++];
 		p->key = child_text(k, "ParameterKey");
@@ -954,13 +885,9 @@ int cfn_parse_validate(const char *xml, size_t len, struct cfn_template_info *ou
 			goto out;
 	}
 	for (xmlNode *k = caps ? caps->children : NULL; k; k = k->next) {
-		xmlChar *t;
-
-		if (!is_elem(k, "member"))
+		if (!xml_dom_is(k, "member"))
 			continue;
-		t = xmlNodeGetContent(k);
-		out->capabilities[out->n_capabilities] = strdup(t ? (const char *)t : "");
-		xmlFree(t);
+		out->capabilities[out->n_capabilities] = xml_dom_text(k, false);
 		if (!out->capabilities[out->n_capabilities++])
 			goto out;
 	}

@@ -160,21 +160,24 @@ static const char *effective_profile(const struct creds_provider *p, bool *expli
 
 static void region_locked(struct creds_provider *p)
 {
-	const char *r, *from;
+	const char *r = NULL, *from = NULL;
+	const char *env = getenv("AWS_REGION"), *env_default = getenv("AWS_DEFAULT_REGION");
 	char *prof = NULL, *imds = NULL;
 	struct creds_error err;
 	bool expl;
 
 	if (p->have_region)
 		return;
-	if ((r = p->region_opt))
+	if (p->region_opt) {
+		r = p->region_opt;
 		from = "--region";
-	else if ((r = getenv("AWS_REGION")) && *r)
+	} else if (env && *env) {
+		r = env;
 		from = "AWS_REGION";
-	else if ((r = getenv("AWS_DEFAULT_REGION")) && *r)
+	} else if (env_default && *env_default) {
+		r = env_default;
 		from = "AWS_DEFAULT_REGION";
-	else
-		r = NULL;
+	}
 	if (!r) {
 		prof = creds_profile_get(effective_profile(p, &expl), "region");
 		r = prof;
@@ -442,8 +445,11 @@ static int resolve_chain_locked(struct creds_provider *p, struct creds *out,
 	int rc;
 
 	/* an explicit --profile wins over the environment's keys, as in the AWS CLI */
-	if (!p->profile_opt && (rc = from_env(out, err)))
-		return rc;
+	if (!p->profile_opt) {
+		rc = from_env(out, err);
+		if (rc)
+			return rc;
+	}
 	if (expl && !creds_profile_exists(profile)) {
 		cpath = creds_config_path(true);
 		kpath = creds_config_path(false);
@@ -457,13 +463,17 @@ static int resolve_chain_locked(struct creds_provider *p, struct creds *out,
 		free(kpath);
 		return -1;
 	}
-	if ((rc = resolve_profile_role_locked(p, profile, 0, out, err)))
+	rc = resolve_profile_role_locked(p, profile, 0, out, err);
+	if (rc)
 		return rc;
-	if ((rc = from_web_identity_env_locked(p, out, err)))
+	rc = from_web_identity_env_locked(p, out, err);
+	if (rc)
 		return rc;
-	if ((rc = creds_from_profile_keys(profile, out, err)))
+	rc = creds_from_profile_keys(profile, out, err);
+	if (rc)
 		return rc;
-	if ((rc = creds_from_container_locked(p, out, err)))
+	rc = creds_from_container_locked(p, out, err);
+	if (rc)
 		return rc;
 	rc = creds_from_imds_locked(p, out, &imds_err);
 	if (rc == 1)

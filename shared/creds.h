@@ -4,7 +4,8 @@
  * (environment, shared config/credentials files and profiles, role
  * assumption through STS, web identity, container credentials, EC2 IMDSv2).
  * A provider caches what it found and refreshes temporary credentials ahead
- * of expiry; it is thread-safe and hands each caller its own copy.
+ * of expiry; it is thread-safe and hands each caller its own copy (a
+ * struct creds, creds_value.h).
  * Secrets (secret key, session token) never reach the log: only key ids do.
  */
 #ifndef HPCOPS_CREDS_H
@@ -14,17 +15,10 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "creds_value.h"
+
 struct xfer_engine;
 struct creds_provider;
-
-/** A set of credentials. Strings are heap-owned by the struct: creds_clear(). */
-struct creds {
-	char *access_key_id;
-	char *secret_access_key;
-	char *session_token; /* NULL for long-term keys */
-	time_t expiration;   /* 0 = does not expire */
-	char source[32];     /* where they came from: "env", "profile", "imds", ... */
-};
 
 /** Errors of this layer. */
 enum creds_err {
@@ -126,12 +120,6 @@ void creds_invalidate(struct creds_provider *p);
  * Returns 0 (a region is always found).
  */
 int creds_region(struct creds_provider *p, char *out, size_t len);
-
-/** creds_copy() - deep copy @src into @dst. Returns 0 or -1 (ENOMEM; @dst then empty). */
-int creds_copy(struct creds *dst, const struct creds *src);
-
-/** creds_clear() - wipe and free the strings of @c, leave it zeroed; safe twice. */
-void creds_clear(struct creds *c);
 
 /* ---- shared config/credentials files (exposed for tests and tools) ---- */
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * creds_files: the shared AWS config and credentials files (INI-style,
  * "[profile x]" sections in config), and static keys from a profile.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * creds_metadata: credentials from the container credentials endpoint
  * (ECS, EKS Pod Identity, CodeBuild) and from EC2 IMDSv2, over the

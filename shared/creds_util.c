@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * creds_util: what every part of the credentials module uses: struct creds
- * (set, copy, wipe) and the error type. A leaf: it calls nothing else of
- * the module, so the sources (files, metadata, STS) and the provider all
- * depend on it and never on each other in a circle.
+ * creds_util: what every part of the credentials module uses: filling a
+ * struct creds (creds_set) and the error type. A leaf: it calls nothing
+ * else of the module, so the sources (files, metadata) and the provider all
+ * depend on it and never on each other in a circle. The struct itself, its
+ * copy and its wipe are creds_value.c, below STS.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +13,6 @@
 
 #include "creds.h"
 #include "creds_private.h"
-#include "util.h"
 
 const char *creds_strerror(enum creds_err err)
 {
@@ -46,33 +46,6 @@ void creds_set_err(struct creds_error *err, enum creds_err code, const char *fmt
 }
 
 /* ---- struct creds ---- */
-
-void creds_clear(struct creds *c)
-{
-	if (!c)
-		return;
-	free(c->access_key_id);
-	util_free_secret(c->secret_access_key);
-	util_free_secret(c->session_token);
-	memset(c, 0, sizeof(*c));
-}
-
-int creds_copy(struct creds *dst, const struct creds *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->access_key_id = src->access_key_id ? strdup(src->access_key_id) : NULL;
-	dst->secret_access_key = src->secret_access_key ? strdup(src->secret_access_key) : NULL;
-	dst->session_token = src->session_token ? strdup(src->session_token) : NULL;
-	dst->expiration = src->expiration;
-	memcpy(dst->source, src->source, sizeof(dst->source));
-	if ((src->access_key_id && !dst->access_key_id) ||
-	    (src->secret_access_key && !dst->secret_access_key) ||
-	    (src->session_token && !dst->session_token)) {
-		creds_clear(dst);
-		return -1;
-	}
-	return 0;
-}
 
 int creds_set(struct creds *c, const char *akid, const char *secret, const char *token, time_t exp,
               const char *source)

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * endpoint: SDK-style endpoint resolution (flag, service variable, global
  * variable, regional AWS endpoint) and small URL helpers for Host headers.
@@ -80,12 +80,13 @@ int endpoint_resolve(const char *service, const char *explicit_url, const char *
 		url = explicit_url;
 		from = "--endpoint-url";
 	} else if (!(ignore && !strcasecmp(ignore, "true"))) {
-		const char *v = getenv(var);
+		const char *v = getenv(var), *any = getenv("AWS_ENDPOINT_URL");
+
 		if (v && *v) {
 			url = v;
 			from = var;
-		} else if ((v = getenv("AWS_ENDPOINT_URL")) && *v) {
-			url = v;
+		} else if (any && *any) {
+			url = any;
 			from = "AWS_ENDPOINT_URL";
 		}
 	}

@@ -65,15 +65,18 @@ int metrics_label_escape(const char *value, char *out, size_t len)
 		size_t n = 1;
 		char one[5];
 
-		if (*s == '\\')
+		if (*s == '\\') {
 			rep = "\\\\";
-		else if (*s == '"')
+		} else if (*s == '"') {
 			rep = "\\\"";
-		else if (*s == '\n')
+		} else if (*s == '\n') {
 			rep = "\\n";
-		else if ((n = utf8_seq_len(s)) == 0) {
-			rep = "\xEF\xBF\xBD"; /* U+FFFD for one bad byte */
-			n = 1;
+		} else {
+			n = utf8_seq_len(s);
+			if (n == 0) {
+				rep = "\xEF\xBF\xBD"; /* U+FFFD for one bad byte */
+				n = 1;
+			}
 		}
 		if (!rep) {
 			memcpy(one, s, n);
@@ -338,8 +341,11 @@ static struct metrics_family *family_new_locked(struct metrics *m, const char *n
 	f->name = strdup(name);
 	if (!f->name)
 		goto out;
-	if (help && *help && !(f->help = strdup(help)))
-		goto out;
+	if (help && *help) {
+		f->help = strdup(help);
+		if (!f->help)
+			goto out;
+	}
 	if (nbounds) {
 		f->bounds = malloc(nbounds * sizeof(*bounds));
 		if (!f->bounds)

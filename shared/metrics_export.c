@@ -457,7 +457,6 @@ struct metrics_ticker *metrics_ticker_start(struct metrics *m, double interval_s
 	sigset_t all, saved;
 	bool cond_ok = false, started;
 
-	(void)m;
 	if (!tick || !isfinite(interval_s) || interval_s <= 0 || interval_s > 1e9)
 		goto out;
 	t = calloc(1, sizeof(*t));

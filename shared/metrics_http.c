@@ -50,7 +50,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	char line[512];
 	size_t n;
 
-	(void)cls;
 	if (log_level() < LOG_DEBUG)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -94,8 +93,6 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	char *text = NULL;
 	size_t len = 0;
 
-	(void)version;
-	(void)upload_data;
 	/*
 	 * A scrape has no body: answer it on the second call, once the whole
 	 * request is in, so the connection stays open for the next scrape

@@ -599,7 +599,6 @@ static int parts_query(void *user, struct util_buf *q, const char *marker, const
 {
 	struct parts_pages *pp = user;
 
-	(void)marker2;
 	return (marker && query_add(q, "part-number-marker", marker)) ||
 	       query_add(q, "uploadId", pp->upload_id);
 }

@@ -24,6 +24,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "s3_test.h"
+#include "signer.h"
 #include "sigv4.h"
 #include "util.h"
 
@@ -347,19 +348,17 @@ static int sign_cb(void *user, struct xfer_request *x, struct curl_slist **extra
 	struct s3_req *r = user;
 	struct s3_client *c = r->c;
 	struct sigv4_header h[S3_MAX_HEADERS + 1];
-	struct sigv4_params p;
-	struct sigv4_result res;
+	struct signer_params p;
 	struct creds cr;
 	struct creds_error ce;
 	size_t n = 0;
-	int ret = -1;
+	int ret;
 
 	/* A new attempt: what the last one's headers said no longer holds. */
 	headers_reset(r);
 	if (c->no_sign)
 		return 0;
 	memset(&cr, 0, sizeof(cr));
-	memset(&res, 0, sizeof(res));
 	if (creds_get(c->creds, &cr, &ce)) {
 		r->creds_failed = true;
 		snprintf(x->result.errmsg, sizeof(x->result.errmsg), "no credentials: %.230s",
@@ -375,33 +374,16 @@ static int sign_cb(void *user, struct xfer_request *x, struct curl_slist **extra
 		h[n++].value = r->hdrs[i].value;
 	}
 	memset(&p, 0, sizeof(p));
-	p.method = x->method;
+	p.service = "s3";
+	p.region = c->region;
+	p.s3 = true;
 	p.path = r->path;
 	p.query = r->query;
 	p.headers = h;
 	p.n_headers = n;
 	p.payload_hash = r->payload_hash;
-	p.region = c->region;
-	p.service = "s3";
-	p.s3 = true;
 	p.creds = &cr;
-	if (sigv4_sign(&p, &res)) {
-		snprintf(x->result.errmsg, sizeof(x->result.errmsg), "SigV4 signing failed");
-		goto out;
-	}
-	if (xfer_header_add(extra, "Authorization", res.authorization) ||
-	    xfer_header_add(extra, "X-Amz-Date", res.amz_date) ||
-	    (res.content_sha256[0] &&
-	     xfer_header_add(extra, "x-amz-content-sha256", res.content_sha256)) ||
-	    (res.security_token &&
-	     xfer_header_add(extra, "X-Amz-Security-Token", res.security_token))) {
-		snprintf(x->result.errmsg, sizeof(x->result.errmsg),
-		         "out of memory adding the signature headers");
-		goto out;
-	}
-	ret = 0;
-out:
-	sigv4_result_free(&res);
+	ret = signer_sign(&p, x, extra);
 	creds_clear(&cr);
 	return ret;
 }
@@ -931,7 +913,6 @@ static void async_done_cb(void *user, struct xfer_request *x)
 	struct s3_req *r = user;
 	struct s3_error e;
 
-	(void)x;
 	s3_req_result(r, &e);
 	if (e.err == S3_OK && r->etag_out) {
 		memcpy(r->etag_out, r->info.etag, sizeof(r->info.etag));

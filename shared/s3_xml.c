@@ -475,7 +475,6 @@ static void sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix
 	struct s3_doc *d = ctx;
 	const char *name = (const char *)localname;
 
-	(void)prefix, (void)uri, (void)nb_ns, (void)ns, (void)nb_attr, (void)nb_def, (void)attrs;
 	if (d->failed)
 		return;
 	if (d->depth == 0) {
@@ -510,7 +509,6 @@ static void sax_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, 
 {
 	struct s3_doc *d = ctx;
 
-	(void)prefix, (void)uri;
 	if (d->failed)
 		return;
 	end_element(d, (const char *)localname);
@@ -552,13 +550,11 @@ static void sax_chars(void *ctx, const xmlChar *ch, int len)
 
 static void sax_error(void *ctx, const char *msg, ...)
 {
-	(void)ctx, (void)msg;
 	/* Reported through xmlParseChunk()'s return value; keep stderr quiet. */
 }
 
 static void sax_serror(void *ctx, xmlErrorPtr err)
 {
-	(void)ctx, (void)err;
 }
 
 /* ---- public ---- */

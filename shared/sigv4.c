@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sigv4: AWS Signature Version 4 (Authorization header), S3 and generic
  * styles. Canonical request -> string to sign -> HMAC chain; see sigv4.h.
@@ -352,8 +352,11 @@ int sigv4_sign(const struct sigv4_params *p, struct sigv4_result *out)
 	                    p->creds->access_key_id, date, p->region, p->service, signed_hdrs.data,
 	                    out->signature))
 		goto out;
-	if (token && !(out->security_token = strdup(token)))
-		goto out;
+	if (token) {
+		out->security_token = strdup(token);
+		if (!out->security_token)
+			goto out;
+	}
 	out->authorization = util_buf_steal(&auth);
 	out->canonical_request = util_buf_steal(&canon);
 	out->string_to_sign = util_buf_steal(&sts);

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "creds.h"
+#include "creds_value.h"
 
 /** Payload hash for S3 requests whose body is not hashed (streamed uploads). */
 #define SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"

@@ -1,7 +1,8 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sts: AssumeRole and AssumeRoleWithWebIdentity over the query protocol,
- * signed with sigv4 (generic style) and run as blocking xfer requests.
+ * signed per attempt (signer.h: SigV4, generic style) and run as blocking
+ * xfer requests.
  */
 #include "sts.h"
 
@@ -12,15 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-#include <libxml/parser.h>
 #include <openssl/crypto.h>
-#include <libxml/tree.h>
 
 #include "endpoint.h"
 #include "log.h"
-#include "sigv4.h"
+#include "signer.h"
 #include "util.h"
 #include "xfer.h"
+#include "xml_dom.h"
 
 #define STS_VERSION      "2011-06-15"
 #define STS_MAX_RESPONSE (256u << 10)
@@ -68,67 +68,21 @@ static void set_err(struct sts_error *err, enum sts_err code, const char *fmt, .
 	va_end(ap);
 }
 
-/* First element named @name (any namespace) at or below @n, depth first. */
-static xmlNode *find_elem(xmlNode *n, const char *name)
-{
-	for (; n; n = n->next) {
-		xmlNode *c;
-		if (n->type != XML_ELEMENT_NODE)
-			continue; /* an entity reference's children loop back into the DTD */
-		if (!strcmp((const char *)n->name, name))
-			return n;
-		c = find_elem(n->children, name);
-		if (c)
-			return c;
-	}
-	return NULL;
-}
-
-/* Wipe the text of every node at and below @n: the document held secrets. */
-static void wipe_texts(xmlNode *n)
-{
-	for (; n; n = n->next) {
-		if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) && n->content)
-			OPENSSL_cleanse(n->content, (size_t)xmlStrlen(n->content));
-		if (n->type == XML_ELEMENT_NODE)
-			wipe_texts(n->children);
-	}
-}
-
-/* Text of the first @name below @n, heap-allocated, or NULL. */
+/* Text of the first @name at or below @n, heap-allocated, or NULL. It may be
+ * a secret key or token: libxml2's copy is wiped. */
 static char *elem_text(xmlNode *n, const char *name)
 {
-	xmlNode *e = find_elem(n, name);
-	xmlChar *t;
-	char *s;
-
-	if (!e)
-		return NULL;
-	t = xmlNodeGetContent(e);
-	if (!t)
-		return NULL;
-	s = strdup((const char *)t);
-	OPENSSL_cleanse(t, (size_t)xmlStrlen(t)); /* it may be a secret key or token */
-	xmlFree(t);
-	return s;
+	return xml_dom_text(xml_dom_find(n, name), true);
 }
 
 static void copy_text(xmlNode *root, const char *name, char *dst, size_t len)
 {
-	char *s = elem_text(root, name);
-
-	if (s) {
-		snprintf(dst, len, "%s", s);
-		free(s);
-	}
+	xml_dom_copy(xml_dom_find(root, name), dst, len);
 }
 
 static xmlDoc *parse_xml(const char *xml, size_t len)
 {
-	if (!xml || len == 0 || len > STS_MAX_RESPONSE)
-		return NULL;
-	return xmlReadMemory(xml, (int)len, "sts.xml", NULL,
-	                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	return xml_dom_parse(xml, len, STS_MAX_RESPONSE);
 }
 
 int sts_parse_error(const char *xml, size_t len, struct sts_error *err)
@@ -140,8 +94,8 @@ int sts_parse_error(const char *xml, size_t len, struct sts_error *err)
 	err->code[0] = '\0';
 	if (!doc)
 		return -1;
-	root = xmlDocGetRootElement(doc);
-	e = root ? find_elem(root, "Error") : NULL;
+	root = xml_dom_root(doc);
+	e = xml_dom_find(root, "Error");
 	if (!e)
 		goto out;
 	copy_text(e, "Code", err->code, sizeof(err->code));
@@ -155,11 +109,10 @@ out:
 
 /* What the per-attempt sign callback needs. */
 struct sts_sign_ctx {
-	const struct creds *creds;
+	const struct creds *creds; /* NULL: sent unsigned (AssumeRoleWithWebIdentity) */
 	const char *region;
 	char host[256];
 	char body_hash[65];
-	char errmsg[128];
 };
 
 static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **extra)
@@ -169,33 +122,17 @@ static int sts_sign(void *user, struct xfer_request *req, struct curl_slist **ex
 	    {"Host", ctx->host},
 	    {"Content-Type", STS_CONTENT_TYPE},
 	};
-	struct sigv4_params p = {
-	    .method = "POST",
+	struct signer_params p = {
+	    .service = "sts",
+	    .region = ctx->region,
 	    .path = "/",
 	    .headers = hdrs,
 	    .n_headers = 2,
 	    .payload_hash = ctx->body_hash,
-	    .region = ctx->region,
-	    .service = "sts",
-	    .normalize_path = true,
 	    .creds = ctx->creds,
 	};
-	struct sigv4_result r;
-	int rc = -1;
 
-	if (sigv4_sign(&p, &r)) {
-		snprintf(req->result.errmsg, sizeof(req->result.errmsg),
-		         "could not sign the STS request");
-		return -1;
-	}
-	if (xfer_header_add(extra, "X-Amz-Date", r.amz_date) ||
-	    xfer_header_add(extra, "Authorization", r.authorization) ||
-	    (r.security_token && xfer_header_add(extra, "X-Amz-Security-Token", r.security_token)))
-		goto out;
-	rc = 0;
-out:
-	sigv4_result_free(&r);
-	return rc;
+	return signer_sign(&p, req, extra);
 }
 
 /* Pull the Credentials element of an Assume*Result into @out (see sts.h). */
@@ -211,8 +148,8 @@ int sts_parse_credentials(const char *xml, size_t len, struct creds *out, struct
 		set_err(err, STS_ERR_PROTOCOL, "STS answered with something that is not XML");
 		return -1;
 	}
-	root = xmlDocGetRootElement(doc);
-	c = root ? find_elem(root, "Credentials") : NULL;
+	root = xml_dom_root(doc);
+	c = xml_dom_find(root, "Credentials");
 	if (!c) {
 		set_err(err, STS_ERR_PROTOCOL, "STS response has no Credentials element");
 		goto out;
@@ -239,8 +176,7 @@ out:
 	free(exp);
 	if (rc)
 		creds_clear(out);
-	if (root)
-		wipe_texts(root);
+	xml_dom_wipe(root);
 	xmlFreeDoc(doc);
 	return rc;
 }
@@ -250,7 +186,6 @@ static enum xfer_verdict classify_attempt(void *user, struct xfer_request *req)
 {
 	struct sts_error e;
 
-	(void)user;
 	if (req->result.http_status < 300)
 		return XFER_ACCEPT;
 	memset(&e, 0, sizeof(e));
@@ -308,10 +243,8 @@ static int sts_call(const struct sts_config *cfg, const struct creds *caller, co
 	req.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
 	req.log_name = action;
 	req.classify = classify_attempt;
-	if (caller) {
-		req.sign = sts_sign;
-		req.sign_user = &ctx;
-	}
+	req.sign = sts_sign;
+	req.sign_user = &ctx;
 	log_debug("sts: %s at %s%s%s", action, endpoint, caller ? " as " : "",
 	          caller ? caller->access_key_id : "");
 	if (xfer_perform(cfg->xfer, &req)) {

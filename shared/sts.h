@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "creds.h"
+#include "creds_value.h"
 
 struct xfer_engine;
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util: hex, hashes, encodings, times and a bounded buffer for the AWS
  * plumbing (see util.h). Hashes come from OpenSSL's EVP interface.
@@ -141,9 +141,13 @@ char *util_uri_decode(const char *s, size_t n, size_t *outlen)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		int hi = -1, lo = -1;
+
+		if (s[i] == '%' && i + 2 < n) {
+			hi = hexval(s[i + 1]);
+			lo = hexval(s[i + 2]);
+		}
+		if (hi >= 0 && lo >= 0) {
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else {

@@ -810,9 +810,12 @@ static void drain_done(struct xfer_engine *e)
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(e->multi, &left))) {
+	for (;;) {
 		struct xfer_request *r = NULL;
 
+		msg = curl_multi_info_read(e->multi, &left);
+		if (!msg)
+			break;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
@@ -1106,7 +1109,7 @@ static int enqueue(struct xfer_engine *e, struct xfer_request *req)
 
 	/* Keep what a previous use left in result: cleanup is the caller's. */
 	char *eb = req->result.err_body, *b = req->result.body;
-	size_t ec = req->priv_.err_cap, gc = req->priv_.grow_cap;
+	size_t ec = req->priv_.err_cap;
 	void *w = req->priv_.waiter;
 
 	memset(&req->priv_, 0, sizeof(req->priv_));
@@ -1115,7 +1118,6 @@ static int enqueue(struct xfer_engine *e, struct xfer_request *req)
 	req->priv_.err_cap = ec;
 	/* A body left from a previous use would be appended to: drop it. */
 	free(b);
-	(void)gc;
 	req->priv_.waiter = w;
 	req->priv_.engine = e;
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_cfn_xml: the CloudFormation reply parsers (cfn.h): ErrorResponse,
  * CreateStackResponse, DescribeStacksResponse, DescribeStackEventsResponse.
@@ -17,7 +17,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc, (void)argv;
 	fuzz_xml_heap_init();
 	return 0;
 }

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_creds_ini: the shared config / credentials file reader
  * (creds_files.c): creds_ini_get(), creds_profile_get(),
@@ -40,9 +40,9 @@ static char path_creds[64], path_config[64];
 static const char *armed;
 static size_t armed_len;
 
+/* __sanitizer_install_malloc_and_free_hooks() takes both; only frees are looked at. */
 static void malloc_hook(const volatile void *p, size_t n)
 {
-	(void)p, (void)n;
 }
 
 static void free_hook(const volatile void *ptr)
@@ -72,7 +72,6 @@ static void free_hook(const volatile void *ptr)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc, (void)argv;
 	fd_creds = memfd_create("credentials", 0);
 	fd_config = memfd_create("config", 0);
 	FUZZ_CHECK(fd_creds >= 0 && fd_config >= 0, "memfd_create failed");
@@ -149,8 +148,10 @@ static void harvest(const uint8_t *data, size_t size, struct names *sections, st
 				;
 			if (q > t + 1)
 				add_section(sections, t + 1, (size_t)(q - 1 - (t + 1)));
-		} else if ((q = memchr(t, '=', (size_t)(le - t)))) {
-			add_name(keys, t, (size_t)(q - t));
+		} else {
+			q = memchr(t, '=', (size_t)(le - t));
+			if (q)
+				add_name(keys, t, (size_t)(q - t));
 		}
 		p = le + 1;
 	}

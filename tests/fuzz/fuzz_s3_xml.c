@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_s3_xml: the streaming S3 reply parsers (s3_xml.h). Each input is fed
  * to a parser of every s3_doc kind, once whole and once in random chunks (a
@@ -36,7 +36,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc, (void)argv;
 	fuzz_xml_heap_init();
 	return 0;
 }

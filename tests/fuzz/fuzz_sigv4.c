@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_sigv4: SigV4 canonicalisation and signing (sigv4.h). Input: an HTTP
  * request as the AWS test suite writes it (request.txt):
@@ -32,7 +32,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc, (void)argv;
 	return 0;
 }
 

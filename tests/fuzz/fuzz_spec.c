@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_spec: the launch spec reader (launcher/spec.h). Input: a spec file.
  * It is read with spec_load_string() and, through a memfd, with
@@ -28,7 +28,6 @@ static char path_spec[64];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc, (void)argv;
 	fd_spec = memfd_create("spec.json", 0);
 	FUZZ_CHECK(fd_spec >= 0, "memfd_create failed");
 	snprintf(path_spec, sizeof(path_spec), "/proc/self/fd/%d", fd_spec);

@@ -111,7 +111,7 @@ def test_package_upload_install_and_run_the_head_node_step():
 
 
 def check_system_files(prefix, sysroot):
-    """What mount(8), fstab and systemd need beyond the prefix (dropin)."""
+    """What mount(8), fstab and systemd need beyond the prefix."""
     exe = os.path.join(prefix, "bin", "hpcops-mount")
     link = os.path.join(sysroot, "usr", "sbin", "mount.fuse.hpcops-mount")
     ht.check_eq(os.readlink(link), exe, "/sbin/mount.fuse.hpcops-mount")

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_creds_chain: the credential chain's network sources through the real
  * code path (creds.c -> sts.c/xfer.c -> HTTP) against tests/doubles/
@@ -188,7 +188,6 @@ static int group_setup(void **state)
 	char path[512];
 	const char *req = getenv("HPCOPS_REQUIRE_SERVERS");
 
-	(void)state;
 	if (access(PYTHON, X_OK)) {
 		fprintf(stderr, "test_creds_chain: %s missing\n", PYTHON);
 		exit(req && !strcmp(req, "1") ? 1 : 77);
@@ -210,7 +209,6 @@ static int group_teardown(void **state)
 {
 	char cmd[600];
 
-	(void)state;
 	stop_double();
 	log_close();
 	curl_global_cleanup();
@@ -224,7 +222,6 @@ static int group_teardown(void **state)
 
 static int setup(void **state)
 {
-	(void)state;
 	for (size_t i = 0; i < sizeof(aws_vars) / sizeof(aws_vars[0]); i++)
 		unsetenv(aws_vars[i]);
 	setenv("HOME", tmpdir, 1);
@@ -282,7 +279,6 @@ static void imds_v2_credentials_and_region(void **state)
 	int unauth0 = stat_of("imds_unauthorized");
 	time_t now = time(NULL);
 
-	(void)state;
 	use_imds();
 	p = provider(NULL);
 	get_ok(p, &c);
@@ -317,7 +313,6 @@ static void imds_disabled_finds_nothing(void **state)
 	struct creds_error e;
 	int puts0 = stat_of("imds_token_put");
 
-	(void)state;
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", base_url, 1);
 	/* setup() left AWS_EC2_METADATA_DISABLED=true */
 	p = provider(NULL);
@@ -337,7 +332,6 @@ static void container_relative_uri_with_token(void **state)
 	char host[64];
 	int n0 = stat_of("container"), bad0 = stat_of("container_unauthorized");
 
-	(void)state;
 	snprintf(host, sizeof(host), "127.0.0.1:%d", double_port);
 	setenv("HPCOPS_TEST_CONTAINER_CREDENTIALS_HOST", host, 1);
 	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/task-1234", 1);
@@ -368,7 +362,6 @@ static void container_full_uri_with_token_file(void **state)
 	char url[128], tok[512];
 	int n0 = stat_of("container");
 
-	(void)state;
 	snprintf(url, sizeof(url), "%s/container/creds", base_url);
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
 	write_file("container-token", CONTAINER_TOKEN "\n");
@@ -392,7 +385,6 @@ static void web_identity_through_sts(void **state)
 	char tok[512];
 	int n0 = stat_of("assume_role_web_identity");
 
-	(void)state;
 	use_sts();
 	setenv("AWS_REGION", "eu-north-1", 1);
 	tmp_path(tok, sizeof(tok), "web-token");
@@ -427,7 +419,6 @@ static void assume_role_from_source_profile(void **state)
 	struct creds_error e;
 	int n0 = stat_of("assume_role"), rej0 = stat_of("sts_rejected");
 
-	(void)state;
 	use_sts();
 	write_file(".aws/credentials", "[base]\n"
 	                               "aws_access_key_id = " CALLER_AKID "\n"
@@ -470,7 +461,6 @@ static void assume_role_from_instance_metadata(void **state)
 	struct creds c;
 	int n0 = stat_of("assume_role"), i0 = stat_of("imds_creds");
 
-	(void)state;
 	use_sts();
 	use_imds();
 	/* no region anywhere but IMDS: STS is signed for the IMDS region */
@@ -504,7 +494,6 @@ static void renewal_ahead_of_expiry(void **state)
 	struct creds a, b;
 	int i0 = stat_of("imds_creds");
 
-	(void)state;
 	use_imds();
 	/*
 	 * 4 s of life: renewed in the background at half of it, while gets
@@ -551,7 +540,6 @@ static void imds_session_token_reused_and_renewed(void **state)
 	struct creds c;
 	int puts0 = stat_of("imds_token_put"), unauth0 = stat_of("imds_unauthorized");
 
-	(void)state;
 	use_imds();
 	p = provider(NULL);
 	get_ok(p, &c);
@@ -579,7 +567,6 @@ static void renewal_of_assumed_role(void **state)
 	struct creds a, b;
 	int n0 = stat_of("assume_role");
 
-	(void)state;
 	use_sts();
 	setenv("AWS_REGION", "eu-north-1", 1);
 	write_file(".aws/credentials", "[base]\n"
@@ -605,7 +592,6 @@ static void failed_renewal_keeps_valid_credentials(void **state)
 	struct creds a, b;
 	int r0;
 
-	(void)state;
 	use_imds();
 	double_set("expiry=8");
 	p = provider(NULL);
@@ -657,7 +643,6 @@ static void concurrent_renewals(void **state)
 	struct racer r[4];
 	pthread_t t[4];
 
-	(void)state;
 	use_imds();
 	double_set("expiry=2");
 	p = provider(NULL);
@@ -678,7 +663,6 @@ static void no_secret_in_debug_log(void **state)
 {
 	char *text;
 
-	(void)state;
 	text = util_read_file(logpath, 16 << 20);
 	assert_non_null(text);
 	/* the log did see the keys (by id) and the requests */

@@ -166,7 +166,6 @@ static void wg_done(void *user, const struct s3_error *err, size_t got,
 {
 	struct waitgroup *w = user;
 
-	(void)got, (void)info;
 	pthread_mutex_lock(&w->m);
 	if (err->err != S3_OK && !w->failed++)
 		w->first = *err;
@@ -196,7 +195,6 @@ static int setup(void **state)
 {
 	struct xfer_config xc;
 
-	(void)state;
 	memset(&xc, 0, sizeof(xc));
 	xc.max_connections = 16;
 	g.xe = xfer_engine_new(&xc);
@@ -209,7 +207,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	(void)state;
 	s3_client_free(g.c);
 	creds_provider_free(g.cp);
 	xfer_engine_free(g.xe);
@@ -226,7 +223,6 @@ static void test_put_get_head(void **state)
 	struct s3_object_info info;
 	struct s3_error e;
 
-	(void)state;
 	key_of(key, sizeof(key), "obj/put-get");
 	expect_ok(s3_put_object(g.c, key, d, n, etag, &e), &e);
 	md5_hex(d, n, md5);
@@ -272,7 +268,6 @@ static void test_ranges(void **state)
 	struct s3_error e;
 	unsigned char *big = malloc(n);
 
-	(void)state;
 	key_of(key, sizeof(key), "obj/ranges");
 	put(key, d, n);
 
@@ -365,7 +360,6 @@ static void test_get_stream(void **state)
 	struct s3_error e;
 	char key[256];
 
-	(void)state;
 	key_of(key, sizeof(key), "obj/stream");
 	put(key, d, n);
 	expect_ok(s3_get_object_stream(g.c, key, 0, 0, NULL, &sink, &info, &e), &e);
@@ -421,7 +415,6 @@ static void test_get_async_parallel(void **state)
 	struct s3_error e;
 	char key[256];
 
-	(void)state;
 	key_of(key, sizeof(key), "obj/async");
 	put(key, d, n);
 	wg_init(&wg);
@@ -464,7 +457,6 @@ static void same_err_done(void *user, const struct s3_error *err, size_t got,
 {
 	struct same_err *w = user;
 
-	(void)got, (void)info;
 	pthread_mutex_lock(&w->m);
 	w->err = *err;
 	w->done = true;
@@ -478,7 +470,6 @@ static void *hog(void *arg)
 {
 	volatile uint64_t x = 0;
 
-	(void)arg;
 	while (!__atomic_load_n(&hog_stop, __ATOMIC_RELAXED))
 		x++;
 	return NULL;
@@ -492,7 +483,6 @@ static void test_async_outcome_survives_submit(void **state)
 	int old_policy, wrong = 0, first_wrong = 0;
 	char key[256];
 
-	(void)state;
 	key_of(key, sizeof(key), "missing/async-head");
 	pthread_getschedparam(pthread_self(), &old_policy, &old_sp);
 	__atomic_store_n(&hog_stop, false, __ATOMIC_RELAXED);
@@ -531,7 +521,6 @@ static void test_if_match(void **state)
 	size_t got;
 	struct s3_error e;
 
-	(void)state;
 	key_of(key, sizeof(key), "obj/if-match");
 	expect_ok(s3_put_object(g.c, key, d, 1000, etag, &e), &e);
 	expect_ok(s3_get_object(g.c, key, 0, 1000, etag, buf, sizeof(buf), &got, NULL, &e), &e);
@@ -557,7 +546,6 @@ static void test_object_meta_mtime(void **state)
 	size_t got = 0;
 	char back[8];
 
-	(void)state;
 	key_of(key, sizeof(key), "meta/put");
 	expect_ok(s3_put_object_meta(g.c, key, "abc", 3, &pos, etag, &e), &e);
 	expect_ok(s3_head_object(g.c, key, &info, &e), &e);
@@ -608,7 +596,6 @@ static void test_special_keys(void **state)
 	size_t got;
 	char buf[64];
 
-	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		key_of(key, sizeof(key), "%s", names[i]);
 		put(key, names[i], strlen(names[i]));
@@ -656,7 +643,6 @@ static void test_copy_delete(void **state)
 	size_t failed = 99;
 	struct s3_error e;
 
-	(void)state;
 	key_of(src, sizeof(src), "cp/src");
 	key_of(dst, sizeof(dst), "cp/dst");
 	put(src, d, n);
@@ -714,7 +700,6 @@ static void test_list_pages_1500(void **state)
 	char prefix[128], token[1024] = "", after[160];
 	static const char body[7] = "abcdefg";
 
-	(void)state;
 	key_of(prefix, sizeof(prefix), "list/");
 	wg_init(&wg);
 	for (int i = 0; i < N; i++) {
@@ -816,7 +801,6 @@ static void test_list_delimiter(void **state)
 	char token[1024] = "";
 	int pages = 0, n_pfx = 0, n_ent = 0;
 
-	(void)state;
 	key_of(prefix, sizeof(prefix), "tree/");
 	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
 		snprintf(key, sizeof(key), "%s%s", prefix, rel[i]);
@@ -892,7 +876,6 @@ static void test_multipart_three_parts(void **state)
 	struct s3_error e;
 	unsigned char buf[16];
 
-	(void)state;
 	key_of(key, sizeof(key), "mp/three");
 	expect_ok(s3_create_multipart(g.c, key, &uid, &e), &e);
 	assert_non_null(uid);
@@ -968,7 +951,6 @@ static void test_upload_part_copy(void **state)
 	struct s3_part parts[3];
 	struct s3_error e;
 
-	(void)state;
 	key_of(src, sizeof(src), "upc/src");
 	key_of(dst, sizeof(dst), "upc/dst");
 	put(src, d, n);
@@ -1003,7 +985,6 @@ static void test_abort_and_list_uploads(void **state)
 	struct s3_error e;
 	int mine = 0;
 
-	(void)state;
 	key_of(prefix, sizeof(prefix), "abort/");
 	key_of(key, sizeof(key), "abort/obj one");
 	expect_ok(s3_create_multipart(g.c, key, &uid, &e), &e);
@@ -1048,7 +1029,6 @@ static void test_no_such_key_and_bucket(void **state)
 	size_t got;
 	struct s3_error e;
 
-	(void)state;
 	key_of(key, sizeof(key), "missing/key");
 	assert_int_equal(s3_get_object(g.c, key, 0, 1, NULL, buf, sizeof(buf), &got, NULL, &e), -1);
 	assert_int_equal(e.err, S3_ERR_NO_SUCH_KEY);
@@ -1085,7 +1065,6 @@ static void test_bad_credentials(void **state)
 	size_t got;
 	struct s3_error e;
 
-	(void)state;
 	assert_non_null(c1);
 	assert_non_null(c2);
 	key_of(key, sizeof(key), "creds/obj");
@@ -1125,7 +1104,6 @@ static void test_other_user_access_denied(void **state)
 	struct s3_error e;
 	FILE *f;
 
-	(void)state;
 	if (!g.rgw_dir)
 		fail_msg("HPCOPS_RGW_DIR is not set: source the env file of scripts/rgw start");
 	snprintf(cmd, sizeof(cmd), "'%s/scripts/rgw' user '%s' hpcops-other 2>/dev/null", root,
@@ -1155,7 +1133,6 @@ static void test_entity_too_small(void **state)
 	size_t n;
 	struct s3_error e;
 
-	(void)state;
 	key_of(key, sizeof(key), "small/parts");
 	expect_ok(s3_create_multipart(g.c, key, &uid, &e), &e);
 	memset(parts, 0, sizeof(parts));
@@ -1189,7 +1166,6 @@ static void test_bad_digest(void **state)
 	struct s3_part pt;
 	struct s3_error e;
 
-	(void)state;
 	/* radosgw 16 checks Content-MD5 only (the --upload-checksums md5 extension) */
 	assert_non_null(md5c);
 	g.c = md5c;
@@ -1238,7 +1214,6 @@ static void test_bad_arguments(void **state)
 	struct s3_part p = {.part_no = 1}, pt;
 	struct s3_error e;
 
-	(void)state;
 	key_of(key, sizeof(key), "args/k");
 	assert_int_equal(s3_upload_part(g.c, key, "id", 0, "x", 1, &pt, &e), -1);
 	assert_int_equal(e.err, S3_ERR_INVALID_ARGUMENT);

@@ -81,7 +81,6 @@ static int setup(void **state)
 {
 	struct xfer_config xc;
 
-	(void)state;
 	if (start_server())
 		return -1;
 	memset(&xc, 0, sizeof(xc));
@@ -95,7 +94,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	(void)state;
 	xfer_engine_free(g.xe);
 	if (g.server > 0) {
 		kill(g.server, SIGTERM);
@@ -149,7 +147,6 @@ static int sign_cb(void *user, struct xfer_request *req, struct curl_slist **ext
 {
 	struct signer *s = user;
 
-	(void)req;
 	s->calls++;
 	snprintf(s->line, sizeof(s->line), "x-sign-attempt: %d", s->calls);
 	*extra = curl_slist_append(*extra, s->line);
@@ -165,11 +162,12 @@ static enum xfer_verdict code_classify(void *user, struct xfer_request *r)
 {
 	const char *b = r->result.err_body, *p, *q;
 
-	(void)user;
 	/* the clients decide on the status first: it must be this attempt's */
 	if (r->result.http_status < 300)
 		return XFER_ACCEPT;
-	if (!b || !(p = strstr(b, "<Code>")) || !(q = strstr(p, "</Code>")))
+	p = b ? strstr(b, "<Code>") : NULL;
+	q = p ? strstr(p, "</Code>") : NULL;
+	if (!q)
 		return XFER_ACCEPT;
 	p += 6;
 	if (xfer_is_throttle_code(p, (size_t)(q - p)))
@@ -203,7 +201,6 @@ static void test_retry_503_then_200(void **state)
 	struct xfer_request r;
 	char buf[128];
 
-	(void)state;
 	get_text(url_of("/s503/a?fail=2"), &s, &r, buf, sizeof(buf));
 	assert_int_equal(r.result.http_status, 200);
 	assert_int_equal(r.result.attempts, 3);
@@ -221,7 +218,6 @@ static void test_retry_on_error_codes(void **state)
 	struct xfer_request r;
 	char buf[128];
 
-	(void)state;
 	/* without a classify callback, a 400 stands: the engine does not read bodies */
 	get_text(url_of("/code/b0?fail=1"), NULL, &r, buf, sizeof(buf));
 	assert_int_equal(r.result.http_status, 400);
@@ -251,7 +247,6 @@ static void test_no_retry_on_404(void **state)
 	struct xfer_request r;
 	char buf[128];
 
-	(void)state;
 	get_text(url_of("/404/d"), NULL, &r, buf, sizeof(buf));
 	assert_int_equal(r.result.http_status, 404);
 	assert_int_equal(r.result.attempts, 1);
@@ -268,7 +263,6 @@ static void test_gives_up_after_max_attempts(void **state)
 	struct xfer_request r;
 	char buf[128];
 
-	(void)state;
 	xfer_request_init(&r);
 	r.method = "GET";
 	r.url = url_of("/s503/e?fail=100");
@@ -298,7 +292,6 @@ static void test_retry_after_reset(void **state)
 	struct xfer_request r;
 	char buf[128];
 
-	(void)state;
 	get_text(url_of("/reset/f?fail=2"), NULL, &r, buf, sizeof(buf));
 	assert_int_equal(r.result.http_status, 200);
 	/* curl itself retries once when a reused connection dies: 2 or 3 here */
@@ -338,7 +331,6 @@ static void test_cut_body_is_retried_from_zero(void **state)
 	static struct sink s;
 	struct xfer_request r;
 
-	(void)state;
 	memset(&s, 0, sizeof(s));
 	xfer_request_init(&r);
 	r.method = "GET";
@@ -402,7 +394,6 @@ static void test_put_bodies_resent(void **state)
 	struct reader rd = {0};
 	struct xfer_request r;
 
-	(void)state;
 	for (size_t i = 0; i < n; i++)
 		d[i] = (unsigned char)(i * 7 + (i >> 9));
 	EVP_Digest(d, n, md, &ml, EVP_md5(), NULL);
@@ -451,7 +442,6 @@ static void test_connection_refused(void **state)
 	struct xfer_request r;
 	char url[64];
 
-	(void)state;
 	/* a port that was free a moment ago and has no listener now */
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
@@ -514,7 +504,6 @@ static void test_cancel(void **state)
 	static struct done_box b;
 	struct xfer_request slow[5];
 
-	(void)state;
 	box_init(&b);
 	/* 5 slow requests on 4 connections: 4 in flight, 1 queued; cancel all */
 	for (int i = 0; i < 5; i++) {
@@ -545,7 +534,6 @@ static void test_concurrency_cap(void **state)
 	char buf[32];
 	struct xfer_request r;
 
-	(void)state;
 	box_init(&b);
 	for (int i = 0; i < N; i++) {
 		xfer_request_init(&rs[i]);
@@ -573,7 +561,6 @@ static void test_bounded_bodies(void **state)
 	struct xfer_request r;
 	char small[1000];
 
-	(void)state;
 	/* 1 MiB into 1000 bytes */
 	xfer_request_init(&r);
 	r.method = "GET";
@@ -636,7 +623,6 @@ static void test_misuse(void **state)
 	struct xfer_request r;
 	struct xfer_config xc;
 
-	(void)state;
 	box_init(&b);
 	xfer_request_init(&r);
 	r.method = "GET";
@@ -668,7 +654,6 @@ static void test_shutdown_completes_queued(void **state)
 	struct xfer_config xc;
 	struct xfer_engine *e;
 
-	(void)state;
 	box_init(&b);
 	memset(&xc, 0, sizeof(xc));
 	xc.max_connections = 1;
@@ -696,7 +681,6 @@ static void test_timeout(void **state)
 {
 	struct xfer_request r;
 
-	(void)state;
 	xfer_request_init(&r);
 	r.method = "GET";
 	r.url = url_of("/slow/t");
@@ -719,7 +703,6 @@ static void test_tls_verification(void **state)
 	pid_t pid = -1;
 	int port;
 
-	(void)state;
 	assert_non_null(mkdtemp(dir));
 	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
 	snprintf(key, sizeof(key), "%s/key.pem", dir);

@@ -206,12 +206,13 @@ static int f_head(void *ctx, const char *key, struct s3_object_info *info, struc
 
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_HEAD]++;
+	o = find_obj(fs, key);
 	if (fault_locked(fs, FAKE_HEAD, err)) {
 		/* as asked */
 	} else if (fs->f.fail_head > 0) {
 		fs->f.fail_head--;
 		set_e(err, S3_ERR_NETWORK, "head: network down");
-	} else if ((o = find_obj(fs, key))) {
+	} else if (o) {
 		if (info) {
 			memset(info, 0, sizeof(*info));
 			info->size = o->len;
@@ -445,7 +446,6 @@ static int f_put(void *ctx, const char *key, const void *data, size_t len,
 {
 	struct fake_store *fs = ctx;
 
-	(void)meta;
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_PUT]++;
 	if (fault_locked(fs, FAKE_PUT, err)) {
@@ -467,7 +467,6 @@ static int f_create(void *ctx, const char *key, const struct s3_obj_meta *meta, 
 	struct fupload *u = calloc(1, sizeof(*u));
 	int r = 0;
 
-	(void)meta;
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_CREATE]++;
 	if (fault_locked(fs, FAKE_CREATE, err)) {
@@ -589,7 +588,6 @@ static int f_part_copy(void *ctx, const char *key, const char *upload_id, int pa
 		memset(err, 0, sizeof(*err));
 		r = 0;
 	}
-	(void)key;
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }
@@ -681,7 +679,6 @@ static int f_abort(void *ctx, const char *key, const char *upload_id, struct s3_
 	struct fupload *u;
 	int r = -1;
 
-	(void)key;
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_ABORT]++;
 	u = find_up(fs, upload_id);
@@ -708,7 +705,6 @@ static int f_list_parts(void *ctx, const char *key, const char *upload_id, struc
 	struct fupload *u;
 	int r = -1;
 
-	(void)key;
 	*parts = NULL;
 	*n = 0;
 	pthread_mutex_lock(&fs->lock);
@@ -770,7 +766,6 @@ static int f_copy(void *ctx, const char *src, const char *dst, const char *src_i
 	struct fobj *o;
 	int r = -1;
 
-	(void)meta;
 	pthread_mutex_lock(&fs->lock);
 	fs->calls[FAKE_COPY]++;
 	o = find_obj(fs, src);

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cfn_xml: the CloudFormation client's parsers on answers shaped like
  * CloudFormation's own (ErrorResponse, CreateStack, DescribeStacks,
@@ -26,7 +26,6 @@ static void test_error_not_found(void **state)
 {
 	struct cfn_error e;
 
-	(void)state;
 	parse_err("<ErrorResponse " NS "><Error><Type>Sender</Type><Code>ValidationError</Code>"
 	          "<Message>Stack with id hpc-1 does not exist</Message></Error>"
 	          "<RequestId>a1b2</RequestId></ErrorResponse>",
@@ -43,7 +42,6 @@ static void test_error_codes(void **state)
 	struct cfn_error e;
 	char buf[512];
 
-	(void)state;
 	parse_err("<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message>"
 	          "</Error><RequestId>r</RequestId></ErrorResponse>",
 	          400, &e);
@@ -86,7 +84,6 @@ static void test_error_not_xml(void **state)
 {
 	struct cfn_error e;
 
-	(void)state;
 	parse_err("<html><body>Bad Gateway</body></html>", 502, &e);
 	assert_int_equal(e.err, CFN_ERR_SERVER);
 	assert_non_null(strstr(e.message, "is the endpoint a CloudFormation endpoint?"));
@@ -105,7 +102,6 @@ static void test_create(void **state)
 	const char *none = "<CreateStackResponse><CreateStackResult/></CreateStackResponse>";
 	char *id;
 
-	(void)state;
 	id = cfn_parse_create(ok, strlen(ok));
 	assert_string_equal(id, "arn:aws:cloudformation:us-east-1:123456789012:stack/hpc/4a1b");
 	free(id);
@@ -133,7 +129,6 @@ static void test_stack(void **state)
 	    "</member></Stacks></DescribeStacksResult></DescribeStacksResponse>";
 	struct cfn_stack s;
 
-	(void)state;
 	assert_int_equal(cfn_parse_stack(xml, strlen(xml), &s), 0);
 	assert_string_equal(s.name, "c-hpc");
 	assert_string_equal(s.status, "ROLLBACK_COMPLETE");
@@ -176,7 +171,6 @@ static void test_events(void **state)
 	    "DescribeStackEventsResponse>";
 	struct cfn_events p;
 
-	(void)state;
 	assert_int_equal(cfn_parse_events(xml, strlen(xml), &p), 0);
 	assert_int_equal(p.n, 2);
 	assert_string_equal(p.next_token, "tok-2");
@@ -207,7 +201,6 @@ static void test_events(void **state)
 
 static void test_status_helpers(void **state)
 {
-	(void)state;
 	assert_true(cfn_status_is_failed("CREATE_FAILED"));
 	assert_true(cfn_status_is_failed("ROLLBACK_COMPLETE"));
 	assert_true(cfn_status_is_failed("ROLLBACK_IN_PROGRESS"));
@@ -240,7 +233,6 @@ static void test_validate(void **state)
 	const char *none = "<ValidateTemplateResponse><ValidateTemplateResult><Parameters/>"
 	                   "</ValidateTemplateResult></ValidateTemplateResponse>";
 
-	(void)state;
 	assert_int_equal(cfn_parse_validate(xml, strlen(xml), &t), 0);
 	assert_string_equal(t.description, "a cluster");
 	assert_int_equal(t.n_params, 3);

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_creds: the parts of the credential chain that need no network:
  * environment, shared credentials/config files and profiles, the errors a
@@ -65,7 +65,6 @@ static int setup(void **state)
 {
 	char path[512];
 
-	(void)state;
 	for (size_t i = 0; i < sizeof(aws_vars) / sizeof(aws_vars[0]); i++)
 		unsetenv(aws_vars[i]);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
@@ -82,7 +81,6 @@ static int teardown(void **state)
 {
 	char cmd[600];
 
-	(void)state;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -184,7 +182,6 @@ static void ini_parsing(void **state)
 	char path[512];
 	char *v;
 
-	(void)state;
 	write_aws_files();
 	snprintf(path, sizeof(path), "%s/.aws/config", tmpdir);
 	v = creds_ini_get(path, "profile dev", "region");
@@ -223,7 +220,6 @@ static void ini_parsing(void **state)
 
 static void env_then_profiles(void **state)
 {
-	(void)state;
 	write_aws_files();
 	expect_get(NULL, "AKIADEFAULT", "secret-default", NULL, "profile");
 	expect_get("dev", "AKIADEV", "secret-dev", "token-dev", "profile");
@@ -257,7 +253,6 @@ static void env_then_profiles(void **state)
 
 static void errors_explain(void **state)
 {
-	(void)state;
 	/* nothing anywhere */
 	expect_error(NULL, CREDS_ERR_NOT_FOUND, "no AWS credentials found", "AWS_ACCESS_KEY_ID");
 	/* container credentials over plain http only to loopback or the ECS/EKS agent */
@@ -293,7 +288,6 @@ static void region_order(void **state)
 	struct creds_provider *p;
 	char r[64];
 
-	(void)state;
 	/* nothing: the default */
 	p = creds_provider_new(&o);
 	creds_region(p, r, sizeof(r));
@@ -337,7 +331,6 @@ static void static_provider_and_copies(void **state)
 	struct creds a, b;
 	struct creds_error e;
 
-	(void)state;
 	assert_non_null(p);
 	assert_int_equal(creds_get(p, &a, &e), 0);
 	assert_int_equal(creds_get(p, &b, &e), 0);
@@ -384,7 +377,6 @@ static void concurrent_gets(void **state)
 	pthread_t t[4];
 	struct creds_provider *p;
 
-	(void)state;
 	write_aws_files();
 	p = creds_provider_new(&o);
 	for (int i = 0; i < 4; i++) {
@@ -407,7 +399,6 @@ static void secrets_stay_out_of_logs(void **state)
 	static const char *const secrets[] = {"secret-default", "secret-dev",    "token-dev",
 	                                      "secret-env-XYZ", "token-env-XYZ", "secret-config"};
 
-	(void)state;
 	snprintf(logpath, sizeof(logpath), "%s/log.txt", tmpdir);
 	assert_int_equal(log_init(LOG_DEST_FILE, logpath, "test_creds", LOG_DEBUG), 0);
 	write_aws_files();
@@ -458,7 +449,6 @@ static void sts_error_documents(void **state)
 	struct creds out;
 	char buf[600];
 
-	(void)state;
 	assert_int_equal(sts_parse_error(doc, sizeof(doc) - 1, &e), 0);
 	assert_string_equal(e.code, "AccessDenied");
 	assert_non_null(strstr(e.message, "not authorized"));
@@ -504,7 +494,6 @@ static int slow_resolve(struct creds_provider *p, struct creds *out, struct cred
 	char akid[32];
 	int n;
 
-	(void)p;
 	bool fail;
 	int hang_ms, life_s;
 
@@ -547,7 +536,6 @@ static void renewal_in_background_never_blocks(void **state)
 	struct creds_error e;
 	double worst = 0;
 
-	(void)state;
 	slow.calls = 0;
 	slow.life_s = 8; /* renewed at half life, 4 s after the first get */
 	slow.hang_ms = 2000;
@@ -585,7 +573,6 @@ static void failing_renewal_keeps_the_valid_set(void **state)
 	struct creds_error e;
 	int n;
 
-	(void)state;
 	slow.calls = 0;
 	slow.life_s = 8; /* renewed after 4 s, retried every 1 s near the end */
 	slow.hang_ms = 10;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_endpoint: endpoint resolution in the SDK order (flag, service
  * variable, AWS_ENDPOINT_URL, regional default) and Host header derivation.
@@ -16,7 +16,6 @@
 
 static int clear_env(void **state)
 {
-	(void)state;
 	unsetenv("AWS_ENDPOINT_URL");
 	unsetenv("AWS_ENDPOINT_URL_S3");
 	unsetenv("AWS_ENDPOINT_URL_STS");
@@ -38,7 +37,6 @@ static void expect(const char *svc, const char *flag, const char *region, const 
 
 static void regional_defaults(void **state)
 {
-	(void)state;
 	expect("s3", NULL, "eu-west-1", "https://s3.eu-west-1.amazonaws.com");
 	expect("cloudformation", NULL, "us-west-2",
 	       "https://cloudformation.us-west-2.amazonaws.com");
@@ -50,7 +48,6 @@ static void regional_defaults(void **state)
 
 static void order_of_precedence(void **state)
 {
-	(void)state;
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000", 1);
 	expect("s3", NULL, "eu-west-1", "http://127.0.0.1:9000");
 	expect("sts", NULL, "eu-west-1", "http://127.0.0.1:9000");
@@ -75,7 +72,6 @@ static void bad_values_are_explained(void **state)
 	char err[256];
 	char *url = (char *)1;
 
-	(void)state;
 	setenv("AWS_ENDPOINT_URL_S3", "127.0.0.1:7480", 1);
 	assert_int_equal(endpoint_resolve("s3", NULL, "us-east-1", &url, err, sizeof(err)), -1);
 	assert_null(url);
@@ -97,7 +93,6 @@ static void host_header(void **state)
 {
 	char h[128], p[128];
 
-	(void)state;
 	assert_int_equal(endpoint_host_header("http://127.0.0.1:7480", h, sizeof(h)), 0);
 	assert_string_equal(h, "127.0.0.1:7480");
 	assert_int_equal(endpoint_host_header("https://s3.eu-west-1.amazonaws.com/", h, sizeof(h)),

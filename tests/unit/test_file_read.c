@@ -85,8 +85,12 @@ static void assert_reads_as(struct fs_harness *h, struct fs_handle *fh, const ch
 	uint64_t off = 0;
 	ssize_t n;
 
-	while ((n = read_at(h, fh, got + off, READ_SIZE, off)) > 0)
+	for (;;) {
+		n = read_at(h, fh, got + off, READ_SIZE, off);
+		if (n <= 0)
+			break;
 		off += (uint64_t)n;
+	}
 	assert_int_equal(n, 0);
 	assert_int_equal(off, size);
 	assert_memory_equal(got, want, size);

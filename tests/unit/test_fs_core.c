@@ -29,7 +29,6 @@
 
 static void test_errno_table(void **state)
 {
-	(void)state;
 	assert_int_equal(fs_errno(S3_OK), 0);
 	assert_int_equal(fs_errno(S3_ERR_NO_SUCH_KEY), ENOENT);
 	assert_int_equal(fs_errno(S3_ERR_ACCESS_DENIED), EACCES);
@@ -52,7 +51,6 @@ static void test_budget_try(void **state)
 {
 	struct budget *b = budget_new(10);
 
-	(void)state;
 	assert_non_null(b);
 	assert_true(budget_try_reserve(b, 6));
 	assert_false(budget_try_reserve(b, 5));
@@ -85,7 +83,6 @@ static void test_budget_blocking_reserve_waits_for_release(void **state)
 	struct waiter w = {.b = budget_new(10)};
 	pthread_t th;
 
-	(void)state;
 	assert_true(budget_try_reserve(w.b, 5));
 	assert_int_equal(pthread_create(&th, NULL, reserve_thread, &w), 0);
 	usleep(100 * 1000);
@@ -107,7 +104,6 @@ static void test_inode_names(void **state)
 {
 	char long_name[300];
 
-	(void)state;
 	memset(long_name, 'a', sizeof(long_name));
 	assert_true(inode_valid_name("a", 1));
 	assert_true(inode_valid_name("...", 3));
@@ -125,7 +121,6 @@ static void test_inode_children_and_forget(void **state)
 	struct inode *d, *f, *again, *dir2;
 	fuse_ino_t fino;
 
-	(void)state;
 	assert_int_equal(inode_table_init(&t, "pre/"), 0);
 	inode_lock(&t);
 	d = inode_child_locked(&t, t.root, "dir", INODE_DIR);
@@ -165,7 +160,6 @@ static void test_inode_negative_entries(void **state)
 	struct inode_table t;
 	struct inode *n;
 
-	(void)state;
 	assert_int_equal(inode_table_init(&t, ""), 0);
 	inode_lock(&t);
 	inode_neg_add_locked(&t, t.root, "nope", inode_now() + 60);
@@ -191,7 +185,6 @@ static char cache_dir[] = "/tmp/hpcops-cache-test-XXXXXX";
 
 static int cache_setup(void **state)
 {
-	(void)state;
 	return mkdtemp(cache_dir) ? 0 : -1;
 }
 
@@ -199,7 +192,6 @@ static int cache_teardown(void **state)
 {
 	char cmd[128];
 
-	(void)state;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", cache_dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -216,7 +208,6 @@ static void test_cache_round_trip_and_etag(void **state)
 	struct cache *c = cache_new(cache_dir, 64ULL << 20, why, sizeof(why));
 	char *in = malloc(CACHE_BLOCK_SIZE), *out = malloc(CACHE_BLOCK_SIZE);
 
-	(void)state;
 	assert_non_null(c);
 	fill(in, CACHE_BLOCK_SIZE, 1);
 	cache_put(c, "k/obj", "etag-1", 3, in, CACHE_BLOCK_SIZE);
@@ -247,7 +238,6 @@ static void test_cache_damaged_block_is_a_miss(void **state)
 	FILE *p;
 	char path[512];
 
-	(void)state;
 	fill(in, sizeof(in), 2);
 	cache_put(c, "dmg", "e", 0, in, sizeof(in));
 	assert_int_equal(cache_get(c, "dmg", "e", 0, out, sizeof(out)), (ssize_t)sizeof(in));
@@ -278,7 +268,6 @@ static void test_cache_lru_bound(void **state)
 	struct cache *c = cache_new(cache_dir, 3 * CACHE_BLOCK_SIZE + 4096, why, sizeof(why));
 	char *b = malloc(CACHE_BLOCK_SIZE), *out = malloc(CACHE_BLOCK_SIZE);
 
-	(void)state;
 	assert_non_null(c);
 	for (unsigned i = 0; i < 3; i++) {
 		fill(b, CACHE_BLOCK_SIZE, 10 + i);
@@ -303,7 +292,6 @@ static void test_cache_unusable_dir_says_why(void **state)
 	struct cache *c;
 	FILE *f;
 
-	(void)state;
 	/* a directory under a regular file cannot be made, not even by root */
 	snprintf(file, sizeof(file), "%s/plain", cache_dir);
 	f = fopen(file, "w");
@@ -333,7 +321,6 @@ static void test_check_messages(void **state)
 {
 	char m[2048];
 
-	(void)state;
 	explain(S3_ERR_WRONG_REGION, "eu-west-3", m, sizeof(m));
 	assert_non_null(strstr(m, "wrong region"));
 	assert_non_null(strstr(m, "--region eu-west-3"));

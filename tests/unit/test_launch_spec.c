@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_launch_spec: hpcops-launch's launch spec parser and checks, its
  * round trip through JSON (what the head node reads back), and the parser
@@ -55,7 +55,6 @@ static void test_full_spec(void **state)
 	struct launch_spec s;
 	char eb[512];
 
-	(void)state;
 	load_ok(&s, full);
 	assert_int_equal(s.provider, SPEC_PROVIDER_CLOUDFORMATION);
 	assert_string_equal(s.stack_name, "hpc-ci-1");
@@ -92,7 +91,6 @@ static void test_round_trip(void **state)
 	json_t *j1, *j2;
 	char *t1, *t2;
 
-	(void)state;
 	load_ok(&a, full);
 	a.run_id = strdup("20261126T000000Z-abcdef");
 	j1 = spec_to_json(&a);
@@ -114,7 +112,6 @@ static void test_round_trip(void **state)
 
 static void test_bad_specs(void **state)
 {
-	(void)state;
 	expect_error("{\"bucket\": \"b\", \"workload\": []}",
 	             "workload: unknown field \"workload\"");
 	expect_error("{\"bucket\": \"b\", \"bucket\": \"c\"}", "duplicate");
@@ -146,7 +143,6 @@ static void test_validate(void **state)
 	struct launch_spec s;
 	char eb[512];
 
-	(void)state;
 	load_ok(&s, "{\"bucket\": \"b\", \"provider\": \"slurm\"}");
 	assert_int_equal(spec_validate(&s, true, false, eb, sizeof(eb)), 0);
 	assert_int_equal(spec_validate(&s, true, true, eb, sizeof(eb)), -1);
@@ -212,7 +208,6 @@ static void test_all_problems(void **state)
 	    "  {\"name\": \"b\", \"nodes\": 0},"
 	    "  {\"name\": \"c\", \"command\": \"true\", \"sbatch_args\": [\"-p\", 2]}]}";
 
-	(void)state;
 	spec_init(&s);
 	assert_int_equal(spec_load_string_all(&s, text, &p), -1);
 	assert_int_equal(spec_check(&s, true, true, &p), -1);
@@ -244,7 +239,6 @@ static void test_kv(void **state)
 	size_t n = 0;
 	char *k, *v;
 
-	(void)state;
 	assert_int_equal(spec_parse_kv("A=b=c", &k, &v), 0);
 	assert_string_equal(k, "A");
 	assert_string_equal(v, "b=c");
@@ -277,7 +271,6 @@ static void test_scontrol_line(void **state)
 	    "Comment=hpcops-stack=- hpcops-run=r StdOut=/x\n";
 	struct slurm_job j;
 
-	(void)state;
 	assert_int_equal(slurm_parse_show_job(line, &j), 0);
 	assert_string_equal(j.job_id, "27");
 	assert_string_equal(j.name, "mesh");
@@ -308,7 +301,6 @@ static void test_example_file(void **state)
 	struct launch_spec s;
 	char eb[512] = "";
 
-	(void)state;
 	spec_init(&s);
 	if (spec_load_file(&s, HPCOPS_TEST_SOURCE_ROOT "/launcher/example-spec.json", eb,
 	                   sizeof(eb)) != 0)

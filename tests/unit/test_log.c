@@ -63,7 +63,6 @@ static void test_text_escapes_one_line_each(void **state)
 {
 	char *t = log_lines(LOG_FORMAT_TEXT, 2);
 
-	(void)state;
 	assert_int_equal(count_lines(t), 3); /* the key's newline did not make a line */
 	assert_non_null(
 	    strstr(t, "hpcops-test: warning: upload of 'key \"q\" back\\\\slash\\nFORGED"));
@@ -79,7 +78,6 @@ static void test_json_lines_parse_back_to_the_message(void **state)
 	char want[256];
 	int i = 0;
 
-	(void)state;
 	assert_int_equal(count_lines(t), 3);
 	for (line = strtok_r(t, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
 		json_error_t err;
@@ -121,7 +119,6 @@ static void test_keyvalue_quotes_and_escapes(void **state)
 {
 	char *t = log_lines(LOG_FORMAT_KEYVALUE, 2);
 
-	(void)state;
 	assert_int_equal(count_lines(t), 3);
 	assert_non_null(strstr(t, " level=warning prog=hpcops-test msg=\"upload of 'key \\\"q\\\" "
 	                          "back\\\\slash\\nFORGED: notice: ok\\x1b[31m"));

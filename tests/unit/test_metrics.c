@@ -427,7 +427,6 @@ static void test_checker_rejects(void **state)
 	                          "# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\n"
 	                          "h_bucket{le=\"+Inf\"} 2\nh_sum 3.5\nh_count 2\n";
 
-	(void)state;
 	assert_null(prom_check(good));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (!prom_check(bad[i]))
@@ -500,7 +499,6 @@ static void test_threads_add_exactly(void **state)
 	double sum, t0 = now_s();
 	char *text;
 
-	(void)state;
 	assert_non_null(m);
 	for (int i = 0; i < NTHREADS; i++) {
 		a[i] = (struct thread_arg){.m = m, .stop = &stop};
@@ -560,7 +558,6 @@ static void test_handles_and_validation(void **state)
 	static const double inc[] = {1, 2}, flat[] = {1, 1}, nan_b[] = {NAN};
 	char *text;
 
-	(void)state;
 	assert_non_null(m);
 	a = metrics_counter(m, "req_total", "help", "op=\"Get\",status=\"200\"");
 	assert_non_null(a);
@@ -637,7 +634,6 @@ static void test_label_escape(void **state)
 {
 	char out[64];
 
-	(void)state;
 	assert_int_equal(metrics_label_escape("plain", out, sizeof(out)), 5);
 	assert_string_equal(out, "plain");
 	assert_int_equal(metrics_label_escape("a\\b\"c\nd", out, sizeof(out)), 10);
@@ -715,7 +711,6 @@ static void test_format_golden(void **state)
 	    "hpcops_fs_ttfb_seconds_sum{op=\"HeadObject\"} 0\n"
 	    "hpcops_fs_ttfb_seconds_count{op=\"HeadObject\"} 0\n";
 
-	(void)state;
 	assert_non_null(m);
 	metric_add(metrics_counter(m, "reads_total", "FUSE reads", NULL), 3);
 	metric_add(metrics_counter(m, "requests_total", NULL, "status=\"200\",op=\"GetObject\""),
@@ -756,7 +751,6 @@ static void test_histogram_cumulative(void **state)
 	uint64_t count;
 	char *text;
 
-	(void)state;
 	assert_non_null(h);
 	for (size_t i = 0; i < sizeof(obs) / sizeof(obs[0]); i++) {
 		metric_observe(h, obs[i]);
@@ -812,7 +806,6 @@ static void test_series_bound(void **state)
 	char labels[64], *text;
 	size_t len1;
 
-	(void)state;
 	for (int i = 0; i < 50; i++) {
 		struct metric *s;
 
@@ -881,7 +874,6 @@ static void test_format_log(void **state)
 	const char *want;
 	int n;
 
-	(void)state;
 	assert_int_equal(metrics_format_log(m, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "");
 	metrics_counter(m, "zero_total", NULL, NULL); /* zero: not in the line */
@@ -946,8 +938,12 @@ static void *file_reader(void *p)
 				break;
 			continue; /* before the first write */
 		}
-		while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		for (;;) {
+			n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got);
+			if (n <= 0)
+				break;
 			got += n;
+		}
 		close(fd);
 		buf[got] = '\0';
 		r->reads++;
@@ -979,7 +975,6 @@ static void test_write_file_atomic(void **state)
 	struct dirent *de;
 	int entries = 0, fd;
 
-	(void)state;
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/hpcops.prom", dir);
 	r.path = path;
@@ -1010,7 +1005,7 @@ static void test_write_file_atomic(void **state)
 	assert_int_equal(st.st_mode & 0777, 0644);
 	d = opendir(dir);
 	assert_non_null(d);
-	while ((de = readdir(d)))
+	for (de = readdir(d); de; de = readdir(d))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			entries++;
 	closedir(d);
@@ -1040,7 +1035,7 @@ static void test_write_file_atomic(void **state)
 		assert_int_equal(metrics_write_file(m, "/tmp/"), -EISDIR);
 		entries = 0;
 		d = opendir(dir);
-		while ((de = readdir(d)))
+		for (de = readdir(d); de; de = readdir(d))
 			entries += de->d_name[0] != '.' || strlen(de->d_name) > 2;
 		closedir(d);
 		assert_int_equal(entries, 2); /* hpcops.prom and sub: no temp file */
@@ -1089,7 +1084,10 @@ static char *recv_all(int fd, size_t *len)
 	ssize_t n;
 
 	assert_non_null(buf);
-	while ((n = recv(fd, buf + got, cap - got - 1, 0)) > 0) {
+	for (;;) {
+		n = recv(fd, buf + got, cap - got - 1, 0);
+		if (n <= 0)
+			break;
 		got += (size_t)n;
 		if (got + 1 == cap) {
 			cap *= 2;
@@ -1133,7 +1131,6 @@ static void test_http_endpoint(void **state)
 	char why[256], *resp, *text;
 	int port = 0, port2 = 0;
 
-	(void)state;
 	metric_add(metrics_counter(m, "reads_total", "FUSE reads", NULL), 42);
 	metric_observe(metrics_histogram(m, "ttfb_seconds", "time to first byte",
 	                                 "op=\"GetObject\"", metrics_latency_bounds,
@@ -1222,7 +1219,6 @@ static void test_http_slow_and_big_clients(void **state)
 	double t0;
 	size_t n;
 
-	(void)state;
 	metric_add(metrics_counter(m, "x_total", NULL, NULL), 7);
 	s = metrics_server_start_limits(m, "127.0.0.1", 0, &lim, &port, why, sizeof(why));
 	if (!s)
@@ -1331,7 +1327,6 @@ static void test_ticker(void **state)
 	int after;
 	double t0;
 
-	(void)state;
 	t = metrics_ticker_start(NULL, 0.02, count_tick, &ticks);
 	assert_non_null(t);
 	usleep(300 * 1000);
@@ -1369,7 +1364,7 @@ static int list_tasks(int *tids, int max)
 	int n = 0;
 
 	assert_non_null(d);
-	while ((de = readdir(d)) && n < max)
+	for (de = readdir(d); de && n < max; de = readdir(d))
 		if (de->d_name[0] != '.')
 			tids[n++] = atoi(de->d_name);
 	closedir(d);
@@ -1395,7 +1390,6 @@ static unsigned long long task_sigblk(int tid)
 
 static void noop_tick(void *user)
 {
-	(void)user;
 }
 
 /*
@@ -1414,7 +1408,6 @@ static void test_threads_block_signals(void **state)
 	                          (1ULL << (SIGHUP - 1));
 	char why[128];
 
-	(void)state;
 	nb = list_tasks(before, 64);
 	s = metrics_server_start(m, "127.0.0.1", 0, &port, why, sizeof(why));
 	t = metrics_ticker_start(m, 3600, noop_tick, NULL);

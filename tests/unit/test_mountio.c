@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_mountio: the job wrapper's reader of the mount's Prometheus text
  * metrics (tolerant of everything the format allows and of lines it does
@@ -37,7 +37,6 @@ static void test_parse_format(void **state)
 	    "garbage line without value\n"
 	    "hpcops_fs_files_created_total 1"; /* no final newline */
 
-	(void)state;
 	assert_int_equal(mountio_parse(text, strlen(text), &s), 9);
 	assert_true(s.bytes_written == 1024);
 	assert_true(s.bytes_read == 3500);
@@ -68,7 +67,6 @@ static void test_delta(void **state)
 	const char t3[] = "hpcops_fs_bytes_written_total 10\n"; /* the mount restarted */
 	json_t *d;
 
-	(void)state;
 	mountio_parse(t1, strlen(t1), &a);
 	mountio_parse(t2, strlen(t2), &b);
 	d = mountio_delta_json(&a, &b, true, "/run/m.prom", NULL);

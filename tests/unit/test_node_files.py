@@ -23,8 +23,8 @@ import hpcops_test as ht  # noqa: E402
 SRC = os.environ.get("HPCOPS_SOURCE_ROOT",
                      os.path.join(os.path.dirname(__file__), "..", ".."))
 
-# Being added to launcher/main.c on another branch (launchops); the man page
-# already documents them. Delete once they are in `hpcops-launch --help`.
+# Options and commands the man page may document before `hpcops-launch --help`
+# has them (while they are being added); empty when the two agree.
 PENDING_LAUNCH_OPTIONS = set()
 PENDING_LAUNCH_COMMANDS = set()
 

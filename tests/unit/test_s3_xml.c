@@ -78,7 +78,6 @@ static void test_list_page_any_chunking(void **state)
 {
 	static const size_t steps[] = {1, 2, 3, 7, 64, 4096};
 
-	(void)state;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		struct s3_list_page pg;
 		struct s3_doc_out out;
@@ -107,7 +106,6 @@ static void test_list_page_plain_keys(void **state)
 	struct s3_list_page pg;
 	struct s3_doc_out out;
 
-	(void)state;
 	memset(&pg, 0, sizeof(pg));
 	memset(&out, 0, sizeof(out));
 	out.page = &pg;
@@ -126,7 +124,6 @@ static void test_list_page_bounded_by_max_keys(void **state)
 	struct s3_doc_out out;
 	char why[160] = "";
 
-	(void)state;
 	memset(&pg, 0, sizeof(pg));
 	memset(&out, 0, sizeof(out));
 	out.page = &pg;
@@ -144,7 +141,6 @@ static void test_list_many_entries(void **state)
 	struct s3_list_page pg;
 	struct s3_doc_out out;
 
-	(void)state;
 	w += sprintf(w, "<ListBucketResult>");
 	for (int i = 0; i < 1000; i++)
 		w += sprintf(w, "<Contents><Key>k%04d</Key><Size>%d</Size></Contents>", i, i);
@@ -172,7 +168,6 @@ static void test_malformed_and_truncated(void **state)
 	struct s3_doc_out out;
 	char why[160] = "";
 
-	(void)state;
 	memset(&pg, 0, sizeof(pg));
 	memset(&out, 0, sizeof(out));
 	out.page = &pg;
@@ -267,7 +262,6 @@ static void test_error_documents(void **state)
 	                 "</Message><Bucket>b</Bucket>"
 	                 "<Endpoint>b.s3.ap-southeast-2.amazonaws.com</Endpoint></Error>";
 
-	(void)state;
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(s3_xml_parse_error(nsk, strlen(nsk), &e), 0);
 	assert_string_equal(e.code, "NoSuchKey");
@@ -314,7 +308,6 @@ static void test_region_from_endpoint(void **state)
 {
 	char r[32];
 
-	(void)state;
 	assert_int_equal(s3_xml_region_from_endpoint("b.s3.eu-west-1.amazonaws.com", r, sizeof(r)),
 	                 0);
 	assert_string_equal(r, "eu-west-1");
@@ -364,7 +357,6 @@ static void test_multipart_documents(void **state)
 	    "<Error><Key>b</Key><Code>AccessDenied</Code><Message>no</Message></Error>"
 	    "<Error><Key>c</Key><Code>InternalError</Code></Error></DeleteResult>";
 
-	(void)state;
 	memset(&out, 0, sizeof(out));
 	assert_int_equal(parse_in_steps(S3_DOC_INITIATE, init, 3, &out, NULL, 0), 0);
 	assert_string_equal(out.upload_id, "2~abc-DEF_123");
@@ -420,7 +412,6 @@ static void test_multipart_documents(void **state)
 
 static void test_parse_time(void **state)
 {
-	(void)state;
 	assert_int_equal(s3_xml_parse_time("1970-01-01T00:00:00.000Z", 24), 0);
 	assert_int_equal(s3_xml_parse_time("2009-10-12T17:50:30.000Z", 24), 1255369830);
 	assert_int_equal(s3_xml_parse_time("garbage", 7), 0);
@@ -431,7 +422,6 @@ static void test_error_texts(void **state)
 	char buf[512];
 	struct s3_error e;
 
-	(void)state;
 	/* every error has a text (the errno table is the filesystem's: test_fs_core) */
 	for (int i = S3_ERR_NO_SUCH_KEY; i <= S3_ERR_OTHER; i++)
 		assert_true(strcmp(s3_strerror((enum s3_err)i), "unknown error") != 0);
@@ -460,7 +450,6 @@ static void test_http_errors(void **state)
 {
 	struct s3_error e;
 
-	(void)state;
 	/* HEAD 404 has no body */
 	http_error(&e, 404, "HEAD", NULL, NULL);
 	assert_int_equal(e.err, S3_ERR_NO_SUCH_KEY);
@@ -533,7 +522,6 @@ static void test_addressing(void **state)
 	struct s3_client *c;
 	char url[1024], host[256], path[1024];
 
-	(void)state;
 	assert_non_null(xe);
 	assert_non_null(cp);
 	memset(&cfg, 0, sizeof(cfg));
@@ -638,7 +626,6 @@ static void test_finish_twice_same_answer(void **state)
 	struct s3_doc *d;
 	char why[160];
 
-	(void)state;
 	memset(&pg, 0, sizeof(pg));
 	memset(&out, 0, sizeof(out));
 	out.page = &pg;

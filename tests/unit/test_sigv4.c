@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sigv4: the published SigV4 test suite (tests/data/sigv4, every case),
  * the S3 documentation's worked examples (tests/data/s3-sigv4) and
@@ -250,7 +250,6 @@ static void s3_doc_cases(void **state)
 	struct creds cr = {0};
 	time_t when;
 
-	(void)state;
 	snprintf(dir, sizeof(dir), "%s/tests/data/s3-sigv4", source_root());
 	txt = read_text(dir, "cases.json");
 	root = json_loads(txt, 0, &jerr);
@@ -326,7 +325,6 @@ static void check_query(const char *in, const char *want)
 
 static void canonical_query_edges(void **state)
 {
-	(void)state;
 	check_query(NULL, "");
 	check_query("", "");
 	check_query("uploads", "uploads=");
@@ -358,7 +356,6 @@ static void check_path(const char *in, bool s3, bool norm, const char *want)
 
 static void canonical_path_edges(void **state)
 {
-	(void)state;
 	/* S3: exactly as given, even dot segments and doubled slashes */
 	check_path("/bucket/a%20b", true, false, "/bucket/a%20b");
 	check_path("/bucket/a/../b//c", true, false, "/bucket/a/../b//c");
@@ -399,7 +396,6 @@ static void s3_unsigned_payload_and_token(void **state)
 	};
 	struct sigv4_result r;
 
-	(void)state;
 	assert_int_equal(sigv4_sign(&p, &r), 0);
 	assert_string_equal(r.content_sha256, "UNSIGNED-PAYLOAD");
 	assert_string_equal(r.security_token, "TOKEN-VALUE-123");
@@ -453,7 +449,6 @@ static void header_canonicalization(void **state)
 	                         .creds = &cr};
 	struct sigv4_result r;
 
-	(void)state;
 	assert_int_equal(sigv4_sign(&p, &r), 0);
 	assert_string_equal(
 	    r.canonical_request,
@@ -486,7 +481,6 @@ static void refuses_incomplete_input(void **state)
 	                         .creds = &cr};
 	struct sigv4_result r;
 
-	(void)state;
 	/* no Host header */
 	assert_int_equal(sigv4_sign(&p, &r), -1);
 	assert_null(r.authorization);
@@ -510,7 +504,6 @@ static void util_encodings(void **state)
 	char *s;
 	time_t t;
 
-	(void)state;
 	util_md5_base64("", 0, out);
 	assert_string_equal(out, "1B2M2Y8AsgTpgAmY7PhCfg==");
 	util_base64("ab", 2, out);
@@ -603,7 +596,7 @@ int main(void)
 		fprintf(stderr, "test_sigv4: cannot open %s: set HPCOPS_SOURCE_ROOT\n", base);
 		return 1;
 	}
-	while ((de = readdir(d)) && n < 256) {
+	for (de = readdir(d); de && n < 256; de = readdir(d)) {
 		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
 			continue;
 		names[n++] = strdup(de->d_name);

@@ -30,7 +30,6 @@ static void test_etag_of_parts(void **state)
 	                     "\"3ea4e15b91a17dc76052c56cfcdf67a2\""};
 	char out[80];
 
-	(void)state;
 	assert_int_equal(upload_etag_of_parts(two, 2, out), 0);
 	assert_string_equal(out, "0732917abc3288784e318ac0aab1757a-2");
 	assert_int_equal(upload_etag_of_parts(two, 1, out), 0);
@@ -43,7 +42,6 @@ static void test_etag_of_parts_rejects_non_md5(void **state)
 	const char *bad2[] = {"3303e12af474ca11d85ed2966a93299g"};
 	char out[80];
 
-	(void)state;
 	assert_int_equal(upload_etag_of_parts(bad, 1, out), -EINVAL);
 	assert_int_equal(upload_etag_of_parts(bad2, 1, out), -EINVAL);
 }
@@ -387,7 +385,6 @@ static void test_wrong_etag_deletes_and_fails(void **state)
 
 static void test_state_names(void **state)
 {
-	(void)state;
 	assert_string_equal(upload_state_name(UPLOAD_OPEN), "OPEN");
 	assert_string_equal(upload_state_name(UPLOAD_COMPLETING), "COMPLETING");
 	assert_string_equal(upload_state_name(UPLOAD_VERIFYING), "VERIFYING");
@@ -396,7 +393,6 @@ static void test_state_names(void **state)
 
 static void test_content_types(void **state)
 {
-	(void)state;
 	assert_string_equal(upload_content_type("a/b/out.txt"), "text/plain");
 	assert_string_equal(upload_content_type("x.JSON"), "application/json");
 	assert_string_equal(upload_content_type("run.h5"), "application/x-hdf5");
