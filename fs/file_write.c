@@ -69,7 +69,7 @@ static bool open_in(pid_t pid, const char *name, fuse_ino_t ino)
 	d = opendir(path);
 	if (!d)
 		return false;
-	while (!found && (de = readdir(d)) != NULL) {
+	for (de = readdir(d); de && !found; de = readdir(d)) {
 		ssize_t len;
 		FILE *f;
 
@@ -111,7 +111,7 @@ static bool open_elsewhere(pid_t except, const char *name, fuse_ino_t ino)
 
 	if (!d)
 		return false;
-	while (!found && (de = readdir(d)) != NULL) {
+	for (de = readdir(d); de && !found; de = readdir(d)) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 
@@ -180,7 +180,6 @@ int fw_create(struct hpcops_fs *fs, fuse_ino_t parent, const char *name, mode_t 
 	struct fs_handle *h = NULL;
 	int r = fs_writable(fs);
 
-	(void)flags;
 	if (r)
 		return -r;
 	if (!S_ISREG(mode))

@@ -151,7 +151,6 @@ static void head_done(void *user, const struct s3_error *err, size_t got,
 {
 	struct head_wait *w = user;
 
-	(void)got;
 	pthread_mutex_lock(&w->m);
 	w->err = *err;
 	if (err->err == S3_OK && info)
@@ -816,7 +815,6 @@ int ns_new_name_err(struct hpcops_fs *fs, const struct inode *dir, const char *n
 {
 	size_t len = strlen(name);
 
-	(void)fs;
 	if (!inode_valid_name(name, len))
 		return len > 255 ? ENAMETOOLONG : EINVAL;
 	if (!is_dir && strlen(dir->key) + len > FS_MAX_KEY) {
