@@ -977,7 +977,7 @@ def _expire_case(uid, owner, bucket):
     expiry, ahead = 10, 5
     pat = Pattern(19)
     want = pat.sha(BIG)
-    pace = 15  # each way: spans three expiries
+    pace = 20  # each way: keys turn over every 5 s, so at least 3 expire in it
     d = CredsDouble(uid, expiry)
     try:
         with ht.Mount(bucket, ["-d"], env=_container_env(d, ahead)) as m:
