@@ -710,6 +710,14 @@ int spec_add_workload_arg(struct launch_spec *s, const char *arg, char *errbuf, 
 		     arg);
 		goto fail;
 	}
+	/* as a spec file's workloads[].name: what run stores reads back */
+	if (!spec_valid_name(name, 64)) {
+		errf(errbuf, errlen,
+		     "--workload \"%s\": the name \"%s\" must be 1-64 letters, digits, '-', '_' "
+		     "or '.'",
+		     arg, name);
+		goto fail;
+	}
 	if (s->n_workloads >= SPEC_MAX_WORKLOADS) {
 		errf(errbuf, errlen, "more than %d workloads in one run", SPEC_MAX_WORKLOADS);
 		goto fail;
