@@ -50,26 +50,28 @@ static pid_t tgid_of(pid_t tid)
 }
 
 /*
- * Whether process @pid holds a descriptor on @n. The kernel drops the
- * descriptor being closed from the table before it sends FLUSH, so this
- * tells the close of a dup (`echo x >&3`: bash dup2()s fd 3 onto 1 and
- * closes 1 afterwards) from the close of the last descriptor. A name that
- * ends in "/NAME" (a file being written cannot be renamed) and the inode
- * number in fdinfo must both match.
+ * How many descriptors process @pid holds on @n, counting only those open
+ * for writing when @writable. The kernel drops the descriptor being closed
+ * from the table before it sends FLUSH, so this tells the close of a dup
+ * (`echo x >&3`: bash dup2()s fd 3 onto 1 and closes 1 afterwards) from
+ * the close of the last descriptor. A name that ends in "/NAME" (a file
+ * being written cannot be renamed) and the inode number in fdinfo must
+ * both match.
  */
-static bool open_in(pid_t pid, const char *name, fuse_ino_t ino)
+static unsigned fds_on(pid_t pid, const char *name, fuse_ino_t ino, bool writable)
 {
 	char path[320], link[PATH_MAX], line[128];
 	size_t nl = strlen(name);
 	struct dirent *de;
-	bool found = false;
+	unsigned found = 0;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	d = opendir(path);
 	if (!d)
-		return false;
-	for (de = readdir(d); de && !found; de = readdir(d)) {
+		return 0;
+	for (de = readdir(d); de; de = readdir(d)) {
+		bool same = false, wr = false;
 		ssize_t len;
 		FILE *f;
 
@@ -85,15 +87,49 @@ static bool open_in(pid_t pid, const char *name, fuse_ino_t ino)
 		if (!f)
 			continue;
 		while (fgets(line, sizeof(line), f)) {
-			if (!strncmp(line, "ino:", 4)) {
-				found = strtoull(line + 4, NULL, 10) == (unsigned long long)ino;
-				break;
-			}
+			if (!strncmp(line, "flags:", 6))
+				wr = (strtoul(line + 6, NULL, 8) & O_ACCMODE) != O_RDONLY;
+			else if (!strncmp(line, "ino:", 4))
+				same = strtoull(line + 4, NULL, 10) == (unsigned long long)ino;
 		}
 		fclose(f);
+		if (same && (wr || !writable))
+			found++;
 	}
 	closedir(d);
 	return found;
+}
+
+static bool open_in(pid_t pid, const char *name, fuse_ino_t ino)
+{
+	return fds_on(pid, name, ino, false) > 0;
+}
+
+/*
+ * Whether @pid still holds a duplicate of @h's descriptor: more of its
+ * descriptors on the file are open for writing than it has other handles
+ * that could be writing (a second open() of the file, a writer that
+ * fsynced, or an O_RDWR one not decided yet; not those whose last
+ * descriptor was closed, waiting for RELEASE). Those are descriptors of
+ * other open files, not of this one: closing this handle's last descriptor
+ * completes its upload even while they stay open.
+ */
+static bool dup_open_in(struct hpcops_fs *fs, const struct fs_handle *h, pid_t pid)
+{
+	unsigned others = 0;
+
+	inode_lock(&fs->inodes); /* h2->kind changes under it (UNDECIDED -> READ) */
+	pthread_mutex_lock(&fs->handles_lock);
+	for (const struct fs_handle *h2 = fs->handles; h2; h2 = h2->next) {
+		if (h2 == h || h2->inode != h->inode)
+			continue;
+		if ((h2->kind == FS_HANDLE_WRITE && h2->opener_pid == pid && !h2->last_flushed) ||
+		    h2->kind == FS_HANDLE_UNDECIDED)
+			others++;
+	}
+	pthread_mutex_unlock(&fs->handles_lock);
+	inode_unlock(&fs->inodes);
+	return fds_on(pid, h->inode->name, h->inode->ino, true) > others;
 }
 
 /*
@@ -434,7 +470,9 @@ ssize_t fw_write(struct hpcops_fs *fs, struct fs_handle *h, uint64_t off, size_t
  * longer local, carries the new ETag, and is no longer being written (the
  * writer is detached now, not at release, which comes after close()
  * returns); on failure a file that never existed in S3 disappears, and an
- * overwritten one is looked up again.
+ * overwritten one is looked up again. Once: an upload completed before (an
+ * fsync, then the close) leaves the inode alone, which may show a newer
+ * object by now (a second open of the file replaced it).
  */
 static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 {
@@ -445,6 +483,8 @@ static int finish(struct hpcops_fs *fs, struct fs_handle *h)
 	bool kept;
 	int r;
 
+	if (upload_get_state(h->wr) == UPLOAD_DONE)
+		return 0;
 	r = upload_complete(h->wr, etag);
 	kept = r == 0 && upload_mtime_kept(h->wr, &t);
 	inode_lock(&fs->inodes);
@@ -499,7 +539,7 @@ int fw_flush(struct hpcops_fs *fs, struct fs_handle *h, pid_t tid)
 		          h->inode->key, (int)pid, (int)h->opener_pid);
 		return 0;
 	}
-	if (open_in(pid, h->inode->name, h->inode->ino)) {
+	if (dup_open_in(fs, h, pid)) {
 		/* The opener closed a duplicate (a shell's `cmd > f` dup2()s and
 		 * closes the original before any write); its last close flushes. */
 		log_debug("flush of '%s' from the opener, which still has it open: upload goes on",
@@ -515,6 +555,9 @@ int fw_flush(struct hpcops_fs *fs, struct fs_handle *h, pid_t tid)
 		          h->inode->key);
 		return 0;
 	}
+	inode_lock(&fs->inodes);
+	h->last_flushed = true;
+	inode_unlock(&fs->inodes);
 	return finish(fs, h);
 }
 

@@ -89,6 +89,7 @@ struct fs_handle {
 	pid_t opener_pid;    /* thread group that opened it (a write completes on its close) */
 	uint64_t lock_owner; /* fi->lock_owner at open, for the same purpose */
 	bool direct;         /* opened with O_DIRECT: an up-to-date view */
+	bool last_flushed;   /* write: its opener closed its last descriptor (inodes.lock) */
 	struct fs_handle *prev, *next; /* fs->handles, under handles_lock */
 };
 
