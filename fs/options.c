@@ -1434,6 +1434,12 @@ static int check_combinations(struct fs_options *o, struct parse_state *ps)
 		say(o, "--memory-limit must be at least 16 (MiB)");
 		return EXIT_USAGE;
 	}
+	if (o->otlp_endpoint)
+		warn(o, ps,
+		     "--otlp-endpoint: hpcops-mount has no OTLP exporter; the same counters are "
+		     "in --metrics-file and on --prometheus-port (Prometheus text)");
+	if (o->incremental_upload && fs_options_is_directory_bucket(o))
+		o->allow_append = true; /* mount-s3: appends to existing objects */
 	if (o->incremental_upload && !fs_options_is_directory_bucket(o))
 		warn(o, ps,
 		     "--incremental-upload needs a directory bucket (S3 Express One Zone): as with "

@@ -109,7 +109,7 @@ struct fs_options {
 	/* process */
 	bool foreground;               /* -f/--foreground */
 	bool debug;                    /* -d/--debug */
-	bool debug_crt;                /* --debug-crt: engine debug lines (not in effect) */
+	bool debug_crt;                /* --debug-crt: the engine's debug lines (as --debug) */
 	bool no_log;                   /* --no-log */
 	bool log_metrics;              /* --log-metrics */
 	char *log_directory;           /* -l/--log-directory */
@@ -134,7 +134,7 @@ struct fs_options {
 	/* metrics */
 	char *metrics_file;            /* --metrics-file PATH */
 	int prometheus_port;           /* --prometheus-port PORT on 127.0.0.1, 0 = none */
-	char *otlp_endpoint;           /* --otlp-endpoint URL (not in effect) */
+	char *otlp_endpoint;           /* --otlp-endpoint URL (not in effect: warned) */
 	uint64_t otlp_export_interval; /* --otlp-export-interval seconds (not in effect) */
 
 	/* reading and caching */
