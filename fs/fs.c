@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "cache.h"
+#include "cache_disk.h"
 #include "file_read.h"
 #include "file_write.h"
 #include "log.h"
@@ -40,7 +40,8 @@ int fs_setup(struct hpcops_fs *fs)
 	if (fs->opt.cache_dir) {
 		char why[512];
 
-		fs->cache = cache_new(fs->opt.cache_dir, fs->opt.max_cache_size, why, sizeof(why));
+		fs->cache = cache_disk_new(fs->opt.cache_dir, fs->opt.cache_block_size,
+		                           fs->opt.max_cache_size, why, sizeof(why));
 		if (!fs->cache) {
 			fprintf(stderr, "hpcops-mount: --cache %s: %s\n", fs->opt.cache_dir, why);
 			return -1;
@@ -156,7 +157,7 @@ void fs_teardown(struct hpcops_fs *fs)
 	fs_shutdown(fs);
 	prefetcher_free(fs->reads);
 	fs->reads = NULL;
-	cache_free(fs->cache);
+	cache_disk_free(fs->cache);
 	fs->cache = NULL;
 	budget_free(fs->budget);
 	fs->budget = NULL;

@@ -12,7 +12,7 @@
  *   file_write.c  write handles: create/open, write, flush/fsync/release, setattr
  *   upload.c      the multipart upload machine behind a write handle
  *   prefetch.c    object-shared read parts with a window per handle
- *   inode.c       the inode table; budget.c the memory budget; cache.c the
+ *   inode.c       the inode table; budget.c the memory budget; cache_disk.c the
  *                 block cache; backend_s3.c the S3 calls (a table, backend.h:
  *                 a fake store in tests); fs_metrics.c the series and signals
  * (doc/ARCHITECTURE.md has the whole map.)
@@ -56,7 +56,7 @@ struct prefetch;
 struct prefetcher;
 struct upload;
 struct uploader;
-struct cache;
+struct cache_disk;
 struct dir_handle;
 struct fs_metrics;
 
@@ -129,7 +129,7 @@ struct hpcops_fs {
 	struct fs_backend be;         /* the S3 calls of the logic (over s3, or a test's) */
 	struct inode_table inodes;
 	struct budget *budget;      /* owned; --memory-limit for read AND write buffers */
-	struct cache *cache;        /* owned; NULL without --cache */
+	struct cache_disk *cache;   /* owned; NULL without --cache */
 	struct prefetcher *reads;   /* owned; the read side */
 	struct uploader *writes;    /* owned; what the uploads share */
 	struct fs_metrics *metrics; /* owned; NULL in unit tests */

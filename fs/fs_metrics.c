@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "budget.h"
-#include "cache.h"
+#include "cache_disk.h"
 #include "fs.h"
 #include "log.h"
 #include "metrics.h"
@@ -158,7 +158,7 @@ static void snapshot(struct fs_metrics *m)
 	metric_add(m->budget_waits, up.budget_waits - m->last_up.budget_waits);
 	metric_gauge_set(m->aborts_owed, (int64_t)up.pending_aborts);
 	m->last_up = up;
-	cache_stats(fs->cache, &hits, &misses);
+	cache_disk_stats(fs->cache, &hits, &misses);
 	metric_add(m->cache_hits, hits - m->last_hits);
 	metric_add(m->cache_misses, misses - m->last_misses);
 	m->last_hits = hits;

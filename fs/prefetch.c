@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 
 #include "budget.h"
-#include "cache.h"
+#include "cache_disk.h"
 #include "fs_errno.h"
 #include "log.h"
 
@@ -427,7 +427,7 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 /* Fill @p from the block cache; true when every block was there. */
 static bool part_from_cache(struct pf_object *o, struct pf_part *p)
 {
-	struct cache *c = o->pfr->cfg.cache;
+	struct cache_disk *c = o->pfr->cfg.cache;
 	size_t bs = o->pfr->cfg.cache_block;
 	uint64_t idx = p->off / bs;
 	size_t done = 0;
@@ -436,7 +436,7 @@ static bool part_from_cache(struct pf_object *o, struct pf_part *p)
 		return false;
 	while (done < p->len) {
 		size_t want = p->len - done < bs ? p->len - done : bs;
-		ssize_t n = cache_get(c, o->key, o->etag, idx, p->buf + done, want);
+		ssize_t n = cache_disk_get(c, o->key, o->etag, idx, p->buf + done, want);
 
 		if (n < 0 || (size_t)n != want)
 			return false;
@@ -478,7 +478,7 @@ static void part_start_locked(struct pf_object *o, struct pf_part *p, bool no_ca
 /* Store the whole blocks of @p (and the object's last one) in the cache. */
 static void part_to_cache(struct pf_object *o, struct pf_part *p, const char *etag)
 {
-	struct cache *c = o->pfr->cfg.cache;
+	struct cache_disk *c = o->pfr->cfg.cache;
 	size_t bs = o->pfr->cfg.cache_block, done = 0;
 
 	if (!c || !etag[0] || p->off % bs)
@@ -488,7 +488,7 @@ static void part_to_cache(struct pf_object *o, struct pf_part *p, const char *et
 
 		if (n < bs && p->off + done + n != o->size)
 			break;
-		cache_put(c, o->key, etag, (p->off + done) / bs, p->buf + done, n);
+		cache_disk_put(c, o->key, etag, (p->off + done) / bs, p->buf + done, n);
 		done += n;
 	}
 }

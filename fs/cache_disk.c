@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cache: block files under DIR/hpcops-cache-v1/XX/NAME, NAME the hex
- * SHA-256 of (key, ETag, index). An in-memory index (hash + LRU list, one
- * mutex) tracks their sizes so eviction needs no directory scan after start.
+ * cache_disk: block files under DIR/hpcops-cache-v1/XX/NAME, NAME the hex
+ * SHA-256 of (key, ETag, block size, index). An in-memory index (hash + LRU
+ * list, one mutex) tracks their sizes so eviction needs no directory scan
+ * after start.
  */
-#include "cache.h"
+#include "cache_disk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,8 +44,9 @@ struct centry {
 	struct centry *prev, *next; /* LRU: head = most recent */
 };
 
-struct cache {
+struct cache_disk {
 	char *root; /* DIR/hpcops-cache-v1 */
+	uint64_t block_size;
 	uint64_t max_bytes;
 	pthread_mutex_t lock;
 	/* under lock */
@@ -58,7 +60,7 @@ struct cache {
 	uint64_t hits, misses;
 };
 
-static size_t bucket_of(const struct cache *c, const char *name)
+static size_t bucket_of(const struct cache_disk *c, const char *name)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -69,7 +71,7 @@ static size_t bucket_of(const struct cache *c, const char *name)
 	return h % c->n_buckets;
 }
 
-static struct centry *find_locked(struct cache *c, const char *name)
+static struct centry *find_locked(struct cache_disk *c, const char *name)
 {
 	for (struct centry *e = c->hash[bucket_of(c, name)]; e; e = e->hnext)
 		if (!strcmp(e->name, name))
@@ -77,7 +79,7 @@ static struct centry *find_locked(struct cache *c, const char *name)
 	return NULL;
 }
 
-static void lru_unlink(struct cache *c, struct centry *e)
+static void lru_unlink(struct cache_disk *c, struct centry *e)
 {
 	if (e->prev)
 		e->prev->next = e->next;
@@ -90,7 +92,7 @@ static void lru_unlink(struct cache *c, struct centry *e)
 	e->prev = e->next = NULL;
 }
 
-static void lru_push_front(struct cache *c, struct centry *e)
+static void lru_push_front(struct cache_disk *c, struct centry *e)
 {
 	e->prev = NULL;
 	e->next = c->lru_head;
@@ -101,7 +103,7 @@ static void lru_push_front(struct cache *c, struct centry *e)
 		c->lru_tail = e;
 }
 
-static void remove_locked(struct cache *c, struct centry *e)
+static void remove_locked(struct cache_disk *c, struct centry *e)
 {
 	struct centry **pp = &c->hash[bucket_of(c, e->name)];
 
@@ -115,12 +117,12 @@ static void remove_locked(struct cache *c, struct centry *e)
 	free(e);
 }
 
-static void path_of(const struct cache *c, const char *name, char *out, size_t len)
+static void path_of(const struct cache_disk *c, const char *name, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%.2s/%s", c->root, name, name);
 }
 
-static void add_locked(struct cache *c, const char *name, uint64_t size, bool front)
+static void add_locked(struct cache_disk *c, const char *name, uint64_t size, bool front)
 {
 	struct centry *e = find_locked(c, name);
 
@@ -153,7 +155,7 @@ static void add_locked(struct cache *c, const char *name, uint64_t size, bool fr
 }
 
 /* Delete least recently used blocks until @need more bytes fit under the bound. */
-static void evict_locked(struct cache *c, uint64_t need)
+static void evict_locked(struct cache_disk *c, uint64_t need)
 {
 	char path[PATH_MAX];
 
@@ -166,10 +168,16 @@ static void evict_locked(struct cache *c, uint64_t need)
 	}
 }
 
-static void block_name(const char *key, const char *etag, uint64_t idx, char out[65])
+/*
+ * The file name of a block: the block size is part of it, so a mount with
+ * another --cache-block-size cannot take a block of the same index and
+ * length that holds other bytes (the last block of a size, say).
+ */
+static void block_name(const struct cache_disk *c, const char *key, const char *etag, uint64_t idx,
+                       char out[65])
 {
 	size_t kl = strlen(key), el = strlen(etag);
-	char *buf = malloc(kl + el + 32);
+	char *buf = malloc(kl + el + 2 + 2 * sizeof(uint64_t));
 
 	if (!buf) {
 		out[0] = '\0';
@@ -178,7 +186,8 @@ static void block_name(const char *key, const char *etag, uint64_t idx, char out
 	memcpy(buf, key, kl + 1);
 	memcpy(buf + kl + 1, etag, el + 1);
 	memcpy(buf + kl + el + 2, &idx, sizeof(idx));
-	util_sha256_hex(buf, kl + el + 2 + sizeof(idx), out);
+	memcpy(buf + kl + el + 2 + sizeof(idx), &c->block_size, sizeof(c->block_size));
+	util_sha256_hex(buf, kl + el + 2 + 2 * sizeof(uint64_t), out);
 	free(buf);
 }
 
@@ -200,7 +209,7 @@ static int cmp_scan(const void *a, const void *b)
 }
 
 /* Index the blocks already on disk, most recently used first. */
-static int scan(struct cache *c)
+static int scan(struct cache_disk *c)
 {
 	struct scan_item *items = NULL;
 	size_t n = 0, cap = 0;
@@ -259,9 +268,10 @@ static int scan(struct cache *c)
 	return 0;
 }
 
-struct cache *cache_new(const char *dir, uint64_t max_bytes, char *why, size_t why_len)
+struct cache_disk *cache_disk_new(const char *dir, size_t block_size, uint64_t max_bytes, char *why,
+                                  size_t why_len)
 {
-	struct cache *c = calloc(1, sizeof(*c));
+	struct cache_disk *c = calloc(1, sizeof(*c));
 	char p[PATH_MAX];
 
 	if (!c) {
@@ -269,6 +279,7 @@ struct cache *cache_new(const char *dir, uint64_t max_bytes, char *why, size_t w
 		return NULL;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	c->block_size = block_size;
 	c->n_buckets = 65536;
 	c->hash = calloc(c->n_buckets, sizeof(*c->hash));
 	if (!c->hash || asprintf(&c->root, "%s/%s", dir, SUBDIR) < 0) {
@@ -306,8 +317,8 @@ struct cache *cache_new(const char *dir, uint64_t max_bytes, char *why, size_t w
 		uint64_t keep = total / 20;
 
 		max_bytes = c->total + (avail > keep ? avail - keep : 0);
-		if (max_bytes < CACHE_BLOCK_SIZE)
-			max_bytes = CACHE_BLOCK_SIZE;
+		if (max_bytes < block_size)
+			max_bytes = block_size;
 	}
 	c->max_bytes = max_bytes;
 	pthread_mutex_lock(&c->lock);
@@ -315,11 +326,11 @@ struct cache *cache_new(const char *dir, uint64_t max_bytes, char *why, size_t w
 	pthread_mutex_unlock(&c->lock);
 	return c;
 fail:
-	cache_free(c);
+	cache_disk_free(c);
 	return NULL;
 }
 
-void cache_free(struct cache *c)
+void cache_disk_free(struct cache_disk *c)
 {
 	if (!c)
 		return;
@@ -368,7 +379,7 @@ static bool write_full(int fd, const void *buf, size_t n)
 	return true;
 }
 
-static void drop(struct cache *c, const char *name, const char *path)
+static void drop(struct cache_disk *c, const char *name, const char *path)
 {
 	struct centry *e;
 
@@ -380,8 +391,8 @@ static void drop(struct cache *c, const char *name, const char *path)
 	pthread_mutex_unlock(&c->lock);
 }
 
-ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t idx, void *buf,
-                  size_t cap)
+ssize_t cache_disk_get(struct cache_disk *c, const char *key, const char *etag, uint64_t idx,
+                       void *buf, size_t cap)
 {
 	char name[65], path[PATH_MAX];
 	struct blk_hdr h;
@@ -391,7 +402,7 @@ ssize_t cache_get(struct cache *c, const char *key, const char *etag, uint64_t i
 	struct centry *e;
 	int fd;
 
-	block_name(key, etag, idx, name);
+	block_name(c, key, etag, idx, name);
 	if (!name[0])
 		return -1;
 	pthread_mutex_lock(&c->lock);
@@ -435,14 +446,14 @@ out:
 	return rc;
 }
 
-void cache_stats(struct cache *c, uint64_t *hits, uint64_t *misses)
+void cache_disk_stats(struct cache_disk *c, uint64_t *hits, uint64_t *misses)
 {
 	*hits = c ? __atomic_load_n(&c->hits, __ATOMIC_RELAXED) : 0;
 	*misses = c ? __atomic_load_n(&c->misses, __ATOMIC_RELAXED) : 0;
 }
 
-void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx, const void *data,
-               size_t len)
+void cache_disk_put(struct cache_disk *c, const char *key, const char *etag, uint64_t idx,
+                    const void *data, size_t len)
 {
 	char name[65], path[PATH_MAX], tmp[PATH_MAX];
 	struct blk_hdr h;
@@ -451,7 +462,7 @@ void cache_put(struct cache *c, const char *key, const char *etag, uint64_t idx,
 	bool exists;
 	int fd;
 
-	block_name(key, etag, idx, name);
+	block_name(c, key, etag, idx, name);
 	if (!name[0] || need > c->max_bytes)
 		return;
 	pthread_mutex_lock(&c->lock);
@@ -498,7 +509,7 @@ fail:
 	if (errno == ENOSPC || errno == EDQUOT) {
 		/* the disk is full: make room for later puts, skip this one */
 		pthread_mutex_lock(&c->lock);
-		if (c->total > 8ULL * CACHE_BLOCK_SIZE)
+		if (c->total > 8 * c->block_size)
 			c->max_bytes = c->total - c->total / 8;
 		evict_locked(c, 0);
 		pthread_mutex_unlock(&c->lock);
