@@ -22,9 +22,6 @@
 
 struct cache_disk;
 
-/* The default block size (--cache-block-size). */
-#define CACHE_BLOCK_SIZE (1024 * 1024)
-
 /**
  * cache_disk_new() - open (or create) the cache in @dir for blocks of
  * @block_size bytes, bounded by @max_bytes (0 = keep 5% of the file system

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "cache_disk.h"
+#include "cache.h"
 #include "file_read.h"
 #include "file_write.h"
 #include "log.h"
@@ -23,6 +23,8 @@
 #define FS_MAX_INFLIGHT_PARTS 8
 /* Threads that checksum and send full parts: one per core of a small node. */
 #define FS_SUBMIT_THREADS 2
+/* How long unmount waits for block puts to the shared cache (--cache-xz). */
+#define FS_CACHE_DRAIN_MS 10000
 
 int fs_setup(struct hpcops_fs *fs)
 {
@@ -37,13 +39,21 @@ int fs_setup(struct hpcops_fs *fs)
 	fs->budget = budget_new(fs->opt.memory_limit);
 	if (!fs->budget)
 		goto nomem;
-	if (fs->opt.cache_dir) {
-		char why[512];
+	if (fs->opt.cache_dir || fs->opt.cache_xz) {
+		struct cache_config cc = {
+		    .dir = fs->opt.cache_dir,
+		    .max_bytes = fs->opt.max_cache_size,
+		    .bucket = fs->opt.cache_xz,
+		    .bucket_be = &fs->cache_be,
+		    .source_bucket = fs->opt.bucket,
+		    .block_size = fs->opt.cache_block_size,
+		    .budget = fs->budget,
+		};
+		char why[600];
 
-		fs->cache = cache_disk_new(fs->opt.cache_dir, fs->opt.cache_block_size,
-		                           fs->opt.max_cache_size, why, sizeof(why));
+		fs->cache = cache_new(&cc, why, sizeof(why));
 		if (!fs->cache) {
-			fprintf(stderr, "hpcops-mount: --cache %s: %s\n", fs->opt.cache_dir, why);
+			fprintf(stderr, "hpcops-mount: %s\n", why);
 			return -1;
 		}
 	}
@@ -150,6 +160,8 @@ void fs_shutdown(struct hpcops_fs *fs)
 	/* the aborts still owed are tried again here, while the engine runs */
 	uploader_free(fs->writes);
 	fs->writes = NULL;
+	/* and the blocks on their way to the shared cache are given time to land */
+	cache_drain(fs->cache, FS_CACHE_DRAIN_MS);
 }
 
 void fs_teardown(struct hpcops_fs *fs)
@@ -157,7 +169,7 @@ void fs_teardown(struct hpcops_fs *fs)
 	fs_shutdown(fs);
 	prefetcher_free(fs->reads);
 	fs->reads = NULL;
-	cache_disk_free(fs->cache);
+	cache_free(fs->cache);
 	fs->cache = NULL;
 	budget_free(fs->budget);
 	fs->budget = NULL;

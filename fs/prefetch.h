@@ -27,7 +27,7 @@
 #include "backend.h"
 
 struct budget;
-struct cache_disk;
+struct cache;
 struct prefetcher;
 struct prefetch;
 
@@ -37,9 +37,9 @@ struct prefetch;
 struct prefetch_config {
 	const struct fs_backend *be;
 	struct budget *budget;
-	struct cache_disk *cache; /* NULL without --cache */
-	size_t part_size;         /* --read-part-size */
-	size_t cache_block;       /* --cache-block-size (0: CACHE_BLOCK_SIZE) */
+	struct cache *cache; /* NULL without --cache */
+	size_t part_size;    /* --read-part-size */
+	size_t cache_block;  /* --cache-block-size (0: CACHE_BLOCK_SIZE) */
 };
 
 /** prefetcher_new() - the read side of a mount (object table, buffer pool). NULL on ENOMEM. */

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "budget.h"
+#include "cache.h"
 #include "cache_disk.h"
 #include "check.h"
 #include "fs_errno.h"
