@@ -150,6 +150,8 @@ void fs_close_handles(struct hpcops_fs *fs)
 	if (!fs->writes && !fs->reads)
 		return;
 	close_all_handles(fs);
+	/* the blocks on their way to the shared cache land (and count in the last metrics) */
+	cache_drain(fs->cache, FS_CACHE_DRAIN_MS);
 }
 
 void fs_shutdown(struct hpcops_fs *fs)
@@ -157,11 +159,10 @@ void fs_shutdown(struct hpcops_fs *fs)
 	if (!fs->writes && !fs->reads)
 		return;
 	close_all_handles(fs);
+	cache_drain(fs->cache, FS_CACHE_DRAIN_MS);
 	/* the aborts still owed are tried again here, while the engine runs */
 	uploader_free(fs->writes);
 	fs->writes = NULL;
-	/* and the blocks on their way to the shared cache are given time to land */
-	cache_drain(fs->cache, FS_CACHE_DRAIN_MS);
 }
 
 void fs_teardown(struct hpcops_fs *fs)

@@ -165,7 +165,8 @@ int fs_setup(struct hpcops_fs *fs);
 
 /**
  * fs_close_handles() - release every handle the kernel never released (an
- * upload still open is aborted). The modules stay up (their counters can
+ * upload still open is aborted), and wait a little for the block puts to
+ * the shared cache in flight. The modules stay up (their counters can
  * still be read). Call while the transfer engine still runs.
  */
 void fs_close_handles(struct hpcops_fs *fs);

@@ -235,7 +235,7 @@ struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg)
 	m->fetched =
 	    counter(m, "fs_prefetch_bytes_fetched_total", "bytes fetched from S3 by reads");
 	m->from_cache = counter(m, "fs_prefetch_bytes_from_cache_total",
-	                        "bytes read from the block cache (--cache)");
+	                        "bytes read from the block cache (--cache, --cache-xz)");
 	m->delivered = counter(m, "fs_prefetch_bytes_delivered_total",
 	                       "bytes handed to readers from fetched parts");
 	m->shared = counter(m, "fs_prefetch_parts_shared_total",

@@ -135,6 +135,8 @@ def test_two_nodes_then_a_change_then_a_damaged_block():
             raise AssertionError("%d of %d blocks missing from the cache bucket after "
                                  "node 1 (puts skipped: %s)"
                                  % (len(want - stored), N_BLOCKS, skipped))
+        ht.check_eq(metric(mfile, "hpcops_fs_cache_shared_puts_total"), float(N_BLOCKS),
+                    "node 1's count of blocks stored")
 
         # node 2: every block from the cache bucket, nothing from the source
         got, reqs, mfile, _ = node_reads(p, src, cache, sha1)
