@@ -32,6 +32,7 @@
  * then the source bucket, key and ETag, then the data.
  */
 #define HDR_FIXED 48
+#define HDR_CRC   40 /* where the CRC32C of the data sits in it */
 
 struct cache_bucket {
 	struct cache_bucket_config cfg; /* cfg.name and cfg.source_bucket point at our copies */
@@ -77,7 +78,7 @@ static void hdr_write(const struct cache_bucket *b, const char *key, const char 
 	put_le32(out + 20, (uint32_t)len);
 	put_le64(out + 24, b->cfg.block_size);
 	put_le64(out + 32, idx);
-	put_le32(out + 40, crc);
+	put_le32(out + HDR_CRC, crc);
 	put_le32(out + 44, 0);
 	memcpy(out + HDR_FIXED, b->cfg.source_bucket, bl);
 	memcpy(out + HDR_FIXED + bl, key, kl);
@@ -225,11 +226,14 @@ static bool slot_checks(struct fetch *f, struct fetch_slot *s, const char **why)
 	}
 	hdr_write(f->b, f->key, f->etag, s->blk.idx, s->blk.len,
 	          checksum_crc32c(0, data, s->blk.len), f->want);
-	if (memcmp(s->buf, f->want, 40) || memcmp(s->buf + 44, f->want + 44, f->hdr_len - 44)) {
-		*why = "its header names another bucket, key, ETag, block size or index";
+	/* all of the header but the CRC, then the CRC: each failure says which */
+	if (memcmp(s->buf, f->want, HDR_CRC) ||
+	    memcmp(s->buf + HDR_CRC + 4, f->want + HDR_CRC + 4, f->hdr_len - HDR_CRC - 4)) {
+		*why = "its header is not the block's (magic, bucket, key, ETag, block size, "
+		       "index or length)";
 		return false;
 	}
-	if (memcmp(s->buf + 40, f->want + 40, 4)) {
+	if (memcmp(s->buf + HDR_CRC, f->want + HDR_CRC, 4)) {
 		*why = "its data fails the CRC32C";
 		return false;
 	}

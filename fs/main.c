@@ -125,9 +125,7 @@ static int check_cache_bucket(struct hpcops_fs *fs, struct s3_client *s3, const 
 	                    sizeof(msg));
 	if (!strncmp(why, "hpcops-mount: ", 14))
 		why += 14;
-	fprintf(stderr,
-	        "hpcops-mount: --cache-xz %s: the shared cache bucket cannot be used (or mount "
-	        "without --cache-xz): %s\n",
+	fprintf(stderr, "hpcops-mount: --cache-xz %s: the shared cache bucket cannot be used: %s\n",
 	        fs->opt.cache_xz, why);
 	return -1;
 }
