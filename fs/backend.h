@@ -29,6 +29,9 @@ struct fs_backend_ops {
 	                 struct s3_error *err);
 	int (*put)(void *ctx, const char *key, const void *data, size_t len,
 	           const struct s3_obj_meta *meta, char *etag_out, struct s3_error *err);
+	/* @data stays the caller's until @done ran (the block cache's puts) */
+	int (*put_async)(void *ctx, const char *key, const void *data, size_t len, s3_done_fn done,
+	                 void *user, struct s3_error *err);
 	int (*create)(void *ctx, const char *key, const struct s3_obj_meta *meta, char **upload_id,
 	              struct s3_error *err);
 	int (*upload_part_async)(void *ctx, const char *key, const char *upload_id, int part_no,

@@ -42,6 +42,12 @@ static int s3b_put(void *ctx, const char *key, const void *data, size_t len,
 	return s3_put_object_meta(ctx, key, data, len, meta, etag_out, err);
 }
 
+static int s3b_put_async(void *ctx, const char *key, const void *data, size_t len, s3_done_fn done,
+                         void *user, struct s3_error *err)
+{
+	return s3_put_object_async(ctx, key, data, len, NULL, done, user, err);
+}
+
 static int s3b_create(void *ctx, const char *key, const struct s3_obj_meta *meta, char **upload_id,
                       struct s3_error *err)
 {
@@ -103,6 +109,7 @@ static const struct fs_backend_ops s3_backend_ops = {
     .get = s3b_get,
     .get_async = s3b_get_async,
     .put = s3b_put,
+    .put_async = s3b_put_async,
     .create = s3b_create,
     .upload_part_async = s3b_upload_part_async,
     .upload_part_copy = s3b_upload_part_copy,

@@ -23,6 +23,8 @@
 #define FS_MAX_INFLIGHT_PARTS 8
 /* Threads that checksum and send full parts: one per core of a small node. */
 #define FS_SUBMIT_THREADS 2
+/* How long unmount waits for block puts to the shared cache (--cache-xz). */
+#define FS_CACHE_DRAIN_MS 10000
 
 int fs_setup(struct hpcops_fs *fs)
 {
@@ -37,12 +39,21 @@ int fs_setup(struct hpcops_fs *fs)
 	fs->budget = budget_new(fs->opt.memory_limit);
 	if (!fs->budget)
 		goto nomem;
-	if (fs->opt.cache_dir) {
-		char why[512];
+	if (fs->opt.cache_dir || fs->opt.cache_xz) {
+		struct cache_config cc = {
+		    .dir = fs->opt.cache_dir,
+		    .max_bytes = fs->opt.max_cache_size,
+		    .bucket = fs->opt.cache_xz,
+		    .bucket_be = &fs->cache_be,
+		    .source_bucket = fs->opt.bucket,
+		    .block_size = fs->opt.cache_block_size,
+		    .budget = fs->budget,
+		};
+		char why[600];
 
-		fs->cache = cache_new(fs->opt.cache_dir, fs->opt.max_cache_size, why, sizeof(why));
+		fs->cache = cache_new(&cc, why, sizeof(why));
 		if (!fs->cache) {
-			fprintf(stderr, "hpcops-mount: --cache %s: %s\n", fs->opt.cache_dir, why);
+			fprintf(stderr, "hpcops-mount: %s\n", why);
 			return -1;
 		}
 	}
@@ -139,6 +150,8 @@ void fs_close_handles(struct hpcops_fs *fs)
 	if (!fs->writes && !fs->reads)
 		return;
 	close_all_handles(fs);
+	/* the blocks on their way to the shared cache land (and count in the last metrics) */
+	cache_drain(fs->cache, FS_CACHE_DRAIN_MS);
 }
 
 void fs_shutdown(struct hpcops_fs *fs)
@@ -146,6 +159,7 @@ void fs_shutdown(struct hpcops_fs *fs)
 	if (!fs->writes && !fs->reads)
 		return;
 	close_all_handles(fs);
+	cache_drain(fs->cache, FS_CACHE_DRAIN_MS);
 	/* the aborts still owed are tried again here, while the engine runs */
 	uploader_free(fs->writes);
 	fs->writes = NULL;

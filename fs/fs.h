@@ -13,8 +13,10 @@
  *   upload.c      the multipart upload machine behind a write handle
  *   prefetch.c    object-shared read parts with a window per handle
  *   inode.c       the inode table; budget.c the memory budget; cache.c the
- *                 block cache; backend_s3.c the S3 calls (a table, backend.h:
- *                 a fake store in tests); fs_metrics.c the series and signals
+ *                 block cache (cache_disk.c on this node, cache_bucket.c
+ *                 shared by a cluster); backend_s3.c the S3 calls (a table,
+ *                 backend.h: a fake store in tests); fs_metrics.c the series
+ *                 and signals
  * (doc/ARCHITECTURE.md has the whole map.)
  *
  * Lock order (take them in this order, never the other way):
@@ -24,7 +26,8 @@
  *   3. fs->handles_lock
  *   4. an upload's wlock, then its lock; a prefetch object's lock (after
  *      the prefetcher's table lock)
- *   5. the budget's lock, the prefetcher's pool lock, the uploader's alock
+ *   5. the budget's lock, the prefetcher's pool lock, the uploader's alock,
+ *      the block cache's locks (its disk index, its shared tier's puts)
  *   6. the adapter's notifier lock (fs->adapter.lock)
  * No lock is held across an S3 call except an upload's wlock (its writer)
  * and a directory handle's lock (its listing page).
@@ -128,9 +131,11 @@ struct hpcops_fs {
 	struct xfer_engine *xfer;     /* owned; the engine s3 runs on */
 	struct creds_provider *creds; /* owned; NULL with --no-sign-request */
 	struct fs_backend be;         /* the S3 calls of the logic (over s3, or a test's) */
+	struct s3_client *cache_s3;   /* owned; requests for opt.cache_xz (NULL without) */
+	struct fs_backend cache_be;   /* the cache bucket's calls (over cache_s3, or a test's) */
 	struct inode_table inodes;
 	struct budget *budget;      /* owned; --memory-limit for read AND write buffers */
-	struct cache *cache;        /* owned; NULL without --cache */
+	struct cache *cache;        /* owned; NULL without --cache and --cache-xz */
 	struct prefetcher *reads;   /* owned; the read side */
 	struct uploader *writes;    /* owned; what the uploads share */
 	struct fs_metrics *metrics; /* owned; NULL in unit tests */
@@ -161,7 +166,8 @@ int fs_setup(struct hpcops_fs *fs);
 
 /**
  * fs_close_handles() - release every handle the kernel never released (an
- * upload still open is aborted). The modules stay up (their counters can
+ * upload still open is aborted), and wait a little for the block puts to
+ * the shared cache in flight. The modules stay up (their counters can
  * still be read). Call while the transfer engine still runs.
  */
 void fs_close_handles(struct hpcops_fs *fs);

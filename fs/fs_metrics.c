@@ -37,11 +37,13 @@ struct fs_metrics {
 	/* snapshots of the modules, as counters and gauges */
 	struct metric *fetched, *from_cache, *delivered, *shared, *gets;
 	struct metric *cache_hits, *cache_misses;
+	struct metric *shared_hits, *shared_misses, *shared_damaged;
+	struct metric *shared_puts, *shared_put_failures, *shared_puts_skipped;
 	struct metric *uploads_open, *uploads_completed, *uploads_failed, *parts, *budget_waits;
 	struct metric *aborts_owed, *budget_used, *budget_limit;
 	struct prefetch_stats last_pf;
 	struct uploader_stats last_up;
-	uint64_t last_hits, last_misses;
+	struct cache_stats last_cache;
 };
 
 static void on_usr1(int sig)
@@ -141,7 +143,7 @@ static void snapshot(struct fs_metrics *m)
 	struct hpcops_fs *fs = m->fs;
 	struct prefetch_stats pf;
 	struct uploader_stats up;
-	uint64_t hits, misses;
+	struct cache_stats cs;
 
 	prefetcher_stats(fs->reads, &pf);
 	metric_add(m->fetched, pf.bytes_fetched - m->last_pf.bytes_fetched);
@@ -158,11 +160,18 @@ static void snapshot(struct fs_metrics *m)
 	metric_add(m->budget_waits, up.budget_waits - m->last_up.budget_waits);
 	metric_gauge_set(m->aborts_owed, (int64_t)up.pending_aborts);
 	m->last_up = up;
-	cache_stats(fs->cache, &hits, &misses);
-	metric_add(m->cache_hits, hits - m->last_hits);
-	metric_add(m->cache_misses, misses - m->last_misses);
-	m->last_hits = hits;
-	m->last_misses = misses;
+	cache_stats(fs->cache, &cs);
+	metric_add(m->cache_hits, cs.hits - m->last_cache.hits);
+	metric_add(m->cache_misses, cs.misses - m->last_cache.misses);
+	metric_add(m->shared_hits, cs.shared_hits - m->last_cache.shared_hits);
+	metric_add(m->shared_misses, cs.shared_misses - m->last_cache.shared_misses);
+	metric_add(m->shared_damaged, cs.shared_damaged - m->last_cache.shared_damaged);
+	metric_add(m->shared_puts, cs.shared_puts - m->last_cache.shared_puts);
+	metric_add(m->shared_put_failures,
+	           cs.shared_put_failures - m->last_cache.shared_put_failures);
+	metric_add(m->shared_puts_skipped,
+	           cs.shared_puts_skipped - m->last_cache.shared_puts_skipped);
+	m->last_cache = cs;
 	metric_gauge_set(m->budget_used, (int64_t)budget_used(fs->budget));
 }
 
@@ -226,7 +235,7 @@ struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg)
 	m->fetched =
 	    counter(m, "fs_prefetch_bytes_fetched_total", "bytes fetched from S3 by reads");
 	m->from_cache = counter(m, "fs_prefetch_bytes_from_cache_total",
-	                        "bytes read from the block cache (--cache)");
+	                        "bytes read from the block cache (--cache, --cache-xz)");
 	m->delivered = counter(m, "fs_prefetch_bytes_delivered_total",
 	                       "bytes handed to readers from fetched parts");
 	m->shared = counter(m, "fs_prefetch_parts_shared_total",
@@ -234,6 +243,19 @@ struct fs_metrics *fs_metrics_start(struct hpcops_fs *fs, struct metrics *reg)
 	m->gets = counter(m, "fs_prefetch_gets_total", "ranged GETs sent for reads");
 	m->cache_hits = counter(m, "fs_cache_hits_total", "block cache lookups that hit");
 	m->cache_misses = counter(m, "fs_cache_misses_total", "block cache lookups that missed");
+	m->shared_hits = counter(m, "fs_cache_shared_hits_total",
+	                         "blocks read from the shared cache bucket (--cache-xz)");
+	m->shared_misses = counter(m, "fs_cache_shared_misses_total",
+	                           "blocks asked of the shared cache bucket and not served");
+	m->shared_damaged = counter(m, "fs_cache_shared_damaged_total",
+	                            "shared cache blocks that failed a check (not served)");
+	m->shared_puts =
+	    counter(m, "fs_cache_shared_puts_total", "blocks stored in the shared cache bucket");
+	m->shared_put_failures = counter(m, "fs_cache_shared_put_failures_total",
+	                                 "blocks the shared cache bucket did not store");
+	m->shared_puts_skipped =
+	    counter(m, "fs_cache_shared_puts_skipped_total",
+	            "blocks not sent to the shared cache bucket (puts in flight, memory)");
 	m->uploads_open = gauge(m, "fs_uploads_open", "files being written now");
 	m->uploads_completed = counter(m, "fs_uploads_completed_total", "objects written");
 	m->uploads_failed = counter(m, "fs_uploads_failed_total", "uploads that failed (aborted)");

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_bucket.h"
 #include "check.h"
 #include "creds.h"
 #include "fs.h"
@@ -98,6 +99,53 @@ static int check_bucket(struct hpcops_fs *fs, struct s3_client *s3, const char *
 	}
 	s3_list_page_free(&page);
 	return 0;
+}
+
+/*
+ * --cache-xz: the cache bucket must be there and listable before the
+ * mount goes live, as mount-s3 refuses a cache bucket it cannot use; a
+ * wrong name would otherwise only show as a log line and a cache that
+ * never hits.
+ */
+static int check_cache_bucket(struct hpcops_fs *fs, struct s3_client *s3, const char *endpoint)
+{
+	struct s3_list_params p = {.prefix = CACHE_BUCKET_PREFIX, .max_keys = 1};
+	struct s3_list_page page;
+	struct s3_error err;
+	char msg[2048];
+	const char *why;
+
+	memset(&page, 0, sizeof(page));
+	memset(&err, 0, sizeof(err));
+	if (s3_list_objects(s3, &p, &page, &err) == 0) {
+		s3_list_page_free(&page);
+		return 0;
+	}
+	why = check_explain(&err, fs->opt.cache_xz, "", endpoint, fs->opt.check_timeout, msg,
+	                    sizeof(msg));
+	if (!strncmp(why, "hpcops-mount: ", 14))
+		why += 14;
+	fprintf(stderr, "hpcops-mount: --cache-xz %s: the shared cache bucket cannot be used: %s\n",
+	        fs->opt.cache_xz, why);
+	return -1;
+}
+
+/*
+ * The cache bucket's client: the source's endpoint, credentials, engine
+ * and checksums, but none of what belongs to the mounted bucket: its
+ * owner (--expected-bucket-owner), who pays (--requester-pays) and the
+ * storage class of new objects (cache blocks are scratch, and a cold class
+ * would make them unreadable). --sse applies: blocks are the source's data.
+ */
+static struct s3_config cache_bucket_config(const struct s3_config *source, const char *bucket)
+{
+	struct s3_config c = *source;
+
+	c.bucket = bucket;
+	c.storage_class = NULL;
+	c.requester_pays = false;
+	c.expected_bucket_owner = NULL;
+	return c;
 }
 
 /* ---- process setup ---- */
@@ -364,6 +412,26 @@ static int serve(struct hpcops_fs *fs, bool detached)
 		if (crc < 0)
 			goto out;
 	}
+	if (o->cache_xz) {
+		struct s3_config cc = cache_bucket_config(&sc, o->cache_xz);
+		struct xfer_engine *cxe = NULL;
+		struct s3_client *cs3;
+		int crc;
+
+		fs->cache_s3 = s3_client_new(&cc);
+		if (!fs->cache_s3) {
+			fprintf(stderr,
+			        "hpcops-mount: cannot create the S3 client (out of memory?)\n");
+			goto out;
+		}
+		cs3 = check_client(fs, &cc, &xc, &cxe);
+		crc = cs3 ? check_cache_bucket(fs, cs3, endpoint) : -1;
+		s3_client_free(cs3);
+		xfer_engine_free(cxe);
+		if (crc < 0)
+			goto out;
+		fs->cache_be = fs_backend_s3(fs->cache_s3, &xc.retry);
+	}
 	fs->be = fs_backend_s3(fs->s3, &xc.retry);
 	if (o->incremental_upload && !fs_options_is_directory_bucket(o))
 		/* as mount-s3: it mounts, and every upload fails */
@@ -436,6 +504,7 @@ out:
 	fs->xfer = NULL;
 	fs_teardown(fs);
 	s3_client_free(fs->s3);
+	s3_client_free(fs->cache_s3);
 	creds_provider_free(fs->creds);
 	metrics_free(reg); /* last: the engine and the clients counted in it */
 	free(endpoint_url);

@@ -145,7 +145,7 @@ struct fs_options {
 	char *cache_dir;                /* --cache DIR, NULL = no block cache */
 	uint64_t max_cache_size;        /* --max-cache-size bytes (0 = keep 5% of the disk free) */
 	uint64_t cache_block_size;      /* --cache-block-size bytes (default 1 MiB) */
-	char *cache_xz;                 /* --cache-xz BUCKET: shared cache (not in effect) */
+	char *cache_xz;                 /* --cache-xz BUCKET: the cluster's shared block cache */
 	uint64_t read_part_size;        /* --read-part-size (default 8 MiB) */
 	uint64_t memory_limit;          /* --memory-limit, or --memory-target (default 512 MiB) */
 	uint64_t memory_target;         /* --memory-target as given in bytes, 0 = not given */

@@ -50,12 +50,13 @@ struct pf_part {
 	/* under obj->lock */
 	size_t got; /* bytes received */
 	enum part_state state;
-	int err;       /* errno when FAILED */
-	int holds;     /* windows holding it */
-	int pins;      /* replies in progress from buf */
-	bool listed;   /* in obj->parts: other handles may share it */
-	bool from_net; /* fetched from S3 (so worth a cache_put) */
-	bool cached;   /* cache_put done */
+	int err;          /* errno when FAILED */
+	int holds;        /* windows holding it */
+	int pins;         /* replies in progress from buf */
+	bool listed;      /* in obj->parts: other handles may share it */
+	bool from_net;    /* fetched from the source bucket (worth a cache_put in every tier) */
+	bool from_shared; /* from the shared cache tier (worth a cache_put on disk) */
+	bool cached;      /* cache_put done, or not needed */
 	struct pf_part *next;
 };
 
@@ -424,45 +425,12 @@ static void part_done(void *user, const struct s3_error *err, size_t got,
 	obj_put_unlock(o);
 }
 
-/* Fill @p from the block cache; true when every block was there. */
-static bool part_from_cache(struct pf_object *o, struct pf_part *p)
-{
-	struct cache *c = o->pfr->cfg.cache;
-	size_t bs = o->pfr->cfg.cache_block;
-	uint64_t idx = p->off / bs;
-	size_t done = 0;
-
-	if (!c || !o->etag[0] || p->off % bs)
-		return false;
-	while (done < p->len) {
-		size_t want = p->len - done < bs ? p->len - done : bs;
-		ssize_t n = cache_get(c, o->key, o->etag, idx, p->buf + done, want);
-
-		if (n < 0 || (size_t)n != want)
-			return false;
-		done += want;
-		idx++;
-	}
-	p->got = done;
-	return true;
-}
-
-/*
- * Fill @p (obj lock held): from the cache when it has every block (unless
- * @no_cache), else an async ranged GET with If-Match the object's ETag that
- * part_done() completes.
- */
-static void part_start_locked(struct pf_object *o, struct pf_part *p, bool no_cache)
+/* An async ranged GET of @p from the source with If-Match the object's ETag (obj lock held). */
+static void part_get_locked(struct pf_object *o, struct pf_part *p)
 {
 	const struct fs_backend *be = o->pfr->cfg.be;
 	struct s3_error err;
 
-	if (!no_cache && part_from_cache(o, p)) {
-		p->state = PART_DONE;
-		p->cached = true;
-		stat_add(&o->pfr->st.bytes_from_cache, p->got);
-		return;
-	}
 	o->refs++;
 	stat_add(&o->pfr->st.gets, 1);
 	memset(&err, 0, sizeof(err));
@@ -475,11 +443,73 @@ static void part_start_locked(struct pf_object *o, struct pf_part *p, bool no_ca
 	}
 }
 
-/* Store the whole blocks of @p (and the object's last one) in the cache. */
+/*
+ * The shared cache tier answered for @p (on another thread): its bytes are
+ * in place, or they are fetched from the source now.
+ */
+static void part_cached(void *user, bool hit)
+{
+	struct pf_part *p = user;
+	struct pf_object *o = p->obj;
+
+	pthread_mutex_lock(&o->lock);
+	if (hit) {
+		p->got = p->len;
+		p->state = PART_DONE;
+		p->from_shared = true;
+		stat_add(&o->pfr->st.bytes_from_cache, p->got);
+	} else {
+		part_get_locked(o, p);
+	}
+	if (p->state != PART_PENDING) {
+		part_maybe_free_locked(o, p);
+		pthread_cond_broadcast(&o->cond);
+	}
+	obj_put_unlock(o); /* the ref the cache fetch held */
+}
+
+/*
+ * Fill @p (obj lock held): from the block cache unless @no_cache (the disk
+ * tier at once, the shared tier by part_cached()), else by part_get_locked().
+ */
+static void part_start_locked(struct pf_object *o, struct pf_part *p, bool no_cache)
+{
+	struct cache *c = o->pfr->cfg.cache;
+
+	if (!no_cache && c) {
+		enum cache_result r =
+		    cache_fetch(c, o->key, o->etag, p->off, p->len, p->buf, part_cached, p);
+
+		switch (r) {
+		case CACHE_HIT:
+		case CACHE_HIT_SHARED:
+			p->state = PART_DONE;
+			p->got = p->len;
+			/* from the shared tier: the disk tier still lacks it */
+			p->from_shared = r == CACHE_HIT_SHARED;
+			p->cached = !p->from_shared;
+			stat_add(&o->pfr->st.bytes_from_cache, p->got);
+			return;
+		case CACHE_PENDING:
+			o->refs++; /* dropped by part_cached() */
+			return;
+		case CACHE_MISS:
+			break;
+		}
+	}
+	part_get_locked(o, p);
+}
+
+/*
+ * Store the whole blocks of @p (and the object's last one) in the cache
+ * tiers that lack them: all of them for bytes from the source, the disk
+ * for bytes from the shared tier. @p is pinned and done (no lock needed).
+ */
 static void part_to_cache(struct pf_object *o, struct pf_part *p, const char *etag)
 {
 	struct cache *c = o->pfr->cfg.cache;
 	size_t bs = o->pfr->cfg.cache_block, done = 0;
+	enum cache_origin from = p->from_net ? CACHE_FROM_SOURCE : CACHE_FROM_SHARED;
 
 	if (!c || !etag[0] || p->off % bs)
 		return;
@@ -488,7 +518,7 @@ static void part_to_cache(struct pf_object *o, struct pf_part *p, const char *et
 
 		if (n < bs && p->off + done + n != o->size)
 			break;
-		cache_put(c, o->key, etag, (p->off + done) / bs, p->buf + done, n);
+		cache_put(c, o->key, etag, (p->off + done) / bs, p->buf + done, n, from);
 		done += n;
 	}
 }
@@ -803,7 +833,7 @@ static int read_far_locked(struct prefetch *pf, uint64_t off, uint64_t end,
 		part_maybe_free_locked(o, p);
 		return e;
 	}
-	if (cache && p->from_net && p->got == p->len && !p->cached) {
+	if (cache && (p->from_net || p->from_shared) && p->got == p->len && !p->cached) {
 		p->cached = true;
 		snprintf(etag, sizeof(etag), "%s", o->etag);
 		pthread_mutex_unlock(&o->lock);
@@ -1099,8 +1129,8 @@ again:
 	for (int i = 0; i < r->n_pins; i++) {
 		struct pf_part *p = r->pins[i];
 
-		to_cache[i] = o->pfr->cfg.cache && !pf->no_cache && p->from_net && !p->cached &&
-		              p->got == p->len;
+		to_cache[i] = o->pfr->cfg.cache && !pf->no_cache &&
+		              (p->from_net || p->from_shared) && !p->cached && p->got == p->len;
 		if (to_cache[i])
 			p->cached = true;
 	}

@@ -37,7 +37,7 @@ struct prefetch;
 struct prefetch_config {
 	const struct fs_backend *be;
 	struct budget *budget;
-	struct cache *cache; /* NULL without --cache */
+	struct cache *cache; /* NULL without --cache and --cache-xz */
 	size_t part_size;    /* --read-part-size */
 	size_t cache_block;  /* --cache-block-size (0: CACHE_BLOCK_SIZE) */
 };

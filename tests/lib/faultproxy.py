@@ -246,6 +246,22 @@ def _hset(hdrs, name, value):
     return out
 
 
+# Request headers whose values are secrets: recorded as present, never as sent.
+REDACTED = ("authorization", "x-amz-security-token")
+
+
+def _recorded_headers(hdrs):
+    """{lower-cased name: value} of a request's headers for p.requests;
+    repeated names joined with ", " (as HTTP folds them), secrets redacted."""
+    out = {}
+    for k, v in hdrs:
+        k = k.lower()
+        if k in REDACTED:
+            v = "<redacted>"
+        out[k] = out[k] + ", " + v if k in out else v
+    return out
+
+
 def _build_head(first, hdrs):
     return ("%s\r\n%s\r\n" % (first, "".join("%s: %s\r\n" % kv for kv in hdrs))
             ).encode("latin-1")
@@ -389,8 +405,11 @@ class FaultProxy:
 
     @property
     def requests(self):
-        """A list of dicts (method, path, query, op, status, bytes_in,
-        bytes_out, action, t) for every request read from a client."""
+        """A list of dicts (method, path, query, op, headers, status,
+        bytes_in, bytes_out, action, t) for every request read from a
+        client. headers: {lower-cased name: value} as the client sent them,
+        except Authorization and X-Amz-Security-Token, whose values are
+        "<redacted>"."""
         with self._lock:
             return [dict(r) for r in self._requests]
 
@@ -662,6 +681,7 @@ class FaultProxy:
         query = dict(urllib.parse.parse_qsl(qs, keep_blank_values=True))
         op = s3_op(method, path, query, {k.lower(): v for k, v in hdrs})
         rec = {"method": method, "path": path, "query": qs, "op": op,
+               "headers": _recorded_headers(hdrs),
                "status": None, "bytes_in": 0, "bytes_out": 0, "action": None,
                "upstream_status": None, "t": time.time()}
         with self._lock:

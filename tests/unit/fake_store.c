@@ -69,6 +69,7 @@ struct fake_store {
 	struct job *head, *tail;
 	int running;
 	bool stop;
+	bool paused; /* fake_pause(): queued calls wait */
 	pthread_t worker;
 };
 
@@ -151,7 +152,7 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&fs->lock);
 	for (;;) {
-		struct job *j = fs->head;
+		struct job *j = fs->paused && !fs->stop ? NULL : fs->head;
 
 		if (!j) {
 			if (fs->stop)
@@ -456,6 +457,35 @@ static int f_put(void *ctx, const char *key, const void *data, size_t len,
 	if (etag_out)
 		snprintf(etag_out, 80, "%s", find_obj(fs, key)->etag);
 	pthread_mutex_unlock(&fs->lock);
+	memset(err, 0, sizeof(*err));
+	return 0;
+}
+
+static void run_put(struct fake_store *fs, struct job *j)
+{
+	struct s3_error e;
+
+	memset(&e, 0, sizeof(e));
+	pthread_mutex_lock(&fs->lock);
+	fs->calls[FAKE_PUT]++;
+	if (!fault_locked(fs, FAKE_PUT, &e))
+		put_locked(fs, j->key, j->data, (size_t)j->len, NULL);
+	pthread_mutex_unlock(&fs->lock);
+	j->done(j->user, &e, 0, NULL);
+}
+
+static int f_put_async(void *ctx, const char *key, const void *data, size_t len, s3_done_fn done,
+                       void *user, struct s3_error *err)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	j->run = run_put;
+	j->done = done;
+	j->user = user;
+	j->key = strdup(key);
+	j->data = data;
+	j->len = len;
+	queue(ctx, j);
 	memset(err, 0, sizeof(*err));
 	return 0;
 }
@@ -829,6 +859,7 @@ static const struct fs_backend_ops fake_ops = {
     .get = f_get,
     .get_async = f_get_async,
     .put = f_put,
+    .put_async = f_put_async,
     .create = f_create,
     .upload_part_async = f_part_async,
     .upload_part_copy = f_part_copy,
@@ -899,6 +930,36 @@ void fake_fail_op(struct fake_store *fs, enum fake_op op, int after, int times, 
 	fs->f.op[op].err = err;
 	fs->f.op[op].http_status = http_status;
 	pthread_mutex_unlock(&fs->lock);
+}
+
+void fake_pause(struct fake_store *fs, bool paused)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->paused = paused;
+	pthread_cond_broadcast(&fs->cond);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+size_t fake_queued(struct fake_store *fs)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (struct job *j = fs->head; j; j = j->next)
+		n++;
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
+size_t fake_count_prefix(struct fake_store *fs, const char *prefix)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (struct fobj *o = fs->objs; o; o = o->next)
+		n += !strncmp(o->key, prefix, strlen(prefix));
+	pthread_mutex_unlock(&fs->lock);
+	return n;
 }
 
 void fake_set_list_page(struct fake_store *fs, size_t n)

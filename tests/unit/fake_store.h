@@ -113,4 +113,16 @@ size_t fake_bytes_got(struct fake_store *fs);
 /** fake_drain() - wait until no async call is queued or running. */
 void fake_drain(struct fake_store *fs);
 
+/**
+ * fake_pause() - while @paused, async calls stay queued (a slow server);
+ * fake_pause(fs, false) lets them run. fake_drain() waits for them.
+ */
+void fake_pause(struct fake_store *fs, bool paused);
+
+/** fake_queued() - async calls queued and not started. */
+size_t fake_queued(struct fake_store *fs);
+
+/** fake_count_prefix() - how many objects have a key starting with @prefix. */
+size_t fake_count_prefix(struct fake_store *fs, const char *prefix);
+
 #endif

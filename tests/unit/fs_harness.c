@@ -32,10 +32,30 @@ struct fs_harness *harness_new(void)
 	return h;
 }
 
+struct fs_harness *harness_new_on(struct fake_store *store, struct fake_store *cache_store)
+{
+	struct fs_harness *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	fs_options_init(&h->fs.opt);
+	h->fs.opt.prefix = strdup("");
+	h->store = store;
+	h->cache_store = cache_store;
+	h->borrowed = true;
+	if (cache_store) {
+		h->fs.opt.bucket = strdup("src-bucket");
+		h->fs.opt.cache_xz = strdup("cache-bucket");
+	}
+	return h;
+}
+
 int harness_start(struct fs_harness *h)
 {
 	/* the logic's own retry loops: short, no test waits on them */
 	h->fs.be = fake_backend(h->store, 2000);
+	if (h->cache_store)
+		h->fs.cache_be = fake_backend(h->cache_store, 2000);
 	return fs_setup(&h->fs);
 }
 
@@ -46,7 +66,12 @@ uint64_t harness_free(struct fs_harness *h)
 	if (!h)
 		return 0;
 	fs_shutdown(&h->fs);
-	/* GETs of released handles still complete into their parts */
+	/*
+	 * GETs of released handles still complete into their parts; a miss in
+	 * the cache bucket sends its GET to the mounted bucket, so that first.
+	 */
+	if (h->cache_store)
+		fake_drain(h->cache_store);
 	fake_drain(h->store);
 	if (h->fs.reads)
 		prefetcher_trim(h->fs.reads);
@@ -54,7 +79,8 @@ uint64_t harness_free(struct fs_harness *h)
 		held = budget_used(h->fs.budget);
 	fs_teardown(&h->fs);
 	fs_options_free(&h->fs.opt);
-	fake_store_free(h->store);
+	if (!h->borrowed)
+		fake_store_free(h->store);
 	free(h);
 	return held;
 }

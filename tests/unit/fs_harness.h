@@ -17,7 +17,9 @@
 
 struct fs_harness {
 	struct hpcops_fs fs;
-	struct fake_store *store;
+	struct fake_store *store;       /* the mounted bucket */
+	struct fake_store *cache_store; /* the --cache-xz bucket, or NULL */
+	bool borrowed;                  /* the stores are the test's (harness_new_on()) */
 };
 
 /**
@@ -28,7 +30,16 @@ struct fs_harness {
  */
 struct fs_harness *harness_new(void);
 
-/** harness_start() - fs.be = the store's table, then fs_setup(). 0 or -1. */
+/**
+ * harness_new_on() - as harness_new(), over the test's @store (borrowed:
+ * freed by the test after every harness on it), so that several
+ * filesystems ("nodes") read one bucket. With @cache_store (borrowed too)
+ * the filesystem gets --cache-xz cache-bucket over it; the mounted bucket
+ * is then named src-bucket.
+ */
+struct fs_harness *harness_new_on(struct fake_store *store, struct fake_store *cache_store);
+
+/** harness_start() - fs.be (and fs.cache_be) = the stores' tables, then fs_setup(). 0 or -1. */
 int harness_start(struct fs_harness *h);
 
 /**

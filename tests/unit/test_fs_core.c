@@ -2,9 +2,9 @@
 /*
  * Unit tests of hpcops-mount's read-side core, no network, no FUSE mount:
  * the memory budget, the inode table (names, kinds, lookups counts,
- * negative entries), the block cache (round trip, ETag keys, damage,
- * LRU bound) and the bucket check's messages for every cause, including
- * the wrong region that radosgw cannot produce.
+ * negative entries), the disk tier of the block cache (round trip, ETag
+ * and block-size keys, damage, LRU bound) and the bucket check's messages for every cause,
+ * including the wrong region that radosgw cannot produce.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +21,7 @@
 
 #include "budget.h"
 #include "cache.h"
+#include "cache_disk.h"
 #include "check.h"
 #include "fs_errno.h"
 #include "inode.h"
@@ -205,27 +206,28 @@ static void fill(char *b, size_t n, unsigned seed)
 static void test_cache_round_trip_and_etag(void **state)
 {
 	char why[256];
-	struct cache *c = cache_new(cache_dir, 64ULL << 20, why, sizeof(why));
+	struct cache_disk *c =
+	    cache_disk_new(cache_dir, CACHE_BLOCK_SIZE, 64ULL << 20, why, sizeof(why));
 	char *in = malloc(CACHE_BLOCK_SIZE), *out = malloc(CACHE_BLOCK_SIZE);
 
 	assert_non_null(c);
 	fill(in, CACHE_BLOCK_SIZE, 1);
-	cache_put(c, "k/obj", "etag-1", 3, in, CACHE_BLOCK_SIZE);
-	assert_int_equal(cache_get(c, "k/obj", "etag-1", 3, out, CACHE_BLOCK_SIZE),
+	cache_disk_put(c, "k/obj", "etag-1", 3, in, CACHE_BLOCK_SIZE);
+	assert_int_equal(cache_disk_get(c, "k/obj", "etag-1", 3, out, CACHE_BLOCK_SIZE),
 	                 CACHE_BLOCK_SIZE);
 	assert_memory_equal(in, out, CACHE_BLOCK_SIZE);
 	/* another ETag (the object changed), key or index: a miss */
-	assert_int_equal(cache_get(c, "k/obj", "etag-2", 3, out, CACHE_BLOCK_SIZE), -1);
-	assert_int_equal(cache_get(c, "k/obj2", "etag-1", 3, out, CACHE_BLOCK_SIZE), -1);
-	assert_int_equal(cache_get(c, "k/obj", "etag-1", 4, out, CACHE_BLOCK_SIZE), -1);
-	cache_free(c);
+	assert_int_equal(cache_disk_get(c, "k/obj", "etag-2", 3, out, CACHE_BLOCK_SIZE), -1);
+	assert_int_equal(cache_disk_get(c, "k/obj2", "etag-1", 3, out, CACHE_BLOCK_SIZE), -1);
+	assert_int_equal(cache_disk_get(c, "k/obj", "etag-1", 4, out, CACHE_BLOCK_SIZE), -1);
+	cache_disk_free(c);
 	/* a new instance indexes what is on disk */
-	c = cache_new(cache_dir, 64ULL << 20, why, sizeof(why));
+	c = cache_disk_new(cache_dir, CACHE_BLOCK_SIZE, 64ULL << 20, why, sizeof(why));
 	assert_non_null(c);
-	assert_int_equal(cache_get(c, "k/obj", "etag-1", 3, out, CACHE_BLOCK_SIZE),
+	assert_int_equal(cache_disk_get(c, "k/obj", "etag-1", 3, out, CACHE_BLOCK_SIZE),
 	                 CACHE_BLOCK_SIZE);
 	assert_memory_equal(in, out, CACHE_BLOCK_SIZE);
-	cache_free(c);
+	cache_disk_free(c);
 	free(in);
 	free(out);
 }
@@ -233,14 +235,15 @@ static void test_cache_round_trip_and_etag(void **state)
 static void test_cache_damaged_block_is_a_miss(void **state)
 {
 	char why[256], cmd[512];
-	struct cache *c = cache_new(cache_dir, 64ULL << 20, why, sizeof(why));
+	struct cache_disk *c =
+	    cache_disk_new(cache_dir, CACHE_BLOCK_SIZE, 64ULL << 20, why, sizeof(why));
 	char in[1000], out[1000];
 	FILE *p;
 	char path[512];
 
 	fill(in, sizeof(in), 2);
-	cache_put(c, "dmg", "e", 0, in, sizeof(in));
-	assert_int_equal(cache_get(c, "dmg", "e", 0, out, sizeof(out)), (ssize_t)sizeof(in));
+	cache_disk_put(c, "dmg", "e", 0, in, sizeof(in));
+	assert_int_equal(cache_disk_get(c, "dmg", "e", 0, out, sizeof(out)), (ssize_t)sizeof(in));
 	/* flip the last byte of the newest block file */
 	snprintf(cmd, sizeof(cmd), "ls -t $(find %s -type f) | head -1", cache_dir);
 	p = popen(cmd, "r");
@@ -256,40 +259,62 @@ static void test_cache_damaged_block_is_a_miss(void **state)
 		fputc(in[sizeof(in) - 1] ^ 0x55, f);
 		fclose(f);
 	}
-	assert_int_equal(cache_get(c, "dmg", "e", 0, out, sizeof(out)), -1);
+	assert_int_equal(cache_disk_get(c, "dmg", "e", 0, out, sizeof(out)), -1);
 	assert_int_equal(access(path, F_OK), -1); /* deleted */
-	cache_free(c);
+	cache_disk_free(c);
 }
 
 static void test_cache_lru_bound(void **state)
 {
 	char why[256];
 	/* room for about 3 blocks */
-	struct cache *c = cache_new(cache_dir, 3 * CACHE_BLOCK_SIZE + 4096, why, sizeof(why));
+	struct cache_disk *c = cache_disk_new(cache_dir, CACHE_BLOCK_SIZE,
+	                                      3 * CACHE_BLOCK_SIZE + 4096, why, sizeof(why));
 	char *b = malloc(CACHE_BLOCK_SIZE), *out = malloc(CACHE_BLOCK_SIZE);
 
 	assert_non_null(c);
 	for (unsigned i = 0; i < 3; i++) {
 		fill(b, CACHE_BLOCK_SIZE, 10 + i);
-		cache_put(c, "lru", "e", i, b, CACHE_BLOCK_SIZE);
+		cache_disk_put(c, "lru", "e", i, b, CACHE_BLOCK_SIZE);
 	}
 	/* touch block 0 so block 1 is the least recently used */
-	assert_int_equal(cache_get(c, "lru", "e", 0, out, CACHE_BLOCK_SIZE), CACHE_BLOCK_SIZE);
+	assert_int_equal(cache_disk_get(c, "lru", "e", 0, out, CACHE_BLOCK_SIZE), CACHE_BLOCK_SIZE);
 	fill(b, CACHE_BLOCK_SIZE, 13);
-	cache_put(c, "lru", "e", 3, b, CACHE_BLOCK_SIZE);
-	assert_int_equal(cache_get(c, "lru", "e", 1, out, CACHE_BLOCK_SIZE), -1);
-	assert_int_equal(cache_get(c, "lru", "e", 0, out, CACHE_BLOCK_SIZE), CACHE_BLOCK_SIZE);
-	assert_int_equal(cache_get(c, "lru", "e", 3, out, CACHE_BLOCK_SIZE), CACHE_BLOCK_SIZE);
+	cache_disk_put(c, "lru", "e", 3, b, CACHE_BLOCK_SIZE);
+	assert_int_equal(cache_disk_get(c, "lru", "e", 1, out, CACHE_BLOCK_SIZE), -1);
+	assert_int_equal(cache_disk_get(c, "lru", "e", 0, out, CACHE_BLOCK_SIZE), CACHE_BLOCK_SIZE);
+	assert_int_equal(cache_disk_get(c, "lru", "e", 3, out, CACHE_BLOCK_SIZE), CACHE_BLOCK_SIZE);
 	assert_memory_equal(b, out, CACHE_BLOCK_SIZE);
-	cache_free(c);
+	cache_disk_free(c);
 	free(b);
 	free(out);
+}
+
+/*
+ * A mount with another --cache-block-size on the same directory: block 2
+ * of 512 KiB blocks ([1 MiB, 1.5 MiB)) has the length of block 2 of 1 MiB
+ * blocks when the object ends at 2.5 MiB, and other bytes: never served.
+ */
+static void test_cache_block_size_is_part_of_the_key(void **state)
+{
+	char why[256], in[512 * 1024], out[512 * 1024];
+	struct cache_disk *c = cache_disk_new(cache_dir, sizeof(in), 64ULL << 20, why, sizeof(why));
+
+	assert_non_null(c);
+	fill(in, sizeof(in), 3);
+	cache_disk_put(c, "bs", "e", 2, in, sizeof(in));
+	assert_int_equal(cache_disk_get(c, "bs", "e", 2, out, sizeof(out)), (ssize_t)sizeof(in));
+	cache_disk_free(c);
+	c = cache_disk_new(cache_dir, CACHE_BLOCK_SIZE, 64ULL << 20, why, sizeof(why));
+	assert_non_null(c);
+	assert_int_equal(cache_disk_get(c, "bs", "e", 2, out, sizeof(out)), -1);
+	cache_disk_free(c);
 }
 
 static void test_cache_unusable_dir_says_why(void **state)
 {
 	char why[256] = "", file[600];
-	struct cache *c;
+	struct cache_disk *c;
 	FILE *f;
 
 	/* a directory under a regular file cannot be made, not even by root */
@@ -298,7 +323,7 @@ static void test_cache_unusable_dir_says_why(void **state)
 	assert_non_null(f);
 	fclose(f);
 	strcat(file, "/cache");
-	c = cache_new(file, 0, why, sizeof(why));
+	c = cache_disk_new(file, CACHE_BLOCK_SIZE, 0, why, sizeof(why));
 	assert_null(c);
 	assert_non_null(strstr(why, "cannot create"));
 }
@@ -362,6 +387,7 @@ int main(void)
 	    cmocka_unit_test(test_cache_round_trip_and_etag),
 	    cmocka_unit_test(test_cache_damaged_block_is_a_miss),
 	    cmocka_unit_test(test_cache_lru_bound),
+	    cmocka_unit_test(test_cache_block_size_is_part_of_the_key),
 	    cmocka_unit_test(test_cache_unusable_dir_says_why),
 	    cmocka_unit_test(test_check_messages),
 	};
