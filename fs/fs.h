@@ -3,7 +3,8 @@
  * fs: the state of one hpcops-mount, shared by the filesystem's modules.
  * There is no other state: no file of fs/ keeps globals.
  *
- *   main.c        the process; options.c the command line (mount-s3's flags)
+ *   main.c        the process; options.c the command line (mount-s3's flags);
+ *                 fs_setup.c builds the modules below and takes them down
  *   fuse_ops.c    the adapter: decodes each FUSE request, calls the logic
  *                 below, logs and replies in one place (the only caller of
  *                 fuse_reply_*)
@@ -160,30 +161,6 @@ struct hpcops_fs {
 	void (*inval_attr)(struct hpcops_fs *fs, fuse_ino_t ino);
 	struct fuse_ops_state adapter; /* the adapter's own; untouched without a FUSE session */
 };
-
-/** fs_setup() - the modules' state from fs->opt and fs->be. Prints why on failure; 0 or -1. */
-int fs_setup(struct hpcops_fs *fs);
-
-/**
- * fs_close_handles() - release every handle the kernel never released (an
- * upload still open is aborted), and wait a little for the block puts to
- * the shared cache in flight. The modules stay up (their counters can
- * still be read). Call while the transfer engine still runs.
- */
-void fs_close_handles(struct hpcops_fs *fs);
-
-/**
- * fs_shutdown() - fs_close_handles(), then free the uploader, which retries
- * the aborts still owed. Call while the transfer engine still runs;
- * fs_teardown() calls it too.
- */
-void fs_shutdown(struct hpcops_fs *fs);
-
-/**
- * fs_teardown() - free what fs_setup() built (after the transfer engine
- * stopped, so no GET is still in flight). Safe on a zeroed fs.
- */
-void fs_teardown(struct hpcops_fs *fs);
 
 /** fs_handle_new() - a handle of @kind on @n (takes over the caller's ref), on fs->handles. */
 struct fs_handle *fs_handle_new(struct hpcops_fs *fs, enum fs_handle_kind kind, struct inode *n);

@@ -22,6 +22,7 @@
 #include "check.h"
 #include "creds.h"
 #include "fs.h"
+#include "fs_setup.h"
 #include "log.h"
 #include "fs_metrics.h"
 #include "fuse_ops.h"

@@ -14,6 +14,7 @@
 
 #include "fake_store.h"
 #include "fs.h"
+#include "fs_setup.h"
 
 struct fs_harness {
 	struct hpcops_fs fs;

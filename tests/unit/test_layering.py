@@ -49,17 +49,7 @@ GROUPS = {
 }
 
 # Dependencies the check skips: (from module, to module) -> why.
-ALLOWED = {
-    # fs.c is both the home of the shared state (fs.h, which every module
-    # of fs/ reads) and the place that sets up and takes down those modules
-    # (fs_setup/fs_shutdown/fs_teardown call ns_init, fw_release, ...).
-    # Moving the three functions into a file of their own (they are the
-    # mount's composition root) removes these; not done while fs.c is
-    # being changed on main.
-    ("fs/fs", "fs/file_read"): "fs.c sets up and takes down the handle modules",
-    ("fs/fs", "fs/file_write"): "fs.c sets up and takes down the handle modules",
-    ("fs/fs", "fs/namespace"): "fs.c sets up and takes down the handle modules",
-}
+ALLOWED = {}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 
