@@ -713,9 +713,9 @@ int spec_add_workload_arg(struct launch_spec *s, const char *arg, char *errbuf, 
 	/* as a spec file's workloads[].name: what run stores reads back */
 	if (!spec_valid_name(name, 64)) {
 		errf(errbuf, errlen,
-		     "--workload \"%s\": the name \"%s\" must be 1-64 letters, digits, '-', '_' "
-		     "or '.'",
-		     arg, name);
+		     "--workload \"%s\": workloads[%zu].name: \"%s\" must be 1-64 letters, "
+		     "digits, '-', '_' or '.'",
+		     arg, s->n_workloads, name);
 		goto fail;
 	}
 	if (s->n_workloads >= SPEC_MAX_WORKLOADS) {

@@ -157,7 +157,7 @@ static void test_validate(void **state)
 	assert_int_equal(spec_add_workload_arg(&s, "=cmd", eb, sizeof(eb)), -1);
 	/* a name a spec file could not hold is refused here, not stored */
 	assert_int_equal(spec_add_workload_arg(&s, "my job=./run", eb, sizeof(eb)), -1);
-	assert_non_null(strstr(eb, "the name \"my job\" must be 1-64 letters"));
+	assert_non_null(strstr(eb, "workloads[2].name: \"my job\" must be 1-64 letters"));
 	assert_int_equal(s.n_workloads, 2);
 	spec_free(&s);
 
