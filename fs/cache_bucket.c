@@ -159,20 +159,6 @@ void cache_bucket_stats(struct cache_bucket *b, struct cache_bucket_stats *out)
 	out->puts_skipped = __atomic_load_n(&b->st.puts_skipped, __ATOMIC_RELAXED);
 }
 
-static struct timespec deadline_in(long ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 /* ---- fetch ---- */
 
 struct fetch;
@@ -382,7 +368,7 @@ struct put {
 /* A slot for one more put in flight, waiting up to put_wait_ms; false if none came. */
 static bool slot_take(struct cache_bucket *b)
 {
-	struct timespec until = deadline_in(b->cfg.put_wait_ms);
+	struct timespec until = util_mono_in(b->cfg.put_wait_ms);
 	bool ok;
 
 	pthread_mutex_lock(&b->lock);
@@ -489,7 +475,7 @@ void cache_bucket_put(struct cache_bucket *b, const char *key, const char *etag,
 
 int cache_bucket_drain(struct cache_bucket *b, long timeout_ms)
 {
-	struct timespec until = deadline_in(timeout_ms);
+	struct timespec until = util_mono_in(timeout_ms);
 	int left;
 
 	if (!b)

@@ -30,6 +30,7 @@
 #include "budget.h"
 #include "fs_errno.h"
 #include "log.h"
+#include "util.h"
 
 /* The first buffer of an upload is charged to the budget as it fills, in
  * steps of this size, so a small file costs the budget what it holds. */
@@ -237,20 +238,6 @@ static void fail(struct upload *u, int err, const char *why)
 
 /* ---- aborts still owed: the janitor ---- */
 
-static struct timespec mono_in(long ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 static bool mono_due(const struct timespec *t)
 {
 	struct timespec now;
@@ -287,7 +274,7 @@ static void *janitor_main(void *arg)
 		}
 		if (!a) {
 			/* at most a second between looks: entries come due over time */
-			struct timespec t = mono_in(1000);
+			struct timespec t = util_mono_in(1000);
 
 			pthread_cond_timedwait(&up->acond, &up->alock, &t);
 			continue;
@@ -305,7 +292,7 @@ static void *janitor_main(void *arg)
 		}
 		a->tries++;
 		/* back off: 2, 4, 8, 16, 30 s; the engine retried each try already */
-		a->next = mono_in(a->tries >= 5 ? 30000 : 1000L << a->tries);
+		a->next = util_mono_in(a->tries >= 5 ? 30000 : 1000L << a->tries);
 		a->next_entry = up->aborts;
 		up->aborts = a;
 		up->n_aborts++;
@@ -334,7 +321,7 @@ static void abort_later(struct uploader *up, const char *key, const char *upload
 		        key, upload_id);
 		return;
 	}
-	a->next = mono_in(1000);
+	a->next = util_mono_in(1000);
 	pthread_mutex_lock(&up->alock);
 	a->next_entry = up->aborts;
 	up->aborts = a;
@@ -446,7 +433,7 @@ struct uploader *uploader_new(const struct uploader_config *cfg)
 	{
 		pthread_condattr_t ca;
 
-		/* the janitor's waits are on the monotonic clock (mono_in) */
+		/* the janitor's waits are on the monotonic clock (util_mono_in) */
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&up->acond, &ca);
@@ -485,7 +472,7 @@ void uploader_free(struct uploader *up)
 	 */
 	budget =
 	    up->cfg.be->retry.budget_ms > 0 ? up->cfg.be->retry.budget_ms : RETRY_DEFAULT_BUDGET_MS;
-	deadline = mono_in(budget);
+	deadline = util_mono_in(budget);
 	for (a = up->aborts; a; a = next) {
 		bool done = false;
 
@@ -1561,8 +1548,8 @@ static void step_abort(struct upload *u)
  */
 static int drive(struct upload *u)
 {
-	struct timespec deadline =
-	    mono_in(u->be->retry.budget_ms > 0 ? u->be->retry.budget_ms : RETRY_DEFAULT_BUDGET_MS);
+	struct timespec deadline = util_mono_in(
+	    u->be->retry.budget_ms > 0 ? u->be->retry.budget_ms : RETRY_DEFAULT_BUDGET_MS);
 	enum upload_state st;
 
 	for (;;) {

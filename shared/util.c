@@ -180,6 +180,20 @@ out:
 	return res;
 }
 
+struct timespec util_mono_in(long ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 void util_amz_date(time_t t, char out[17])
 {
 	struct tm tm;

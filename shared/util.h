@@ -57,6 +57,12 @@ char *util_uri_decode(const char *s, size_t n, size_t *outlen);
  */
 char *util_form_encode(const char *const *kv, size_t n);
 
+/**
+ * util_mono_in() - CLOCK_MONOTONIC now plus @ms: a deadline for
+ * pthread_cond_timedwait() on a condition set to that clock.
+ */
+struct timespec util_mono_in(long ms);
+
 /** util_amz_date() - "20150830T123600Z" (UTC) into @out (17 bytes). */
 void util_amz_date(time_t t, char out[17]);
 

@@ -203,6 +203,20 @@ def mounted(path):
     return False
 
 
+def metric_in_file(path, name):
+    """The value of an unlabelled series in a Prometheus text file (a mount's
+    --metrics-file), or None if the file or the series is not there."""
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == name:
+                    return float(parts[1])
+    except FileNotFoundError:
+        pass
+    return None
+
+
 def peak_rss_kib(pid):
     """The process' peak resident set size in KiB (VmHWM), or None if gone."""
     try:

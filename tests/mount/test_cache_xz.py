@@ -80,19 +80,6 @@ def sha_of(path):
     return h.hexdigest()
 
 
-def metric(path, name):
-    """An unlabelled series of a Prometheus text file, or None."""
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 2 and parts[0] == name:
-                    return float(parts[1])
-    except FileNotFoundError:
-        pass
-    return None
-
-
 def node_reads(proxy, src, cache, want_sha, extra=()):
     """One node: mount through the proxy, read KEY whole, unmount (its puts
     drain at unmount). Returns ({bucket: GET bytes}, the node's requests,
@@ -130,12 +117,13 @@ def test_two_nodes_then_a_change_then_a_damaged_block():
         tag1 = etag(src, KEY)
         stored = set(cache_keys(cache))
         want = {block_key(src, KEY, tag1, i) for i in range(N_BLOCKS)}
-        skipped = metric(mfile, "hpcops_fs_cache_shared_puts_skipped_total")
+        skipped = ht.metric_in_file(mfile, "hpcops_fs_cache_shared_puts_skipped_total")
         if want - stored:
             raise AssertionError("%d of %d blocks missing from the cache bucket after "
                                  "node 1 (puts skipped: %s)"
                                  % (len(want - stored), N_BLOCKS, skipped))
-        ht.check_eq(metric(mfile, "hpcops_fs_cache_shared_puts_total"), float(N_BLOCKS),
+        ht.check_eq(ht.metric_in_file(mfile, "hpcops_fs_cache_shared_puts_total"),
+                    float(N_BLOCKS),
                     "node 1's count of blocks stored")
 
         # node 2: every block from the cache bucket, nothing from the source
@@ -147,9 +135,9 @@ def test_two_nodes_then_a_change_then_a_damaged_block():
         if got[cache] < SIZE:
             raise AssertionError("node 2 got %d bytes from the cache bucket, want >= %d"
                                  % (got[cache], SIZE))
-        ht.check_eq(metric(mfile, "hpcops_fs_cache_shared_hits_total"), float(N_BLOCKS),
+        ht.check_eq(ht.metric_in_file(mfile, "hpcops_fs_cache_shared_hits_total"), float(N_BLOCKS),
                     "node 2's shared cache hits")
-        ht.check_eq(metric(mfile, "hpcops_fs_prefetch_bytes_fetched_total"), 0.0,
+        ht.check_eq(ht.metric_in_file(mfile, "hpcops_fs_prefetch_bytes_fetched_total"), 0.0,
                     "node 2's own count of bytes fetched from the source")
         # a node that read from the cache bucket stores nothing there
         ht.check_eq(sum(1 for r in reqs if r["op"] == "PutObject"), 0,
@@ -182,7 +170,7 @@ def test_two_nodes_then_a_change_then_a_damaged_block():
         got, _, mfile, log = node_reads(p, src, cache, sha2)
         print("note: node 4 (one damaged block) GET bytes: source %.1f MiB, cache "
               "bucket %.1f MiB" % (got[src] / MIB, got[cache] / MIB))
-        ht.check_eq(metric(mfile, "hpcops_fs_cache_shared_damaged_total"), 1.0,
+        ht.check_eq(ht.metric_in_file(mfile, "hpcops_fs_cache_shared_damaged_total"), 1.0,
                     "damaged blocks node 4 detected")
         if not BLOCK <= got[src] <= 64 * MIB:
             raise AssertionError("node 4 fetched %d bytes of the source for one damaged "

@@ -407,19 +407,6 @@ def test_cache_right_bytes_after_change_and_damage():
 
 # ---- many ranks, one input: each byte fetched once per node (issue 17) ----
 
-def _metric(path, name):
-    """The value of an unlabelled series in a Prometheus text file (or None)."""
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 2 and parts[0] == name:
-                    return float(parts[1])
-    except FileNotFoundError:
-        pass
-    return None
-
-
 def _drop_caches():
     subprocess.run(["sync"], check=False)
     try:
@@ -465,7 +452,7 @@ def _fetched(keys):
             _drop_caches()
             got = _readers_at_once([os.path.join(m.path, k) for k in keys])
         proxy = sum(r["bytes_out"] for r in p.requests if r["op"] == "GetObject")
-    own = _metric(mfile, "hpcops_fs_prefetch_bytes_fetched_total")
+    own = ht.metric_in_file(mfile, "hpcops_fs_prefetch_bytes_fetched_total")
     return got, proxy, own
 
 
