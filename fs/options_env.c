@@ -179,7 +179,8 @@ int fs_env_read(struct fs_options *o)
 	if (o->no_log)
 		o->log_level = -1;
 	else if (o->debug || o->debug_crt)
-		o->log_level = LOG_DEBUG; /* --debug-crt: the transfer engine's lines are debug ones */
+		o->log_level =
+		    LOG_DEBUG; /* --debug-crt: the transfer engine's lines are debug ones */
 	if (fs_env_get("MOUNTPOINT_LOG")) {
 		o->log_filter = strdup(fs_env_get("MOUNTPOINT_LOG"));
 		if (!o->log_filter)
