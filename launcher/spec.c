@@ -466,7 +466,8 @@ static int parse_workload(json_t *o, struct spec_workload *w, const char *path,
 	rc |= check_keys(o, known, path, p);
 	rc |= get_str(o, path, "name", &w->name, p);
 	rc |= get_str(o, path, "time_limit", &w->time_limit, p);
-	if (!json_object_get(o, "name")) {
+	/* absent or null: a workload has no default name */
+	if (!w->name && !json_is_string(json_object_get(o, "name"))) {
 		problem(p, join(sub, sizeof(sub), path, "name"),
 		        "required: 1-64 letters, digits, '-', '_' or '.' (the Slurm job name)");
 		rc = -1;

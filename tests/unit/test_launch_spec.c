@@ -123,6 +123,9 @@ static void test_bad_specs(void **state)
 	expect_error("{\"capabilities\": \"CAPABILITY_IAM\"}", "capabilities: must be an array");
 	expect_error("{\"workloads\": {}}", "workloads: must be an array");
 	expect_error("{\"workloads\": [{\"name\": \"a\"}]}", "workloads[0].command: required");
+	/* a null name is no name (the fuzzer's round trip found it stored without one) */
+	expect_error("{\"workloads\": [{\"name\": null, \"command\": \"true\"}]}",
+	             "workloads[0].name: required");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": \"\"}]}",
 	             "workloads[0].command: is empty");
 	expect_error("{\"workloads\": [{\"name\": \"a\", \"command\": []}]}",
