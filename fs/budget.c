@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "util.h"
+
 struct budget {
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
@@ -24,7 +26,15 @@ struct budget *budget_new(uint64_t limit)
 	if (!b)
 		return NULL;
 	pthread_mutex_init(&b->lock, NULL);
-	pthread_cond_init(&b->freed, NULL);
+	{
+		/* waits are on the monotonic clock (util_mono_in): a clock step is no timeout */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&b->freed, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	b->limit = limit;
 	return b;
 }
@@ -64,16 +74,9 @@ int budget_reserve(struct budget *b, size_t n)
 
 bool budget_reserve_wait(struct budget *b, size_t n, long timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = util_mono_in(timeout_ms);
 	bool ok = false;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		if (b->used + n <= b->limit) {
