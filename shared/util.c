@@ -278,8 +278,13 @@ int util_buf_append(struct util_buf *b, const void *data, size_t n)
 		while (cap < b->len + n + 1)
 			cap *= 2;
 		if (b->secret) {
-			/* no realloc: it would leave a copy of the secret in freed memory */
-			p = malloc(cap);
+			/*
+			 * No realloc: it would leave a copy of the secret in freed
+			 * memory. Zeroed: the block is wiped only as far as the
+			 * text goes, so the rest must not hold stale heap bytes
+			 * (another secret, freed unwiped elsewhere).
+			 */
+			p = calloc(1, cap);
 			if (!p)
 				return -1;
 			if (b->data) {

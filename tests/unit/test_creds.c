@@ -5,6 +5,7 @@
  * user meets, region order, and that secrets never reach the log.
  * IMDS is disabled (AWS_EC2_METADATA_DISABLED) and HOME is a temp dir.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -599,6 +600,47 @@ static void failing_renewal_keeps_the_valid_set(void **state)
 	creds_provider_free(p);
 }
 
+/*
+ * A secret file's buffer holds the text and zeros, nothing else: it is
+ * wiped only as far as the text goes, so stale heap bytes past it (here a
+ * freed block full of 'S', as another secret freed unwiped would be) must
+ * not come back in it. Found by fuzz_creds_ini: an 8192-byte text block
+ * freed with an earlier input's secret in its tail.
+ */
+static void secret_file_buffer_holds_only_the_text(void **state)
+{
+	char path[512], text[301];
+	void *junk[64];
+	size_t len = 0, size;
+	char *got;
+
+	memset(text, 'k', 300);
+	text[300] = '\0';
+	write_file("secret", text);
+	snprintf(path, sizeof(path), "%s/secret", tmpdir);
+	for (int round = 0; round < 4; round++) {
+		/* blocks of every size the buffer grows through, dirty and freed */
+		for (size_t i = 0; i < 64; i++) {
+			junk[i] = malloc((size_t)256 << (i % 2));
+			assert_non_null(junk[i]);
+			memset(junk[i], 'S', (size_t)256 << (i % 2));
+		}
+		for (size_t i = 0; i < 64; i++)
+			free(junk[i]);
+		got = util_read_secret_file(path, 4096, &len);
+		assert_non_null(got);
+		assert_int_equal(len, 300);
+		assert_memory_equal(got, text, 301);
+		size = malloc_usable_size(got);
+		for (size_t i = len + 1; i < size; i++)
+			if (got[i]) {
+				fail_msg("byte %zu of %zu past the text is 0x%02x, not 0", i, size,
+				         (unsigned char)got[i]);
+			}
+		util_free_secret_len(got, len);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +651,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(static_provider_and_copies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(concurrent_gets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(secrets_stay_out_of_logs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(secret_file_buffer_holds_only_the_text, setup,
+	                                    teardown),
 	    cmocka_unit_test(sts_error_documents),
 	    cmocka_unit_test(renewal_in_background_never_blocks),
 	    cmocka_unit_test(failing_renewal_keeps_the_valid_set),
